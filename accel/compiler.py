@@ -1,0 +1,594 @@
+"""The dataflow compiler: lowers a Problem onto a HardwareConfig and emits a Program.
+
+Decisions, each from a closed-form cost model (``meta['decisions']`` records them):
+
+* association order per problem: ``a(xw)`` or ``(ax)w`` (forced by the user or cheapest);
+* per phase, how the stationary operand D reaches the local memories: ``broadcast`` (one
+  D tile shared by every PE row; K tiles of ``lmem_depth`` rows) or ``gathered`` (each PE
+  row loads only the D rows its own nonzeros touch, packed densely);
+* row blocks (so each PE row's output slots fit one half of its output bank, and so the
+  writeback of one block hides under the next), and column tiles of ``cols`` outputs;
+* assignment of output rows to PE rows: rows longer than an even share are split, pieces
+  are dealt to PE rows in a boustrophedon order of decreasing length (static balancing);
+* conv gathers (0/1 A times a block-diagonal X) become address generation into the image.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from .config import HardwareConfig
+from .errors import AxwError, ProgramError
+from .problem import Problem
+from .program import FLAG_FIRST, FLAG_FRESH, FLAG_LAST, SLOT_NONE, SLOT_ZERO, Program
+from .reference import ORDERS
+
+__all__ = ["compile_problem", "build_memory", "useful_macs_by_order", "choose_order"]
+
+
+@dataclass
+class _Phase:
+    """One S·D product before scheduling."""
+
+    label: str
+    s_ptr: np.ndarray     # (rows+1,) per output row
+    s_k: np.ndarray       # D row of each entry
+    s_src: np.ndarray     # flat index into the S tensor of each entry
+    s_tensor: int
+    d_tensor: int
+    out_tensor: int
+    out_cols: np.ndarray  # D column j -> out tensor column
+    d_rows: int
+    d_cols: int
+    rq_shift: int
+    rq_bits: int          # 0: no requantization at writeback
+
+
+def _csr_parts(m: sp.csr_matrix):
+    return (m.indptr.astype(np.int64), m.indices.astype(np.int64),
+            np.arange(m.nnz, dtype=np.int64))
+
+
+def _dense_parts(rows: int, cols: int):
+    ptr = np.arange(rows + 1, dtype=np.int64) * cols
+    k = np.tile(np.arange(cols, dtype=np.int64), rows)
+    return ptr, k, np.arange(rows * cols, dtype=np.int64)
+
+
+def _pattern_product(a: sp.csr_matrix, x) -> sp.csr_matrix:
+    """Structural nonzeros of A·X: positions that can be nonzero whatever the values."""
+    pa = sp.csr_matrix((np.ones(a.nnz, np.int64), a.indices, a.indptr), shape=a.shape)
+    if sp.issparse(x):
+        px = sp.csr_matrix((np.ones(x.nnz, np.int64), x.indices, x.indptr), shape=x.shape)
+        pp = (pa @ px).tocsr()
+    else:
+        pp = sp.csr_matrix(np.ones((a.shape[0], x.shape[1]), np.int64)) \
+            if a.nnz else sp.csr_matrix(a.shape[0:1] + (x.shape[1],), dtype=np.int64)
+        nonempty = np.diff(a.indptr) > 0
+        pp = sp.csr_matrix(pp.multiply(nonempty[:, None]))
+    pp.sort_indices()
+    return pp
+
+
+def useful_macs_by_order(problem: Problem) -> dict:
+    """MACs each order needs with X's zeros skipped (gathers count their taps only)."""
+    out = {"a(xw)": 0, "(ax)w": 0}
+    for part in problem.parts:
+        hp, cp = len(part.y_cols), len(part.x_cols)
+        xp = problem.x_part(part)
+        nnz_x = xp.nnz if sp.issparse(xp) else int(xp.size)
+        if problem.gather is not None:
+            g = _gather_structure(problem, part)
+            if g is not None:
+                out["(ax)w"] += int(g[1].size) * hp
+                out["a(xw)"] += int(g[1].size) * hp
+                continue
+        out["a(xw)"] += nnz_x * hp + part.a.nnz * hp
+        out["(ax)w"] += part.a.nnz * cp + int(_pattern_product(part.a, xp).nnz) * hp
+    return out
+
+
+def choose_order(problem: Problem, config: HardwareConfig) -> tuple[str, dict]:
+    """Pick the order with fewer estimated cycles: MACs over the columns actually used."""
+    est = {}
+    C = config.cols
+    for order in ORDERS:
+        cyc = 0.0
+        for part in problem.parts:
+            hp, cp = len(part.y_cols), len(part.x_cols)
+            xp = problem.x_part(part)
+            nnz_x = xp.nnz if sp.issparse(xp) else int(xp.size)
+            if order == "a(xw)":
+                elems = [(nnz_x, hp), (part.a.nnz, hp)]
+            else:
+                elems = [(part.a.nnz, cp), (int(_pattern_product(part.a, xp).nnz), hp)]
+            cyc += sum(e * math.ceil(w / C) for e, w in elems) / config.rows
+        est[order] = cyc
+    best = min(ORDERS, key=lambda o: (est[o], ORDERS.index(o)))
+    return best, est
+
+
+def _gather_structure(problem: Problem, part):
+    """(ptr, k, src) of the patch stream of a conv part, or None if not a clean gather."""
+    g = problem.gather
+    T, P, C = g.taps, g.pixels, g.channels
+    xc = part.x_cols
+    ch = xc[xc < C]
+    if ch.size == 0 or xc.size != T * ch.size or \
+            not np.array_equal(xc, (np.arange(T)[:, None] * C + ch[None, :]).ravel()):
+        return None
+    a = part.a
+    tap = a.indices // P
+    pix = a.indices % P
+    # each nonzero of A expands to the group's channels
+    cg = ch.size
+    rows = np.repeat(np.arange(a.shape[0]), np.diff(a.indptr))
+    k = (tap[:, None] * cg + np.arange(cg)[None, :]).ravel()
+    src = (pix[:, None] * C + ch[None, :]).ravel()
+    counts = np.bincount(rows, minlength=a.shape[0]) * cg
+    ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return ptr, k.astype(np.int64), src.astype(np.int64)
+
+
+# ---- tensors and phases ---------------------------------------------------------------
+class _Tensors:
+    def __init__(self):
+        self.items = []
+
+    def add(self, name, rows, cols, bits, kind, source=None):
+        self.items.append({"name": name, "rows": int(rows), "cols": int(cols),
+                           "bits": int(bits), "kind": kind, "source": source})
+        return len(self.items) - 1
+
+
+def _plan(problem: Problem, order: str, cfg: HardwareConfig):
+    k = problem.contract
+    tens = _Tensors()
+    op_bits, mid_bits, out_bits = k.operand.bits, k.mid_format.bits, k.out_format.bits
+    y = tens.add("Y", problem.o, problem.h, out_bits, "output")
+    mid_rq = (k.mid.shift, k.mid.out.bits) if k.mid else (0, 0)
+    out_rq = (k.out.shift, k.out.out.bits) if k.out else (0, 0)
+    phases = []
+    for pi, part in enumerate(problem.parts):
+        hp, cp = len(part.y_cols), len(part.x_cols)
+        xp = problem.x_part(part)
+        wt = tens.add(f"W{pi}", cp, hp, op_bits, "input", {"what": "w", "part": pi})
+        gs = _gather_structure(problem, part) if problem.gather is not None else None
+        if gs is not None:
+            g = problem.gather
+            img = tens.add(f"I{pi}", g.pixels, g.channels, op_bits, "input",
+                           {"what": "image", "part": pi})
+            phases.append(_Phase(f"p{pi}:gather(A·X)·W", *gs, img, wt, y, part.y_cols,
+                                 cp, hp, *out_rq))
+            continue
+        a = part.a
+        at = tens.add(f"A{pi}", 1, a.nnz, op_bits, "input", {"what": "a_data", "part": pi})
+        if order == "a(xw)":
+            if sp.issparse(xp):
+                xs = tens.add(f"X{pi}", 1, xp.nnz, op_bits, "input", {"what": "x_data", "part": pi})
+                sptr, sk, ssrc = _csr_parts(xp)
+            else:
+                xs = tens.add(f"X{pi}", xp.shape[0], cp, op_bits, "input", {"what": "x_dense", "part": pi})
+                sptr, sk, ssrc = _dense_parts(xp.shape[0], cp)
+            t = tens.add(f"T{pi}", problem.n, hp, mid_bits, "intermediate")
+            phases.append(_Phase(f"p{pi}:X·W", sptr, sk, ssrc, xs, wt, t,
+                                 np.arange(hp, dtype=np.int64), cp, hp, *mid_rq))
+            phases.append(_Phase(f"p{pi}:A·T", *_csr_parts(a), at, t, y, part.y_cols,
+                                 problem.n, hp, *out_rq))
+        else:
+            xd = tens.add(f"X{pi}", xp.shape[0], cp, op_bits, "input", {"what": "x_dense", "part": pi})
+            u = tens.add(f"U{pi}", problem.o, cp, mid_bits, "intermediate")
+            phases.append(_Phase(f"p{pi}:A·X", *_csr_parts(a), at, xd, u,
+                                 np.arange(cp, dtype=np.int64), problem.n, cp, *mid_rq))
+            pp = _pattern_product(a, xp)
+            rows = np.repeat(np.arange(pp.shape[0], dtype=np.int64), np.diff(pp.indptr))
+            phases.append(_Phase(f"p{pi}:U·W", pp.indptr.astype(np.int64),
+                                 pp.indices.astype(np.int64), rows * cp + pp.indices, u, wt, y,
+                                 part.y_cols, cp, hp, *out_rq))
+    return tens, phases
+
+
+def build_memory(problem: Problem, program: Program) -> list[np.ndarray]:
+    """The off-chip memory image: one 2-D int64 array per tensor (zeros if computed)."""
+    mem = []
+    for t in program.tensors:
+        arr = np.zeros((t["rows"], t["cols"]), dtype=np.int64)
+        src = t.get("source")
+        if src is not None:
+            part = problem.parts[src["part"]]
+            what = src["what"]
+            if what == "w":
+                arr[:] = problem.w_part(part)
+            elif what == "a_data":
+                arr[0, :] = part.a.data
+            elif what == "x_data":
+                xp = sp.csr_matrix(problem.x_part(part))
+                xp.sort_indices()
+                arr[0, :] = xp.data
+            elif what == "x_dense":
+                xp = problem.x_part(part)
+                arr[:] = xp.toarray() if sp.issparse(xp) else xp
+            elif what == "image":
+                g = problem.gather
+                x = problem.x
+                img = x[:g.pixels, :g.channels]
+                arr[:] = img.toarray() if sp.issparse(img) else img
+            else:
+                raise ProgramError(f"unknown tensor source {what!r}")
+        mem.append(arr)
+    return mem
+
+
+# ---- scheduling one phase ---------------------------------------------------------------
+def _row_blocks(weights: np.ndarray, nb: int) -> list[np.ndarray]:
+    """Split rows 0..o-1 into nb contiguous ranges of about equal weight."""
+    o = weights.size
+    if nb <= 1:
+        return [np.arange(o)]
+    cum = np.cumsum(weights + 1)
+    cuts = np.searchsorted(cum, cum[-1] * np.arange(1, nb) / nb)
+    bounds = np.concatenate([[0], cuts, [o]])
+    return [np.arange(bounds[i], bounds[i + 1]) for i in range(nb) if bounds[i + 1] > bounds[i]]
+
+
+def _assign(rows: np.ndarray, nnz: np.ndarray, R: int, depth: int):
+    """Pieces (row, e0, e1, lane, slot) balancing nonzeros over R lanes."""
+    w = nnz[rows]
+    live = rows[w > 0]
+    wl = nnz[live]
+    total = int(wl.sum())
+    share = max(1, math.ceil(total / R))
+    npieces = np.minimum(np.maximum(1, -(-wl // share)), R)
+    prow = np.repeat(live, npieces)
+    pidx = np.concatenate([np.arange(n) for n in npieces]) if live.size else np.zeros(0, np.int64)
+    pn = np.repeat(npieces, npieces)
+    plen = np.repeat(wl, npieces)
+    e0 = (plen * pidx) // pn
+    e1 = (plen * (pidx + 1)) // pn
+    pw = e1 - e0
+    # split rows first (distinct lanes), then deal the rest boustrophedon by weight
+    lane = np.full(prow.size, -1, dtype=np.int64)
+    load = np.zeros(R, dtype=np.int64)
+    split = pn > 1
+    sidx = np.flatnonzero(split)
+    if sidx.size:
+        start = 0
+        while start < sidx.size:
+            n = int(pn[sidx[start]])
+            grp = sidx[start:start + n]
+            order = np.argsort(load, kind="stable")[:n]
+            lane[grp] = order
+            load[order] += pw[grp]
+            start += n
+    rest = np.flatnonzero(~split)
+    if rest.size:
+        rest = rest[np.argsort(-pw[rest], kind="stable")]
+        first = np.argsort(load, kind="stable")   # least-loaded lanes take the heaviest
+        pos = np.arange(rest.size)
+        rnd, r = pos // R, pos % R
+        col = np.where(rnd % 2 == 0, r, R - 1 - r)
+        lane[rest] = first[col]
+        np.add.at(load, lane[rest], pw[rest])
+    # slots: order of pieces within each lane by row index
+    order = np.lexsort((prow, lane))
+    slot = np.empty(prow.size, dtype=np.int64)
+    counts = np.bincount(lane, minlength=R)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    slot[order] = np.arange(prow.size) - np.repeat(starts, counts)
+    if prow.size and counts.max() > depth:
+        return None
+    return prow, e0, e1, lane, slot, pn, load
+
+
+def _ktile_bounds_gathered(ent_lane, ent_k, R, depth, d_rows):
+    """Greedy K ranges such that every lane touches at most ``depth`` distinct D rows."""
+    uniq = [np.unique(ent_k[ent_lane == i]) for i in range(R)]
+    bounds = [0]
+    lo = 0
+    while lo < d_rows:
+        hi = d_rows
+        for u in uniq:
+            j = np.searchsorted(u, lo)
+            if u.size - j > depth:
+                hi = min(hi, int(u[j + depth]))
+        bounds.append(hi)
+        lo = hi
+    return np.asarray(bounds, dtype=np.int64)
+
+
+class _Builder:
+    """Accumulates tiles, blocks and elements across phases."""
+
+    def __init__(self, cfg: HardwareConfig):
+        self.cfg = cfg
+        self.tiles = []      # dicts
+        self.loads = []      # per tile: list of R (drow, addr) arrays
+        self.blocks = []
+        self.wb = []         # per block: (slot, row, merge, mrow)
+        self.elem = []       # (lane, tile, src, addr, slot, flags) chunks
+        self.last_bank = 1
+        self.last_key = None
+
+    def add_tile(self, phase, block, col0, ncols, broadcast, key, loads):
+        same = broadcast and key is not None and key == self.last_key
+        bank = self.last_bank if same else 1 - self.last_bank
+        prev = -1
+        if not same:
+            for t in range(len(self.tiles) - 1, -1, -1):
+                if self.tiles[t]["bank"] == bank:
+                    prev = t
+                    break
+        self.tiles.append({"phase": phase, "bank": bank, "block": block, "col0": col0,
+                           "ncols": ncols, "broadcast": int(broadcast), "prev": prev})
+        R = self.cfg.rows
+        empty = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+        self.loads.append([empty] * R if same else loads)
+        self.last_bank, self.last_key = bank, key
+        return len(self.tiles) - 1
+
+    def finish(self, tens, phases, meta) -> Program:
+        cfg = self.cfg
+        R = cfg.rows
+        nt = len(self.tiles)
+        arr = {}
+        T = self.tiles
+        arr["t_phase"] = np.array([t["phase"] for t in T], np.int32)
+        arr["t_bank"] = np.array([t["bank"] for t in T], np.int8)
+        arr["t_block"] = np.array([t["block"] for t in T], np.int32)
+        arr["t_col0"] = np.array([t["col0"] for t in T], np.int32)
+        arr["t_ncols"] = np.array([t["ncols"] for t in T], np.int32)
+        arr["t_broadcast"] = np.array([t["broadcast"] for t in T], np.int8)
+        arr["t_prev_same_bank"] = np.array([t["prev"] for t in T], np.int32)
+        lens = np.array([[len(l[0]) for l in ls] for ls in self.loads], np.int64).reshape(nt, R)
+        flat = np.concatenate([[0], np.cumsum(lens.ravel())])
+        lp = np.zeros((nt, R + 1), np.int64)
+        if nt:
+            lp[:, :R] = flat[:-1].reshape(nt, R)
+            lp[:, R] = flat[1:].reshape(nt, R)[:, -1]
+        arr["load_ptr"] = lp
+        dr = [l[0] for ls in self.loads for l in ls]
+        ad = [l[1] for ls in self.loads for l in ls]
+        arr["ld_drow"] = np.concatenate(dr).astype(np.int64) if dr else np.zeros(0, np.int64)
+        arr["ld_addr"] = np.concatenate(ad).astype(np.int32) if ad else np.zeros(0, np.int32)
+        B = self.blocks
+        arr["b_phase"] = np.array([b["phase"] for b in B], np.int32)
+        arr["b_half"] = np.array([i % 2 for i in range(len(B))], np.int8)
+        arr["b_first_tile"] = np.array([b["first"] for b in B], np.int32)
+        arr["b_last_tile"] = np.array([b["last"] for b in B], np.int32)
+        arr["b_prev_same_half"] = np.array([i - 2 if i >= 2 else -1 for i in range(len(B))], np.int32)
+        arr["b_col0"] = np.array([b["col0"] for b in B], np.int32)
+        arr["b_ncols"] = np.array([b["ncols"] for b in B], np.int32)
+        steps = np.array([w[0].shape[0] for w in self.wb], np.int64)
+        arr["wb_ptr"] = np.concatenate([[0], np.cumsum(steps)]).astype(np.int64)
+        cat = (lambda i, dt, shp: np.concatenate([w[i] for w in self.wb]).astype(dt)
+               if self.wb else np.zeros(shp, dt))
+        arr["wb_slot"] = cat(0, np.int32, (0, R))
+        arr["wb_row"] = cat(1, np.int64, (0, R))
+        arr["wb_merge"] = cat(2, np.int8, (0, R))
+        arr["wb_mrow"] = cat(3, np.int64, (0,))
+        if self.elem:
+            lane = np.concatenate([e[0] for e in self.elem])
+            tile = np.concatenate([e[1] for e in self.elem])
+            order = np.lexsort((tile, lane))   # stable: keeps emission order inside a tile
+            arr["e_src"] = np.concatenate([e[2] for e in self.elem])[order].astype(np.int64)
+            arr["e_addr"] = np.concatenate([e[3] for e in self.elem])[order].astype(np.int32)
+            arr["e_slot"] = np.concatenate([e[4] for e in self.elem])[order].astype(np.int32)
+            arr["e_flags"] = np.concatenate([e[5] for e in self.elem])[order].astype(np.int8)
+            key = lane[order] * (nt + 1) + tile[order]
+            del lane, tile, order
+        else:
+            for k, dt in (("e_src", np.int64), ("e_addr", np.int32), ("e_slot", np.int32),
+                          ("e_flags", np.int8)):
+                arr[k] = np.zeros(0, dt)
+            key = np.zeros(0, np.int64)
+        bounds = (np.arange(R)[:, None] * (nt + 1) + np.arange(nt + 1)[None, :]).ravel()
+        arr["row_tile_ptr"] = np.searchsorted(key, bounds).reshape(R, nt + 1).astype(np.int64)
+        arr["ph_s"] = np.array([p.s_tensor for p in phases], np.int32)
+        arr["ph_d"] = np.array([p.d_tensor for p in phases], np.int32)
+        arr["ph_out"] = np.array([p.out_tensor for p in phases], np.int32)
+        arr["ph_rq_shift"] = np.array([p.rq_shift for p in phases], np.int32)
+        arr["ph_rq_bits"] = np.array([p.rq_bits for p in phases], np.int32)
+        arr["ph_out_cols_ptr"] = np.concatenate(
+            [[0], np.cumsum([p.out_cols.size for p in phases])]).astype(np.int64)
+        arr["ph_out_cols"] = np.concatenate([p.out_cols for p in phases]).astype(np.int64)
+        return Program(cfg, tuple(tens.items), arr, meta).validate()
+
+
+def _estimate(nnz_blocks, rows_blocks, nct, mode, d_rows, depth, R, C):
+    comp = np.ceil(nnz_blocks / R)
+    wb = np.ceil(rows_blocks / R)
+    if mode == "broadcast":
+        nk = math.ceil(d_rows / depth)
+        load = np.full(comp.shape, float(min(d_rows, depth) * nk))
+        if nk == 1:
+            load[1:] = 0.0
+    else:
+        load = comp.copy()
+    per = np.maximum(np.maximum(comp, load), np.concatenate([[0.0], wb[:-1]]))
+    return float(nct * per.sum() + wb[-1] + load[0])
+
+
+def _schedule_phase(b: _Builder, pi: int, ph: _Phase, mode: str | None, decisions: list):
+    cfg = b.cfg
+    R, C, depth = cfg.rows, cfg.cols, cfg.lmem_depth
+    o = ph.s_ptr.size - 1
+    nnz = np.diff(ph.s_ptr)
+    nct = math.ceil(ph.d_cols / C)
+    live = int((nnz > 0).sum())
+    nb_min = max(1, math.ceil(o / (R * cfg.out_bank_depth)))
+    # candidate row-block counts and D modes, picked by the closed-form estimate
+    best = None
+    for nb in sorted({nb_min, 2 * nb_min, 4 * nb_min, 8 * nb_min, 16 * nb_min}):
+        if nb > 1 and o / nb < 4 * R:
+            continue
+        blocks = _row_blocks(nnz, nb)
+        nnz_b = np.array([nnz[r].sum() for r in blocks], float)
+        rows_b = np.array([r.size for r in blocks], float)
+        for m in (("broadcast", "gathered") if mode is None else (mode,)):
+            est = _estimate(nnz_b, rows_b, nct, m, ph.d_rows, depth, R, C)
+            if best is None or est < best[0]:
+                best = (est, nb, m)
+    est, nb, mode = best
+    while True:
+        blocks = _row_blocks(nnz, nb)
+        plans = [_assign(rows, nnz, R, cfg.out_bank_depth) for rows in blocks]
+        if all(p is not None for p in plans):
+            break
+        nb += max(1, nb // 4)
+        if nb > o:
+            raise ProgramError(f"phase {ph.label}: cannot fit output rows in banks of "
+                               f"{cfg.out_bank_depth} slots")
+    decisions.append({"phase": ph.label, "d_mode": mode, "row_blocks": len(blocks),
+                      "col_tiles": nct, "estimated_cycles": est, "rows": o, "nnz": int(nnz.sum()),
+                      "live_rows": live})
+    broadcast = mode == "broadcast"
+    prepared = []
+    for rows, plan in zip(blocks, plans):
+        prow, e0, e1, lane, slot, pn, load = plan
+        # entries of every piece, in row order
+        plen = e1 - e0
+        pid = np.repeat(np.arange(prow.size), plen)
+        ent = ph.s_ptr[prow][pid] + e0[pid] + (np.arange(pid.size) - np.repeat(
+            np.concatenate([[0], np.cumsum(plen)[:-1]]), plen))
+        ek = ph.s_k[ent]
+        elane = lane[pid]
+        if broadcast:
+            kb = np.arange(0, ph.d_rows + depth, depth, dtype=np.int64)
+            kb[-1] = ph.d_rows
+            kb = np.unique(np.minimum(kb, ph.d_rows))
+        else:
+            kb = _ktile_bounds_gathered(elane, ek, R, depth, ph.d_rows)
+        etile = np.searchsorted(kb, ek, side="right") - 1
+        used = np.unique(etile)
+        remap = np.full(kb.size, -1, np.int64)
+        remap[used] = np.arange(used.size)
+        etile = remap[etile]
+        nkt = used.size
+        order = np.lexsort((ent, slot[pid], etile, elane))
+        ent, ek, elane, etile, pid = ent[order], ek[order], elane[order], etile[order], pid[order]
+        eslot = slot[pid]
+        n = ent.size
+        seg = np.ones(n, bool)
+        if n:
+            seg[1:] = (elane[1:] != elane[:-1]) | (etile[1:] != etile[:-1]) | (pid[1:] != pid[:-1])
+        last = np.ones(n, bool)
+        if n:
+            last[:-1] = seg[1:]
+        first_tile = np.full(prow.size, np.iinfo(np.int64).max)
+        np.minimum.at(first_tile, pid, etile)
+        flags = (seg * FLAG_FIRST + last * FLAG_LAST
+                 + (last & (etile == first_tile[pid])) * FLAG_FRESH).astype(np.int8)
+        loads = []
+        if broadcast:
+            k0 = kb[used]
+            addr = ek - k0[etile]
+            for t in range(nkt):
+                lo, hi = kb[used[t]], kb[used[t] + 1]
+                ld = [(np.arange(lo, hi, dtype=np.int64), np.arange(hi - lo, dtype=np.int64))]
+                ld += [(np.zeros(0, np.int64), np.zeros(0, np.int64))] * (R - 1)
+                loads.append((ld, ("bc", pi, int(lo), int(hi))))
+        else:
+            key = (elane * (nkt + 1) + etile) * (ph.d_rows + 1) + ek
+            uk, inv = np.unique(key, return_inverse=True)
+            grp = uk // (ph.d_rows + 1)
+            gstart = np.searchsorted(grp, grp, side="left")
+            rank = np.arange(uk.size) - gstart
+            addr = rank[inv]
+            ulane, utile, uk_k = grp // (nkt + 1), grp % (nkt + 1), uk % (ph.d_rows + 1)
+            for t in range(nkt):
+                ld = []
+                for i in range(R):
+                    m = (utile == t) & (ulane == i)
+                    ld.append((uk_k[m], rank[m]))
+                loads.append((ld, None))
+        # writeback steps: split rows merged in lockstep, the rest fill free steps per lane
+        split_rows = np.unique(prow[pn > 1])
+        empty = rows[nnz[rows] == 0]
+        nsplit = split_rows.size
+        normal = pn == 1
+        lane_lists = []
+        used_steps = [[] for _ in range(R)]
+        for q, r in enumerate(split_rows):
+            for p_ in np.flatnonzero(prow == r):
+                used_steps[lane[p_]].append(q)
+        zero_lane = np.arange(empty.size) % R
+        per_lane = []
+        for i in range(R):
+            m = normal & (lane == i)
+            s_i = slot[m]
+            r_i = prow[m]
+            o_ = np.argsort(s_i, kind="stable")
+            z = empty[zero_lane == i]
+            per_lane.append((np.concatenate([s_i[o_], np.full(z.size, SLOT_ZERO)]),
+                             np.concatenate([r_i[o_], z])))
+        nsteps = nsplit + max((len(x[0]) for x in per_lane), default=0)
+        wslot = np.full((nsteps, R), SLOT_NONE, np.int64)
+        wrow = np.full((nsteps, R), -1, np.int64)
+        wmerge = np.zeros((nsteps, R), np.int8)
+        wmrow = np.full(nsteps, -1, np.int64)
+        wmrow[:nsplit] = split_rows
+        for p_ in np.flatnonzero(pn > 1):
+            q = int(np.searchsorted(split_rows, prow[p_]))
+            wslot[q, lane[p_]] = slot[p_]
+            wmerge[q, lane[p_]] = 1
+        for i in range(R):
+            free = np.setdiff1d(np.arange(nsteps), np.asarray(used_steps[i], np.int64))
+            s_i, r_i = per_lane[i]
+            wslot[free[:s_i.size], i] = s_i
+            wrow[free[:s_i.size], i] = r_i
+        busy = (wslot != SLOT_NONE).any(axis=1)
+        keep = np.flatnonzero(busy).max() + 1 if busy.any() else 0
+        wb = (wslot[:keep], wrow[:keep], wmerge[:keep], wmrow[:keep])
+        prepared.append((elane, etile, ph.s_src[ent], addr, eslot, flags, loads, nkt, wb))
+    # emit: column tiles outer, row blocks inner, K tiles innermost
+    for ct in range(nct):
+        col0 = ct * C
+        ncols = min(C, ph.d_cols - col0)
+        for (elane, etile, src, addr, eslot, flags, loads, nkt, wb) in prepared:
+            blk = len(b.blocks)
+            first = len(b.tiles)
+            if nkt == 0:
+                # a block of empty rows still needs a tile to carry its writeback
+                empty_ld = [(np.zeros(0, np.int64), np.zeros(0, np.int64))] * R
+                b.add_tile(pi, blk, col0, ncols, broadcast, ("none", pi), empty_ld)
+            for t in range(nkt):
+                ld, key = loads[t]
+                key = None if key is None else key + (ct,)
+                b.add_tile(pi, blk, col0, ncols, broadcast, key, ld)
+            b.blocks.append({"phase": pi, "first": first, "last": len(b.tiles) - 1,
+                             "col0": col0, "ncols": ncols})
+            b.wb.append(wb)
+            b.elem.append((elane, first + etile, src, addr, eslot, flags))
+
+
+def compile_problem(problem: Problem, config: HardwareConfig, order: str = "auto",
+                    d_mode: str | None = None) -> Program:
+    """Compile ``problem`` for ``config``; ``order`` is ``auto`` or one of ORDERS."""
+    if order not in ("auto",) + ORDERS:
+        raise AxwError(f"unknown order {order!r}; expected auto, a(xw) or (ax)w")
+    if d_mode not in (None, "broadcast", "gathered"):
+        raise AxwError(f"unknown D mode {d_mode!r}")
+    k = problem.contract
+    if k.operand.bits != config.operand_bits or k.acc.bits != config.acc_bits:
+        raise AxwError(f"contract {k.name} ({k.operand.name}/{k.acc.name}) does not match the "
+                       f"hardware (s{config.operand_bits}/s{config.acc_bits})")
+    chosen, est = choose_order(problem, config)
+    if order == "auto":
+        order = chosen
+    if problem.gather is not None and all(_gather_structure(problem, p) is not None
+                                          for p in problem.parts):
+        order = "(ax)w"   # the gather is lowered to addresses: A·X is never multiplied
+    tens, phases = _plan(problem, order, config)
+    b = _Builder(config)
+    decisions = []
+    for pi, ph in enumerate(phases):
+        _schedule_phase(b, pi, ph, d_mode, decisions)
+    meta = {"problem": problem.summary(), "order": order, "order_estimates": est,
+            "useful_macs_by_order": useful_macs_by_order(problem),
+            "phases": [p.label for p in phases], "decisions": decisions,
+            "loop_order": "column tiles > row blocks > K tiles"}
+    return b.finish(tens, phases, meta)

@@ -1,0 +1,195 @@
+"""HardwareConfig: the single source of truth for the accelerator's sizes and widths."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tomllib
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+from .errors import ConfigError
+
+__all__ = ["HardwareConfig", "PRESETS", "preset", "load_config"]
+
+#: Pipeline depth of a PE: local-memory read, registered product, accumulate.
+PE_LATENCY_CYCLES = 3
+#: Deskew hand-off plus read-modify-write of the output bank.
+MERGE_LATENCY_CYCLES = 2
+
+_LIMITS = {
+    "rows": (1, 256), "cols": (1, 256), "operand_bits": (2, 16), "acc_bits": (8, 64),
+    "lmem_depth": (1, 1 << 20), "out_bank_depth": (1, 1 << 22),
+    "stream_fifo_depth": (2, 1 << 16), "load_fifo_depth": (2, 1 << 16),
+    "dram_bytes_per_cycle": (1, 1 << 20), "dram_latency_cycles": (0, 1 << 16),
+}
+
+
+@dataclass(frozen=True)
+class HardwareConfig:
+    """One accelerator: an R×C output-stationary sparse-row array and its memories.
+
+    Parameters
+    ----------
+    rows, cols : PE rows and columns of the array.
+    operand_bits : width of A, X and W elements (signed).
+    acc_bits : accumulator width; the intermediate X·W / A·X is kept at this width
+        under the ``exact`` contract, so local memories are this wide.
+    lmem_depth : entries per bank of each PE's double-buffered local memory.
+    out_bank_depth : output slots (C accumulators each) per half of a PE row's
+        double-buffered output bank.
+    stream_fifo_depth, load_fifo_depth : entries of each PE row's stream and load FIFOs
+        (in-flight DRAM requests included).
+    dram_bytes_per_cycle : off-chip bandwidth; dram_latency_cycles : read latency.
+    clock_mhz : clock used to turn cycles into seconds.
+    """
+
+    rows: int = 8
+    cols: int = 8
+    operand_bits: int = 8
+    acc_bits: int = 32
+    lmem_depth: int = 1024
+    out_bank_depth: int = 512
+    stream_fifo_depth: int = 128
+    load_fifo_depth: int = 128
+    dram_bytes_per_cycle: int = 64
+    dram_latency_cycles: int = 100
+    clock_mhz: float = 200.0
+
+    def __post_init__(self):
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name == "clock_mhz":
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) \
+                        or not 0 < v <= 10_000:
+                    raise ConfigError(f"clock_mhz must be a number in (0, 10000], got {v!r}")
+                continue
+            lo, hi = _LIMITS[f.name]
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ConfigError(f"{f.name} must be an integer, got {v!r}")
+            if not lo <= v <= hi:
+                raise ConfigError(f"{f.name} must be in {lo}..{hi}, got {v}")
+        if self.acc_bits < 2 * self.operand_bits:
+            raise ConfigError(f"acc_bits ({self.acc_bits}) must be at least twice "
+                              f"operand_bits ({self.operand_bits}) to hold exact products")
+
+    # ---- derived widths and sizes: computed here and nowhere else -------------------
+    @property
+    def pes(self) -> int:
+        return self.rows * self.cols
+
+    @property
+    def operand_bytes(self) -> int:
+        return (self.operand_bits + 7) // 8
+
+    @property
+    def acc_bytes(self) -> int:
+        return (self.acc_bits + 7) // 8
+
+    @property
+    def lmem_addr_bits(self) -> int:
+        return max(1, (self.lmem_depth - 1).bit_length())
+
+    @property
+    def slot_bits(self) -> int:
+        return max(1, (self.out_bank_depth - 1).bit_length())
+
+    @property
+    def stream_index_bytes(self) -> int:
+        """Bytes of the compressed index sent with each streamed nonzero."""
+        return (self.lmem_addr_bits + 7) // 8
+
+    @property
+    def pe_latency_cycles(self) -> int:
+        return PE_LATENCY_CYCLES
+
+    @property
+    def merge_latency_cycles(self) -> int:
+        return MERGE_LATENCY_CYCLES
+
+    @property
+    def peak_macs_per_cycle(self) -> int:
+        return self.pes
+
+    # ---- serialization --------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def id(self) -> str:
+        """Stable id: hash of the canonical JSON of the fields."""
+        canon = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canon.encode()).hexdigest()[:12]
+
+    def to_json(self) -> str:
+        return json.dumps({"id": self.id, **self.to_dict()}, indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict, *, source: str = "config") -> "HardwareConfig":
+        known = {f.name for f in fields(cls)}
+        d = dict(d)
+        d.pop("id", None)
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}; "
+                              f"known: {', '.join(sorted(known))}")
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str = "config.json") -> "HardwareConfig":
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{source}: not valid JSON ({e})") from None
+        if not isinstance(d, dict):
+            raise ConfigError(f"{source}: expected a JSON object")
+        want = d.get("id")
+        cfg = cls.from_dict(d, source=source)
+        if want is not None and want != cfg.id:
+            raise ConfigError(f"{source}: id {want!r} does not match its fields ({cfg.id})")
+        return cfg
+
+    def with_(self, **changes) -> "HardwareConfig":
+        unknown = sorted(set(changes) - {f.name for f in fields(self)})
+        if unknown:
+            raise ConfigError(f"unknown HardwareConfig field(s): {', '.join(unknown)}")
+        return replace(self, **changes)
+
+
+PRESETS = {
+    "default": HardwareConfig(),
+    "tiny": HardwareConfig(rows=4, cols=4, lmem_depth=64, out_bank_depth=64,
+                           stream_fifo_depth=8, load_fifo_depth=8,
+                           dram_bytes_per_cycle=16, dram_latency_cycles=4),
+    "array16": HardwareConfig(rows=16, cols=16, lmem_depth=1024, out_bank_depth=512,
+                              dram_bytes_per_cycle=128),
+    "ample": HardwareConfig(dram_bytes_per_cycle=1024),
+}
+
+
+def preset(name: str) -> HardwareConfig:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}") from None
+
+
+def load_config(path: str | Path) -> HardwareConfig:
+    """Load a TOML file: optional ``preset = NAME`` plus any HardwareConfig fields."""
+    path = Path(path)
+    try:
+        d = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    base = preset(d.pop("preset")) if "preset" in d else HardwareConfig()
+    known = {f.name for f in fields(HardwareConfig)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {', '.join(unknown)}")
+    try:
+        return base.with_(**d)
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None

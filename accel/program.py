@@ -1,0 +1,200 @@
+"""Program: the plain-array schedule that the simulator and the RTL both execute.
+
+Vocabulary (see docs/machine.md for the cycle rules):
+
+* tensor  -- a named 2-D integer array in off-chip memory (inputs, intermediates, Y).
+* phase   -- one sparse×dense product ``S · D -> out``; S streamed, D stationary.
+* tile    -- one D tile in one local-memory bank plus the stream elements that use it.
+* block   -- the tiles that fill one half of the output banks; written back together.
+* element -- one streamed nonzero ``(src, addr, slot, flags)`` for one PE row.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .config import HardwareConfig
+from .errors import ProgramError, InputFileError
+from .fileio import atomic_write_bytes, atomic_write_text
+
+__all__ = ["Program", "FLAG_FIRST", "FLAG_LAST", "FLAG_FRESH", "SLOT_ZERO", "SLOT_NONE"]
+
+#: element starts a segment: the PE accumulator restarts from this product.
+FLAG_FIRST = 1
+#: element ends a segment: the accumulators go to the output bank slot.
+FLAG_LAST = 2
+#: on a segment's last element: the slot is written (not added to) in the output bank.
+FLAG_FRESH = 4
+#: writeback entry that writes a zero row (an empty output row).
+SLOT_ZERO = -2
+#: writeback lane idle in this step.
+SLOT_NONE = -1
+
+_ARRAYS = {
+    # phases
+    "ph_s": np.int32, "ph_d": np.int32, "ph_out": np.int32, "ph_rq_shift": np.int32,
+    "ph_rq_bits": np.int32, "ph_out_cols_ptr": np.int64, "ph_out_cols": np.int64,
+    # tiles
+    "t_phase": np.int32, "t_bank": np.int8, "t_block": np.int32, "t_col0": np.int32,
+    "t_ncols": np.int32, "t_broadcast": np.int8, "t_prev_same_bank": np.int32,
+    "load_ptr": np.int64, "ld_drow": np.int64, "ld_addr": np.int32,
+    # blocks
+    "b_phase": np.int32, "b_half": np.int8, "b_first_tile": np.int32, "b_last_tile": np.int32,
+    "b_prev_same_half": np.int32, "b_col0": np.int32, "b_ncols": np.int32, "wb_ptr": np.int64,
+    "wb_slot": np.int32, "wb_row": np.int64, "wb_merge": np.int8, "wb_mrow": np.int64,
+    # streams
+    "row_tile_ptr": np.int64, "e_src": np.int64, "e_addr": np.int32, "e_slot": np.int32,
+    "e_flags": np.int8,
+}
+
+
+@dataclass(frozen=True, eq=False)
+class Program:
+    """A compiled schedule.  ``arrays`` maps the names of ``_ARRAYS`` to numpy arrays;
+    ``tensors`` lists ``{"name", "rows", "cols", "bits", "kind"}``; ``meta`` is JSON."""
+
+    config: HardwareConfig
+    tensors: tuple
+    arrays: dict
+    meta: dict = field(default_factory=dict)
+
+    def __getattr__(self, name):
+        arrays = self.__dict__.get("arrays")
+        if arrays is not None and name in arrays:
+            return arrays[name]
+        raise AttributeError(name)
+
+    @property
+    def n_tiles(self) -> int:
+        return len(self.arrays["t_phase"])
+
+    @property
+    def n_blocks(self) -> int:
+        return len(self.arrays["b_phase"])
+
+    @property
+    def n_phases(self) -> int:
+        return len(self.arrays["ph_s"])
+
+    @property
+    def n_elements(self) -> int:
+        return len(self.arrays["e_src"])
+
+    def tensor_id(self, name: str) -> int:
+        for i, t in enumerate(self.tensors):
+            if t["name"] == name:
+                return i
+        raise ProgramError(f"program has no tensor {name!r}")
+
+    # ---- validation -----------------------------------------------------------------
+    def validate(self) -> "Program":
+        """Check every bound the simulator and the RTL rely on; raise ProgramError."""
+        a, cfg = self.arrays, self.config
+        R, C = cfg.rows, cfg.cols
+        for name, dt in _ARRAYS.items():
+            if name not in a:
+                raise ProgramError(f"program array {name!r} is missing")
+            if a[name].dtype != dt:
+                raise ProgramError(f"program array {name!r} has dtype {a[name].dtype}, want {dt}")
+        nt, nb, npf = self.n_tiles, self.n_blocks, self.n_phases
+        nten = len(self.tensors)
+
+        def check(cond, msg):
+            if not cond:
+                raise ProgramError(msg)
+
+        for k in ("ph_s", "ph_d", "ph_out"):
+            check(((a[k] >= 0) & (a[k] < nten)).all(), f"{k} names a tensor outside 0..{nten - 1}")
+        check(a["ph_out_cols_ptr"].shape == (npf + 1,), "ph_out_cols_ptr has the wrong length")
+        check(((a["t_phase"] >= 0) & (a["t_phase"] < npf)).all(), "t_phase out of range")
+        check((np.diff(a["t_phase"]) >= 0).all(), "tiles are not in phase order")
+        check(((a["t_ncols"] >= 1) & (a["t_ncols"] <= C)).all(), f"t_ncols outside 1..{C}")
+        check(((a["t_bank"] == 0) | (a["t_bank"] == 1)).all(), "t_bank not 0/1")
+        check(((a["t_block"] >= 0) & (a["t_block"] < nb)).all(), "t_block out of range")
+        check((np.diff(a["t_block"]) >= 0).all(), "tiles are not in block order")
+        check(a["load_ptr"].shape == (nt, R + 1), f"load_ptr must have shape ({nt}, {R + 1})")
+        lp = a["load_ptr"]
+        check((np.diff(lp, axis=1) >= 0).all() and lp[0, 0] == 0 and lp[-1, -1] == len(a["ld_addr"])
+              if nt else True, "load_ptr is not monotone or does not cover the load list")
+        if nt > 1:
+            check((lp[1:, 0] == lp[:-1, -1]).all(), "load_ptr rows are not contiguous")
+        check(((a["ld_addr"] >= 0) & (a["ld_addr"] < cfg.lmem_depth)).all(),
+              f"a load address is outside the local memory depth {cfg.lmem_depth}")
+        bc = a["t_broadcast"].astype(bool)
+        if nt:
+            check((lp[bc, 2:] == lp[bc, 1:2]).all() if R > 1 else True,
+                  "a broadcast tile has loads outside lane 0")
+        check(((a["t_prev_same_bank"] >= -1) & (a["t_prev_same_bank"] < np.arange(nt))).all(),
+              "t_prev_same_bank must point to an earlier tile")
+        check(((a["b_half"] == 0) | (a["b_half"] == 1)).all(), "b_half not 0/1")
+        check(((a["b_prev_same_half"] >= -1) & (a["b_prev_same_half"] < np.arange(nb))).all(),
+              "b_prev_same_half must point to an earlier block")
+        check(a["row_tile_ptr"].shape == (R, nt + 1), f"row_tile_ptr must have shape ({R}, {nt + 1})")
+        rp = a["row_tile_ptr"]
+        ne = self.n_elements
+        check((np.diff(rp, axis=1) >= 0).all(), "row_tile_ptr is not monotone")
+        check(rp[0, 0] == 0 and rp[-1, -1] == ne and (rp[1:, 0] == rp[:-1, -1]).all(),
+              "row_tile_ptr does not cover the element list")
+        check(((a["e_addr"] >= 0) & (a["e_addr"] < cfg.lmem_depth)).all(),
+              f"an element address is outside the local memory depth {cfg.lmem_depth}")
+        check(((a["e_slot"] >= 0) & (a["e_slot"] < cfg.out_bank_depth)).all(),
+              f"an element slot is outside the output bank depth {cfg.out_bank_depth}")
+        check(((a["wb_slot"] >= SLOT_ZERO) & (a["wb_slot"] < cfg.out_bank_depth)).all(),
+              "a writeback slot is out of range")
+        check(a["wb_slot"].ndim == 2 and a["wb_slot"].shape[1] == R, "wb_slot must be steps × rows")
+        check(a["wb_ptr"].shape == (nb + 1,) and a["wb_ptr"][-1] == a["wb_slot"].shape[0],
+              "wb_ptr does not cover the writeback steps")
+        for p in range(npf):
+            s, d, o = (self.tensors[a[k][p]] for k in ("ph_s", "ph_d", "ph_out"))
+            tl = a["t_phase"] == p
+            if not tl.any():
+                continue
+            ptr = a["ph_out_cols_ptr"]
+            cols = a["ph_out_cols"][ptr[p]:ptr[p + 1]]
+            check(cols.size == d["cols"] and (cols >= 0).all() and (cols < o["cols"]).all(),
+                  f"phase {p}: output column map does not match D's {d['cols']} columns")
+            idx = np.flatnonzero(tl)
+            check((a["t_col0"][idx] + a["t_ncols"][idx] <= d["cols"]).all(),
+                  f"phase {p}: a tile reaches past D's columns")
+            lo, hi = lp[idx[0], 0], lp[idx[-1], -1]
+            check(((a["ld_drow"][lo:hi] >= 0) & (a["ld_drow"][lo:hi] < d["rows"])).all(),
+                  f"phase {p}: a load reads outside D ({d['rows']} rows)")
+            for r in range(R):
+                elo, ehi = rp[r, idx[0]], rp[r, idx[-1] + 1]
+                src = a["e_src"][elo:ehi]
+                check(((src >= 0) & (src < s["rows"] * s["cols"])).all(),
+                      f"phase {p}: an element reads outside S")
+        if nb:
+            wrow = a["wb_row"]
+            check(((a["wb_merge"] == 0) | (wrow >= -1)).all(), "bad writeback row")
+        return self
+
+    # ---- persistence ----------------------------------------------------------------
+    def save(self, folder: str | Path) -> None:
+        """Write ``program.npz`` (arrays) and ``program.json`` (config, tensors, meta)."""
+        import io
+        folder = Path(folder)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **self.arrays)
+        atomic_write_bytes(folder / "program.npz", buf.getvalue())
+        doc = {"format": "axw-program-1", "config": json.loads(self.config.to_json()),
+               "tensors": list(self.tensors), "meta": self.meta}
+        atomic_write_text(folder / "program.json", json.dumps(doc, indent=1, sort_keys=True))
+
+    @classmethod
+    def load(cls, folder: str | Path) -> "Program":
+        folder = Path(folder)
+        try:
+            doc = json.loads((folder / "program.json").read_text())
+            with np.load(folder / "program.npz", allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError, KeyError) as e:
+            raise InputFileError(f"{folder}: cannot read program ({e})") from None
+        if doc.get("format") != "axw-program-1":
+            raise InputFileError(f"{folder}/program.json: unknown format {doc.get('format')!r}")
+        cfg = HardwareConfig.from_dict(doc["config"], source=f"{folder}/program.json")
+        return cls(cfg, tuple(doc["tensors"]), arrays, doc["meta"]).validate()

@@ -1,0 +1,482 @@
+"""Cycle-level simulation of a Program: private @njit kernel behind a validating wrapper.
+
+The machine and the order of events inside one cycle are specified in docs/machine.md;
+the RTL implements the same rules, so cycle counts must match it exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from accel.errors import AxwError, ProgramError
+from accel.program import Program
+
+__all__ = ["SimResult", "simulate", "STALL_CAUSES"]
+
+#: Why a PE row did not start an element in a cycle (row-cycles, summed over rows).
+STALL_CAUSES = ("load", "stream", "bank", "barrier", "imbalance", "drain")
+_ST_LOAD, _ST_STREAM, _ST_BANK, _ST_BARRIER, _ST_IMBALANCE, _ST_DRAIN = range(6)
+
+# counter indices
+(_C_CYCLES, _C_ELEMS, _C_USEFUL, _C_SLOTS, _C_LMEM_RD, _C_LMEM_WR, _C_BANK_RD, _C_BANK_WR,
+ _C_WB_RD, _C_SFIFO, _C_LFIFO, _C_WB_VECS, _C_WB_STEPS, _C_STALL_MEM) = range(14)
+_N_COUNTERS = 14
+_INF = np.int64(1) << np.int64(62)
+
+
+@njit(cache=True, inline="always")
+def _wrap(v, bits):
+    sh = np.int64(64 - bits)
+    return (v << sh) >> sh
+
+
+@njit(cache=True)
+def _requant(v, shift, bits):
+    if bits == 0:
+        return v
+    if shift > 0:
+        v = (v + (np.int64(1) << np.int64(shift - 1))) >> np.int64(shift)
+    hi = (np.int64(1) << np.int64(bits - 1)) - 1
+    lo = -hi - 1
+    if v > hi:
+        return hi
+    if v < lo:
+        return lo
+    return v
+
+
+@njit(cache=True)
+def _run(P, mem, t_off, t_cols,
+         ph_s, ph_d, ph_out, ph_rq_shift, ph_rq_bits, ph_oc_ptr, ph_oc,
+         ph_s_bytes, ph_d_bytes, ph_o_bytes,
+         t_phase, t_bank, t_block, t_col0, t_ncols, t_bc, t_prev,
+         load_ptr, ld_drow, ld_addr,
+         b_phase, b_half, b_last_tile, b_prev_half, b_col0, b_ncols,
+         wb_ptr, wb_slot, wb_row, wb_merge, wb_mrow,
+         row_tile_ptr, e_src, e_addr, e_slot, e_flags,
+         counters, stall, busy, rd_bytes, wr_bytes, ph_first, ph_end, ph_macs):
+    R = P[0]; C = P[1]; depth = P[2]; obd = P[3]; sfifo = P[4]; lfifo = P[5]
+    B = P[6]; L = P[7]; acc_bits = P[8]; pe_lat = P[9]; merge_lat = P[10]
+    stall_pm = P[11]; seed = P[12]; max_idle = P[13]
+    nt = t_phase.shape[0]
+    nb = b_phase.shape[0]
+    nph = ph_s.shape[0]
+    lmem = np.zeros((2, R, depth, C), np.int64)
+    bank = np.zeros((2, R, obd, C), np.int64)
+    acc = np.zeros((R, C), np.int64)
+    cap = B
+    for p in range(nph):
+        cap = max(cap, ph_s_bytes[p], ph_d_bytes[p] * C, ph_o_bytes[p] * C * R)
+    credit = np.int64(0)
+    lfsr = np.uint32(seed if seed != 0 else 1)
+    # phase barrier: cycle from which phase p may read memory
+    ph_ready = np.full(nph + 1, _INF, np.int64)
+    ph_ready[0] = 0
+    # stream state per row
+    s_req = np.empty(R, np.int64); s_head = np.empty(R, np.int64); s_end = np.empty(R, np.int64)
+    s_req_tile = np.zeros(R, np.int64)
+    s_arr = np.zeros((R, sfifo), np.int64)
+    cur = np.zeros(R, np.int64); rem = np.empty(R, np.int64)
+    last_issue = np.full(R, -_INF, np.int64)
+    for i in range(R):
+        s_req[i] = row_tile_ptr[i, 0]; s_head[i] = row_tile_ptr[i, 0]
+        s_end[i] = row_tile_ptr[i, nt]
+        rem[i] = row_tile_ptr[i, 1] - row_tile_ptr[i, 0] if nt > 0 else 0
+    read_done = np.full((max(nt, 1), R), _INF, np.int64)
+    load_done = np.full(max(nt, 1), _INF, np.int64)
+    blk_merge = np.zeros(max(nb, 1), np.int64)
+    wb_done = np.full(max(nb, 1), _INF, np.int64)
+    # load unit
+    ld_tile = 0
+    ld_started = False
+    ld_req = np.zeros(R, np.int64); ld_wr = np.zeros(R, np.int64)
+    l_arr = np.zeros((R, lfifo), np.int64)
+    # writeback unit
+    wb_blk = 0
+    wb_step = np.int64(0)
+    c = np.int64(0)
+    idle = 0
+    rows_done = 0
+    while wb_blk < nb:
+        progress = False
+        credit = min(credit + B, cap)
+        mem_ok = True
+        if stall_pm > 0:
+            lfsr ^= lfsr << np.uint32(13); lfsr ^= lfsr >> np.uint32(17); lfsr ^= lfsr << np.uint32(5)
+            if (lfsr % np.uint32(1000)) < np.uint32(stall_pm):
+                mem_ok = False
+                counters[_C_STALL_MEM] += 1
+        # ---- 1. writeback: one step per cycle once the block's merges are complete -----
+        if wb_blk < nb:
+            b = wb_blk
+            ready = c > blk_merge[b]
+            if ready:
+                for i in range(R):
+                    if cur[i] <= b_last_tile[b]:
+                        ready = False
+                        break
+            if ready:
+                s0 = wb_ptr[b]; s1 = wb_ptr[b + 1]
+                p = b_phase[b]
+                ncols = b_ncols[b]
+                if wb_step == 0:
+                    wb_step = s0
+                if wb_step < s1:
+                    st = wb_step
+                    nvec = 0
+                    merged = False
+                    for i in range(R):
+                        if wb_slot[st, i] != -1:
+                            if wb_merge[st, i] != 0:
+                                merged = True
+                            else:
+                                nvec += 1
+                    if merged:
+                        nvec += 1
+                    need = nvec * ncols * ph_o_bytes[p]
+                    if mem_ok and credit >= need:
+                        credit -= need
+                        half = b_half[b]
+                        out_t = ph_out[p]
+                        ocols = t_cols[out_t]
+                        base = t_off[out_t]
+                        oc0 = ph_oc_ptr[p] + b_col0[b]
+                        for j in range(ncols):
+                            msum = np.int64(0)
+                            for i in range(R):
+                                sl = wb_slot[st, i]
+                                if sl == -1:
+                                    continue
+                                v = np.int64(0)
+                                if sl >= 0:
+                                    v = bank[half, i, sl, j]
+                                    counters[_C_WB_RD] += 1
+                                if wb_merge[st, i] != 0:
+                                    msum = _wrap(msum + v, acc_bits)
+                                else:
+                                    r = wb_row[st, i]
+                                    mem[base + r * ocols + ph_oc[oc0 + j]] = _requant(
+                                        v, ph_rq_shift[p], ph_rq_bits[p])
+                            if merged:
+                                r = wb_mrow[st]
+                                mem[base + r * ocols + ph_oc[oc0 + j]] = _requant(
+                                    msum, ph_rq_shift[p], ph_rq_bits[p])
+                        wr_bytes[out_t] += need
+                        counters[_C_WB_VECS] += nvec
+                        counters[_C_WB_STEPS] += 1
+                        wb_step += 1
+                        progress = True
+                if wb_step >= s1:
+                    wb_done[b] = c
+                    if ph_end[p] < c:
+                        ph_end[p] = c
+                    last_of_phase = (b + 1 == nb) or (b_phase[b + 1] != p)
+                    if last_of_phase:
+                        ph_ready[p + 1] = c + 1
+                    wb_blk += 1
+                    wb_step = 0
+                    progress = True
+        # ---- 2. load unit: one tile at a time, one write per lane per cycle ------------
+        if ld_tile < nt:
+            t = ld_tile
+            p = t_phase[t]
+            if not ld_started:
+                ok = ph_ready[p] <= c
+                pv = t_prev[t]
+                if ok and pv >= 0:
+                    for i in range(R):
+                        if read_done[pv, i] > c:
+                            ok = False
+                            break
+                if ok:
+                    ld_started = True
+                    for i in range(R):
+                        ld_req[i] = load_ptr[t, i]; ld_wr[i] = load_ptr[t, i]
+                    if ph_first[p] > c:
+                        ph_first[p] = c
+            if ld_started:
+                ncols = t_ncols[t]
+                col0 = t_col0[t]
+                bk = t_bank[t]
+                dt = ph_d[p]
+                dcols = t_cols[dt]
+                dbase = t_off[dt]
+                need = ph_d_bytes[p] * ncols
+                lanes = 1 if t_bc[t] != 0 else R
+                all_done = True
+                # writes of arrived data
+                for i in range(lanes):
+                    end = load_ptr[t, i + 1]
+                    if ld_wr[i] < end:
+                        if l_arr[i, ld_wr[i] % lfifo] <= c and ld_wr[i] < ld_req[i]:
+                            k = ld_wr[i]
+                            a = ld_addr[k]
+                            rowbase = dbase + ld_drow[k] * dcols + col0
+                            if t_bc[t] != 0:
+                                for ii in range(R):
+                                    for j in range(ncols):
+                                        lmem[bk, ii, a, j] = mem[rowbase + j]
+                                counters[_C_LMEM_WR] += R * ncols
+                            else:
+                                for j in range(ncols):
+                                    lmem[bk, i, a, j] = mem[rowbase + j]
+                                counters[_C_LMEM_WR] += ncols
+                            counters[_C_LFIFO] += 1
+                            ld_wr[i] += 1
+                            progress = True
+                        if ld_wr[i] < end:
+                            all_done = False
+                # requests, rotating priority
+                for q in range(lanes):
+                    i = (q + c) % lanes
+                    end = load_ptr[t, i + 1]
+                    if ld_req[i] < end and ld_req[i] - ld_wr[i] < lfifo and mem_ok \
+                            and credit >= need:
+                        credit -= need
+                        l_arr[i, ld_req[i] % lfifo] = c + L + 1
+                        ld_req[i] += 1
+                        rd_bytes[dt] += need
+                        progress = True
+                if all_done:
+                    load_done[t] = c
+                    ld_tile += 1
+                    ld_started = False
+                    progress = True
+        # ---- 3. stream issue: at most one element per PE row per cycle -----------------
+        for i in range(R):
+            if cur[i] < nt and rem[i] == 0:
+                t = cur[i]
+                read_done[t, i] = last_issue[i] + C if last_issue[i] + C > 0 else 0
+                cur[i] += 1
+                if cur[i] < nt:
+                    rem[i] = row_tile_ptr[i, cur[i] + 1] - row_tile_ptr[i, cur[i]]
+                else:
+                    rows_done += 1
+                progress = True
+            if cur[i] >= nt:
+                stall[i, _ST_DRAIN if rows_done == R else _ST_IMBALANCE] += 1
+                continue
+            t = cur[i]
+            if rem[i] == 0:
+                stall[i, _ST_IMBALANCE] += 1
+                continue
+            if load_done[t] >= c:
+                p = t_phase[t]
+                if ph_ready[p] > c:
+                    stall[i, _ST_BARRIER] += 1
+                elif ld_tile < t or (ld_tile == t and not ld_started):
+                    stall[i, _ST_IMBALANCE] += 1
+                else:
+                    stall[i, _ST_LOAD] += 1
+                continue
+            blk = t_block[t]
+            pb = b_prev_half[blk]
+            if pb >= 0 and wb_done[pb] >= c:
+                stall[i, _ST_BANK] += 1
+                continue
+            e = s_head[i]
+            if e >= s_req[i] or s_arr[i, e % sfifo] > c:
+                stall[i, _ST_STREAM] += 1
+                continue
+            # issue element e
+            p = t_phase[t]
+            ncols = t_ncols[t]
+            bk = t_bank[t]
+            sv = mem[t_off[ph_s[p]] + e_src[e]]
+            a = e_addr[e]
+            fl = e_flags[e]
+            for j in range(ncols):
+                prod = _wrap(sv * lmem[bk, i, a, j], acc_bits)
+                if fl & 1:
+                    acc[i, j] = prod
+                else:
+                    acc[i, j] = _wrap(acc[i, j] + prod, acc_bits)
+            counters[_C_LMEM_RD] += ncols
+            counters[_C_USEFUL] += ncols
+            counters[_C_SLOTS] += C
+            counters[_C_ELEMS] += 1
+            ph_macs[p] += ncols
+            if fl & 2:
+                half = b_half[blk]
+                sl = e_slot[e]
+                if fl & 4:
+                    for j in range(ncols):
+                        bank[half, i, sl, j] = acc[i, j]
+                else:
+                    for j in range(ncols):
+                        bank[half, i, sl, j] = _wrap(bank[half, i, sl, j] + acc[i, j], acc_bits)
+                    counters[_C_BANK_RD] += ncols
+                counters[_C_BANK_WR] += ncols
+                m = c + C - 1 + pe_lat + merge_lat
+                if blk_merge[blk] < m:
+                    blk_merge[blk] = m
+            if ph_first[p] > c:
+                ph_first[p] = c
+            busy[i] += 1
+            last_issue[i] = c
+            s_head[i] += 1
+            rem[i] -= 1
+            progress = True
+        # ---- 4. stream fetch: one request per PE row per cycle, rotating priority ------
+        for q in range(R):
+            i = (q + c) % R
+            e = s_req[i]
+            if e >= s_end[i] or e - s_head[i] >= sfifo or not mem_ok:
+                continue
+            while row_tile_ptr[i, s_req_tile[i] + 1] <= e:
+                s_req_tile[i] += 1
+            p = t_phase[s_req_tile[i]]
+            if ph_ready[p] > c:
+                continue
+            need = ph_s_bytes[p]
+            if credit < need:
+                continue
+            credit -= need
+            s_arr[i, e % sfifo] = c + L + 1
+            s_req[i] = e + 1
+            rd_bytes[ph_s[p]] += need
+            counters[_C_SFIFO] += 1
+            progress = True
+        if progress:
+            idle = 0
+        else:
+            idle += 1
+            if idle > max_idle:
+                counters[_C_CYCLES] = c + 1
+                return -1
+        c += 1
+    counters[_C_CYCLES] = c
+    return 0
+
+
+@dataclass(frozen=True, eq=False)
+class SimResult:
+    """Outputs and statistics of one simulated Program."""
+
+    memory: list
+    cycles: int
+    stats: dict
+
+
+def _bytes(bits: int) -> int:
+    return (bits + 7) // 8
+
+
+def simulate(program: Program, memory: list, *, stall_permille: int = 0,
+             stall_seed: int = 1) -> SimResult:
+    """Run ``program`` on ``memory`` (one 2-D int64 array per tensor; not modified).
+
+    ``stall_permille`` makes the memory interface refuse transfers in that fraction of
+    cycles, drawn from a xorshift32 sequence seeded with ``stall_seed`` (the RTL test
+    bench draws the same sequence).
+    """
+    cfg = program.config
+    if len(memory) != len(program.tensors):
+        raise ProgramError(f"memory has {len(memory)} tensors, program needs {len(program.tensors)}")
+    for t, m in zip(program.tensors, memory):
+        if m.shape != (t["rows"], t["cols"]):
+            raise ProgramError(f"tensor {t['name']}: memory shape {m.shape}, program says "
+                               f"({t['rows']}, {t['cols']})")
+    if not 0 <= stall_permille < 1000:
+        raise AxwError(f"stall_permille must be in 0..999, got {stall_permille}")
+    if not 0 < stall_seed < 2 ** 32:
+        raise AxwError(f"stall_seed must be in 1..2**32-1, got {stall_seed}")
+    sizes = np.array([m.size for m in memory], np.int64)
+    t_off = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    t_cols = np.array([t["cols"] for t in program.tensors], np.int64)
+    flat = np.concatenate([np.asarray(m, np.int64).ravel() for m in memory]) if memory else \
+        np.zeros(0, np.int64)
+    a = program.arrays
+    tb = [program.tensors[i]["bits"] for i in range(len(program.tensors))]
+    ph_s_bytes = np.array([_bytes(tb[s]) + cfg.stream_index_bytes for s in a["ph_s"]], np.int64)
+    ph_d_bytes = np.array([_bytes(tb[d]) for d in a["ph_d"]], np.int64)
+    ph_o_bytes = np.array([_bytes(tb[o]) for o in a["ph_out"]], np.int64)
+    R = cfg.rows
+    nph = program.n_phases
+    nten = len(program.tensors)
+    counters = np.zeros(_N_COUNTERS, np.int64)
+    stall = np.zeros((R, len(STALL_CAUSES)), np.int64)
+    busy = np.zeros(R, np.int64)
+    rd = np.zeros(nten, np.int64)
+    wr = np.zeros(nten, np.int64)
+    ph_first = np.full(nph, _INF, np.int64)
+    ph_end = np.zeros(nph, np.int64)
+    ph_macs = np.zeros(nph, np.int64)
+    P = np.array([R, cfg.cols, cfg.lmem_depth, cfg.out_bank_depth, cfg.stream_fifo_depth,
+                  cfg.load_fifo_depth, cfg.dram_bytes_per_cycle, cfg.dram_latency_cycles,
+                  cfg.acc_bits, cfg.pe_latency_cycles, cfg.merge_latency_cycles,
+                  stall_permille, stall_seed, 100_000 + 10 * cfg.dram_latency_cycles], np.int64)
+    rc = _run(P, flat, t_off, t_cols,
+              a["ph_s"].astype(np.int64), a["ph_d"].astype(np.int64), a["ph_out"].astype(np.int64),
+              a["ph_rq_shift"].astype(np.int64), a["ph_rq_bits"].astype(np.int64),
+              a["ph_out_cols_ptr"], a["ph_out_cols"], ph_s_bytes, ph_d_bytes, ph_o_bytes,
+              a["t_phase"].astype(np.int64), a["t_bank"].astype(np.int64),
+              a["t_block"].astype(np.int64), a["t_col0"].astype(np.int64),
+              a["t_ncols"].astype(np.int64), a["t_broadcast"].astype(np.int64),
+              a["t_prev_same_bank"].astype(np.int64), a["load_ptr"], a["ld_drow"],
+              a["ld_addr"].astype(np.int64),
+              a["b_phase"].astype(np.int64), a["b_half"].astype(np.int64),
+              a["b_last_tile"].astype(np.int64), a["b_prev_same_half"].astype(np.int64),
+              a["b_col0"].astype(np.int64), a["b_ncols"].astype(np.int64),
+              a["wb_ptr"], a["wb_slot"].astype(np.int64), a["wb_row"],
+              a["wb_merge"].astype(np.int64), a["wb_mrow"],
+              a["row_tile_ptr"], a["e_src"], a["e_addr"], a["e_slot"], a["e_flags"],
+              counters, stall, busy, rd, wr, ph_first, ph_end, ph_macs)
+    if rc != 0:
+        raise ProgramError(f"simulation made no progress for {P[13]} cycles at cycle "
+                           f"{counters[_C_CYCLES]}: the program deadlocks on this hardware")
+    out = []
+    for m, off in zip(memory, t_off):
+        out.append(flat[off:off + m.size].reshape(m.shape).copy())
+    cycles = int(counters[_C_CYCLES])
+    stats = _stats(program, counters, stall, busy, rd, wr, ph_first, ph_end, ph_macs, cycles)
+    return SimResult(out, cycles, stats)
+
+
+def _stats(program, counters, stall, busy, rd, wr, ph_first, ph_end, ph_macs, cycles):
+    cfg = program.config
+    R, C = cfg.rows, cfg.cols
+    useful = int(counters[_C_USEFUL])
+    slots = int(counters[_C_SLOTS])
+    busy_l = [int(x) for x in busy]
+    maxb = max(busy_l) if busy_l else 0
+    phases = []
+    labels = program.meta.get("phases", [])
+    for p in range(program.n_phases):
+        first = int(ph_first[p]) if ph_first[p] < _INF else None
+        phases.append({"phase": labels[p] if p < len(labels) else str(p),
+                       "first_cycle": first, "end_cycle": int(ph_end[p]),
+                       "cycles": int(ph_end[p]) + 1 - (first or 0) if first is not None else 0,
+                       "useful_macs": int(ph_macs[p])})
+    stall_tot = {k: int(stall[:, n].sum()) for n, k in enumerate(STALL_CAUSES)}
+    tens = program.tensors
+    return {
+        "cycles": cycles,
+        "useful_macs": useful,
+        "utilization": useful / (R * C * cycles) if cycles else 0.0,
+        "mapping_efficiency": useful / slots if slots else 0.0,
+        "pe_slot_cycles": slots,
+        "elements": int(counters[_C_ELEMS]),
+        "phases": phases,
+        "stall_row_cycles": stall_tot,
+        "stall_row_cycles_per_row": {k: [int(x) for x in stall[:, n]]
+                                     for n, k in enumerate(STALL_CAUSES)},
+        "busy_cycles_per_row": busy_l,
+        "balance": (sum(busy_l) / len(busy_l)) / maxb if maxb else 1.0,
+        "memory_stall_cycles": int(counters[_C_STALL_MEM]),
+        "onchip": {
+            "lmem_reads": int(counters[_C_LMEM_RD]), "lmem_writes": int(counters[_C_LMEM_WR]),
+            "out_bank_reads": int(counters[_C_BANK_RD] + counters[_C_WB_RD]),
+            "out_bank_writes": int(counters[_C_BANK_WR]),
+            "stream_fifo_writes": int(counters[_C_SFIFO]),
+            "load_fifo_writes": int(counters[_C_LFIFO]),
+            "writeback_vectors": int(counters[_C_WB_VECS]),
+            "writeback_steps": int(counters[_C_WB_STEPS]),
+        },
+        "offchip_read_bytes": {t["name"]: int(rd[i]) for i, t in enumerate(tens)},
+        "offchip_write_bytes": {t["name"]: int(wr[i]) for i, t in enumerate(tens)},
+        "offchip_bytes": int(rd.sum() + wr.sum()),
+    }
