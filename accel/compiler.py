@@ -15,6 +15,7 @@ Decisions, each from a closed-form cost model (``meta['decisions']`` records the
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass
 
@@ -266,13 +267,29 @@ def _assign(rows: np.ndarray, nnz: np.ndarray, R: int, depth: int):
             start += n
     rest = np.flatnonzero(~split)
     if rest.size:
+        # longest-processing-time first for the heavy head, then fill each lane's
+        # deficit from the light tail with contiguous runs of the sorted weights
         rest = rest[np.argsort(-pw[rest], kind="stable")]
-        first = np.argsort(load, kind="stable")   # least-loaded lanes take the heaviest
-        pos = np.arange(rest.size)
-        rnd, r = pos // R, pos % R
-        col = np.where(rnd % 2 == 0, r, R - 1 - r)
-        lane[rest] = first[col]
-        np.add.at(load, lane[rest], pw[rest])
+        head = rest[:4 * R]
+        heap = [(int(load[i]), i) for i in range(R)]
+        heapq.heapify(heap)
+        for p_ in head:
+            ld, i = heapq.heappop(heap)
+            lane[p_] = i
+            heapq.heappush(heap, (ld + int(pw[p_]), i))
+        load = np.zeros(R, dtype=np.int64)
+        done = np.flatnonzero(lane >= 0)
+        np.add.at(load, lane[done], pw[done])
+        tail = rest[4 * R:]
+        if tail.size:
+            tw = pw[tail]
+            target = (load.sum() + tw.sum()) / R
+            deficit = np.maximum(0.0, target - load)
+            cum_d = np.cumsum(deficit)
+            cum_d *= tw.sum() / cum_d[-1] if cum_d[-1] > 0 else 0.0
+            cum_w = np.cumsum(tw) - tw / 2.0
+            lane[tail] = np.minimum(np.searchsorted(cum_d, cum_w, side="right"), R - 1)
+            np.add.at(load, lane[tail], tw)
     # slots: order of pieces within each lane by row index
     order = np.lexsort((prow, lane))
     slot = np.empty(prow.size, dtype=np.int64)
@@ -284,9 +301,14 @@ def _assign(rows: np.ndarray, nnz: np.ndarray, R: int, depth: int):
     return prow, e0, e1, lane, slot, pn, load
 
 
-def _ktile_bounds_gathered(ent_lane, ent_k, R, depth, d_rows):
-    """Greedy K ranges such that every lane touches at most ``depth`` distinct D rows."""
+def _ktile_bounds_gathered(ent_lane, ent_k, R, depth, d_rows, pieces=4):
+    """Greedy K ranges such that every lane touches at most ``cap`` distinct D rows.
+
+    ``cap`` is the local-memory depth, lowered so a block has about ``pieces`` tiles:
+    loading tile t+1 hides under computing tile t only when there are several tiles."""
     uniq = [np.unique(ent_k[ent_lane == i]) for i in range(R)]
+    most = max((u.size for u in uniq), default=0)
+    depth = max(1, min(depth, max(32, -(-most // pieces))))
     bounds = [0]
     lo = 0
     while lo < d_rows:
@@ -398,7 +420,11 @@ class _Builder:
         return Program(cfg, tuple(tens.items), arr, meta).validate()
 
 
-def _estimate(nnz_blocks, rows_blocks, nct, mode, d_rows, depth, R, C):
+def _estimate(nnz_blocks, rows_blocks, nct, mode, d_rows, depth, cfg, s_bytes, d_bytes,
+              o_bytes, ncols):
+    """Closed-form cycles of one phase: per block the slowest of compute, loads, the
+    previous block's writeback and the DRAM bytes they all move, plus the exposed ends."""
+    R = cfg.rows
     comp = np.ceil(nnz_blocks / R)
     wb = np.ceil(rows_blocks / R)
     if mode == "broadcast":
@@ -406,13 +432,28 @@ def _estimate(nnz_blocks, rows_blocks, nct, mode, d_rows, depth, R, C):
         load = np.full(comp.shape, float(min(d_rows, depth) * nk))
         if nk == 1:
             load[1:] = 0.0
+        ld_bytes = load * ncols * d_bytes
+        first = min(d_rows, depth)
     else:
         load = comp.copy()
-    per = np.maximum(np.maximum(comp, load), np.concatenate([[0.0], wb[:-1]]))
-    return float(nct * per.sum() + wb[-1] + load[0])
+        ld_bytes = nnz_blocks * ncols * d_bytes
+        first = max(32.0, float(comp[0]) / 4)
+    byts = nnz_blocks * s_bytes + ld_bytes + rows_blocks * ncols * o_bytes
+    per = np.maximum.reduce([comp, load, np.concatenate([[0.0], wb[:-1]]),
+                             byts / cfg.dram_bytes_per_cycle])
+    return float(nct * per.sum() + wb[-1] + first + 2 * cfg.dram_latency_cycles)
 
 
-def _schedule_phase(b: _Builder, pi: int, ph: _Phase, mode: str | None, decisions: list):
+def _phase_bytes(tens, ph: _Phase, cfg: HardwareConfig):
+    """Bytes per streamed element, per loaded D value and per written output value."""
+    bits = [t["bits"] for t in tens.items]
+    nb = lambda x: (x + 7) // 8  # noqa: E731
+    return (nb(bits[ph.s_tensor]) + cfg.stream_index_bytes, nb(bits[ph.d_tensor]),
+            nb(bits[ph.out_tensor]))
+
+
+def _schedule_phase(b: _Builder, pi: int, ph: _Phase, mode: str | None, decisions: list,
+                    force_nb: int | None = None):
     cfg = b.cfg
     R, C, depth = cfg.rows, cfg.cols, cfg.lmem_depth
     o = ph.s_ptr.size - 1
@@ -420,16 +461,21 @@ def _schedule_phase(b: _Builder, pi: int, ph: _Phase, mode: str | None, decision
     nct = math.ceil(ph.d_cols / C)
     live = int((nnz > 0).sum())
     nb_min = max(1, math.ceil(o / (R * cfg.out_bank_depth)))
+    s_bytes, d_bytes, o_bytes = _phase_bytes(b.tensors, ph, cfg)
     # candidate row-block counts and D modes, picked by the closed-form estimate
     best = None
-    for nb in sorted({nb_min, 2 * nb_min, 4 * nb_min, 8 * nb_min, 16 * nb_min}):
-        if nb > 1 and o / nb < 4 * R:
+    cands = {nb_min, 2 * nb_min, 4 * nb_min, 8 * nb_min, 16 * nb_min}
+    if force_nb is not None:
+        cands = {max(nb_min, force_nb)}
+    for nb in sorted(cands):
+        if nb > 1 and o / nb < 4 * R and force_nb is None:
             continue
         blocks = _row_blocks(nnz, nb)
         nnz_b = np.array([nnz[r].sum() for r in blocks], float)
         rows_b = np.array([r.size for r in blocks], float)
         for m in (("broadcast", "gathered") if mode is None else (mode,)):
-            est = _estimate(nnz_b, rows_b, nct, m, ph.d_rows, depth, R, C)
+            est = _estimate(nnz_b, rows_b, nct, m, ph.d_rows, depth, cfg, s_bytes, d_bytes,
+                            o_bytes, min(C, ph.d_cols))
             if best is None or est < best[0]:
                 best = (est, nb, m)
     est, nb, mode = best
@@ -566,7 +612,7 @@ def _schedule_phase(b: _Builder, pi: int, ph: _Phase, mode: str | None, decision
 
 
 def compile_problem(problem: Problem, config: HardwareConfig, order: str = "auto",
-                    d_mode: str | None = None) -> Program:
+                    d_mode: str | None = None, row_blocks: int | None = None) -> Program:
     """Compile ``problem`` for ``config``; ``order`` is ``auto`` or one of ORDERS."""
     if order not in ("auto",) + ORDERS:
         raise AxwError(f"unknown order {order!r}; expected auto, a(xw) or (ax)w")
@@ -584,9 +630,10 @@ def compile_problem(problem: Problem, config: HardwareConfig, order: str = "auto
         order = "(ax)w"   # the gather is lowered to addresses: A·X is never multiplied
     tens, phases = _plan(problem, order, config)
     b = _Builder(config)
+    b.tensors = tens
     decisions = []
     for pi, ph in enumerate(phases):
-        _schedule_phase(b, pi, ph, d_mode, decisions)
+        _schedule_phase(b, pi, ph, d_mode, decisions, row_blocks)
     meta = {"problem": problem.summary(), "order": order, "order_estimates": est,
             "useful_macs_by_order": useful_macs_by_order(problem),
             "phases": [p.label for p in phases], "decisions": decisions,

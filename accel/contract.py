@@ -138,8 +138,10 @@ class Contract:
         2**acc_bits divides 2**64, the low bits are the exact wrapped sum.
         """
         su = s.astype(np.uint64) if hasattr(s, "tocsr") else np.asarray(s).astype(np.uint64)
-        du = np.asarray(d).astype(np.uint64)
+        du = (d.toarray() if hasattr(d, "toarray") else np.asarray(d)).astype(np.uint64)
         r = su @ du
+        if hasattr(r, "toarray"):
+            r = r.toarray()
         return self.acc.wrap(np.asarray(r))
 
     def finish_mid(self, v: np.ndarray) -> np.ndarray:

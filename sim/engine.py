@@ -53,7 +53,7 @@ def _run(P, mem, t_off, t_cols,
          ph_s, ph_d, ph_out, ph_rq_shift, ph_rq_bits, ph_oc_ptr, ph_oc,
          ph_s_bytes, ph_d_bytes, ph_o_bytes,
          t_phase, t_bank, t_block, t_col0, t_ncols, t_bc, t_prev,
-         load_ptr, ld_drow, ld_addr,
+         load_ptr, ld_drow, ld_addr, lane_cum, lq_ptr, lq_ent, lq_phase, lq_bytes, lq_tensor,
          b_phase, b_half, b_last_tile, b_prev_half, b_col0, b_ncols,
          wb_ptr, wb_slot, wb_row, wb_merge, wb_mrow,
          row_tile_ptr, e_src, e_addr, e_slot, e_flags,
@@ -86,13 +86,13 @@ def _run(P, mem, t_off, t_cols,
         s_end[i] = row_tile_ptr[i, nt]
         rem[i] = row_tile_ptr[i, 1] - row_tile_ptr[i, 0] if nt > 0 else 0
     read_done = np.full((max(nt, 1), R), _INF, np.int64)
-    load_done = np.full(max(nt, 1), _INF, np.int64)
+    load_done = np.full((max(nt, 1), R), _INF, np.int64)
     blk_merge = np.zeros(max(nb, 1), np.int64)
     wb_done = np.full(max(nb, 1), _INF, np.int64)
     # load unit
-    ld_tile = 0
-    ld_started = False
-    ld_req = np.zeros(R, np.int64); ld_wr = np.zeros(R, np.int64)
+    lw_tile = np.zeros(R, np.int64)
+    lw_started = np.zeros(R, np.bool_)
+    lr_cnt = np.zeros(R, np.int64); lw_cnt = np.zeros(R, np.int64)
     l_arr = np.zeros((R, lfifo), np.int64)
     # writeback unit
     wb_blk = 0
@@ -179,73 +179,101 @@ def _run(P, mem, t_off, t_cols,
                     wb_blk += 1
                     wb_step = 0
                     progress = True
-        # ---- 2. load unit: one tile at a time, one write per lane per cycle ------------
-        if ld_tile < nt:
-            t = ld_tile
+        # ---- 2. stream fetch: one request per PE row per cycle, rotating priority ------
+        for q in range(R):
+            i = (q + c) % R
+            e = s_req[i]
+            if e >= s_end[i] or e - s_head[i] >= sfifo or not mem_ok:
+                continue
+            while row_tile_ptr[i, s_req_tile[i] + 1] <= e:
+                s_req_tile[i] += 1
+            p = t_phase[s_req_tile[i]]
+            if ph_ready[p] > c:
+                continue
+            need = ph_s_bytes[p]
+            if credit < need:
+                continue
+            credit -= need
+            s_arr[i, e % sfifo] = c + L + 1
+            s_req[i] = e + 1
+            rd_bytes[ph_s[p]] += need
+            counters[_C_SFIFO] += 1
+            progress = True
+        # ---- 3. load unit: requests run ahead per lane; writes fill one tile at a time --
+        for q in range(R):
+            i = (q + c) % R
+            n = lr_cnt[i]
+            if n >= lq_ptr[i + 1] - lq_ptr[i] or n - lw_cnt[i] >= lfifo or not mem_ok:
+                continue
+            en = lq_ptr[i] + n
+            if ph_ready[lq_phase[en]] > c:
+                continue
+            need = lq_bytes[en]
+            if credit < need:
+                continue
+            credit -= need
+            l_arr[i, n % lfifo] = c + L + 1
+            lr_cnt[i] = n + 1
+            rd_bytes[lq_tensor[en]] += need
+            progress = True
+        # writes: each lane fills its own shadow bank; a broadcast tile waits for every
+        # lane to reach it and then writes all lanes from lane 0's queue
+        for i in range(R):
+            t = lw_tile[i]
+            if t >= nt:
+                continue
+            bc = t_bc[t] != 0
+            if bc and i > 0:
+                continue
             p = t_phase[t]
-            if not ld_started:
+            if not lw_started[i]:
                 ok = ph_ready[p] <= c
                 pv = t_prev[t]
-                if ok and pv >= 0:
-                    for i in range(R):
-                        if read_done[pv, i] > c:
+                if bc:
+                    for ii in range(R):
+                        if lw_tile[ii] != t or (pv >= 0 and read_done[pv, ii] > c):
                             ok = False
                             break
-                if ok:
-                    ld_started = True
-                    for i in range(R):
-                        ld_req[i] = load_ptr[t, i]; ld_wr[i] = load_ptr[t, i]
-                    if ph_first[p] > c:
-                        ph_first[p] = c
-            if ld_started:
+                elif ok and pv >= 0 and read_done[pv, i] > c:
+                    ok = False
+                if not ok:
+                    continue
+                lw_started[i] = True
+                if ph_first[p] > c:
+                    ph_first[p] = c
+            n = lw_cnt[i]
+            if n < lane_cum[i, t + 1] and n < lr_cnt[i] and l_arr[i, n % lfifo] <= c:
                 ncols = t_ncols[t]
                 col0 = t_col0[t]
                 bk = t_bank[t]
                 dt = ph_d[p]
-                dcols = t_cols[dt]
-                dbase = t_off[dt]
-                need = ph_d_bytes[p] * ncols
-                lanes = 1 if t_bc[t] != 0 else R
-                all_done = True
-                # writes of arrived data
-                for i in range(lanes):
-                    end = load_ptr[t, i + 1]
-                    if ld_wr[i] < end:
-                        if l_arr[i, ld_wr[i] % lfifo] <= c and ld_wr[i] < ld_req[i]:
-                            k = ld_wr[i]
-                            a = ld_addr[k]
-                            rowbase = dbase + ld_drow[k] * dcols + col0
-                            if t_bc[t] != 0:
-                                for ii in range(R):
-                                    for j in range(ncols):
-                                        lmem[bk, ii, a, j] = mem[rowbase + j]
-                                counters[_C_LMEM_WR] += R * ncols
-                            else:
-                                for j in range(ncols):
-                                    lmem[bk, i, a, j] = mem[rowbase + j]
-                                counters[_C_LMEM_WR] += ncols
-                            counters[_C_LFIFO] += 1
-                            ld_wr[i] += 1
-                            progress = True
-                        if ld_wr[i] < end:
-                            all_done = False
-                # requests, rotating priority
-                for q in range(lanes):
-                    i = (q + c) % lanes
-                    end = load_ptr[t, i + 1]
-                    if ld_req[i] < end and ld_req[i] - ld_wr[i] < lfifo and mem_ok \
-                            and credit >= need:
-                        credit -= need
-                        l_arr[i, ld_req[i] % lfifo] = c + L + 1
-                        ld_req[i] += 1
-                        rd_bytes[dt] += need
-                        progress = True
-                if all_done:
-                    load_done[t] = c
-                    ld_tile += 1
-                    ld_started = False
-                    progress = True
-        # ---- 3. stream issue: at most one element per PE row per cycle -----------------
+                k = lq_ent[lq_ptr[i] + n]
+                a = ld_addr[k]
+                rowbase = t_off[dt] + ld_drow[k] * t_cols[dt] + col0
+                if bc:
+                    for ii in range(R):
+                        for j in range(ncols):
+                            lmem[bk, ii, a, j] = mem[rowbase + j]
+                    counters[_C_LMEM_WR] += R * ncols
+                else:
+                    for j in range(ncols):
+                        lmem[bk, i, a, j] = mem[rowbase + j]
+                    counters[_C_LMEM_WR] += ncols
+                counters[_C_LFIFO] += 1
+                lw_cnt[i] = n + 1
+                progress = True
+            if lw_cnt[i] >= lane_cum[i, t + 1]:
+                if bc:
+                    for ii in range(R):
+                        load_done[t, ii] = c
+                        lw_tile[ii] = t + 1
+                        lw_started[ii] = False
+                else:
+                    load_done[t, i] = c
+                    lw_tile[i] = t + 1
+                    lw_started[i] = False
+                progress = True
+        # ---- 4. stream issue: at most one element per PE row per cycle -----------------
         for i in range(R):
             if cur[i] < nt and rem[i] == 0:
                 t = cur[i]
@@ -263,11 +291,11 @@ def _run(P, mem, t_off, t_cols,
             if rem[i] == 0:
                 stall[i, _ST_IMBALANCE] += 1
                 continue
-            if load_done[t] >= c:
+            if load_done[t, i] >= c:
                 p = t_phase[t]
                 if ph_ready[p] > c:
                     stall[i, _ST_BARRIER] += 1
-                elif ld_tile < t or (ld_tile == t and not ld_started):
+                elif lw_tile[i] < t or (lw_tile[i] == t and not lw_started[i]):
                     stall[i, _ST_IMBALANCE] += 1
                 else:
                     stall[i, _ST_LOAD] += 1
@@ -320,26 +348,6 @@ def _run(P, mem, t_off, t_cols,
             s_head[i] += 1
             rem[i] -= 1
             progress = True
-        # ---- 4. stream fetch: one request per PE row per cycle, rotating priority ------
-        for q in range(R):
-            i = (q + c) % R
-            e = s_req[i]
-            if e >= s_end[i] or e - s_head[i] >= sfifo or not mem_ok:
-                continue
-            while row_tile_ptr[i, s_req_tile[i] + 1] <= e:
-                s_req_tile[i] += 1
-            p = t_phase[s_req_tile[i]]
-            if ph_ready[p] > c:
-                continue
-            need = ph_s_bytes[p]
-            if credit < need:
-                continue
-            credit -= need
-            s_arr[i, e % sfifo] = c + L + 1
-            s_req[i] = e + 1
-            rd_bytes[ph_s[p]] += need
-            counters[_C_SFIFO] += 1
-            progress = True
         if progress:
             idle = 0
         else:
@@ -359,6 +367,33 @@ class SimResult:
     memory: list
     cycles: int
     stats: dict
+
+
+def _load_queues(program: Program, ph_d_bytes: np.ndarray):
+    """Per-lane request order of the load list (tile by tile) and its per-entry facts."""
+    a = program.arrays
+    R = program.config.rows
+    lp = a["load_ptr"]
+    nt = lp.shape[0]
+    lens = (lp[:, 1:] - lp[:, :-1]).T if nt else np.zeros((R, 0), np.int64)  # R × nt
+    lane_cum = np.zeros((R, nt + 1), np.int64)
+    lane_cum[:, 1:] = np.cumsum(lens, axis=1)
+    ents, ph = [], []
+    tile_of = []
+    for i in range(R):
+        n = lens[i]
+        starts = lp[:, i] if nt else np.zeros(0, np.int64)
+        tot = int(n.sum())
+        off = np.repeat(starts - np.concatenate([[0], np.cumsum(n)[:-1]]), n)
+        ents.append(np.arange(tot, dtype=np.int64) + off)
+        tile_of.append(np.repeat(np.arange(nt), n))
+    lq_ptr = np.concatenate([[0], np.cumsum([e.size for e in ents])]).astype(np.int64)
+    lq_ent = np.concatenate(ents) if ents else np.zeros(0, np.int64)
+    tiles = np.concatenate(tile_of).astype(np.int64) if tile_of else np.zeros(0, np.int64)
+    lq_phase = a["t_phase"].astype(np.int64)[tiles]
+    lq_bytes = (ph_d_bytes[lq_phase] * a["t_ncols"].astype(np.int64)[tiles]).astype(np.int64)
+    lq_tensor = a["ph_d"].astype(np.int64)[lq_phase]
+    return lane_cum, lq_ptr, lq_ent, lq_phase, lq_bytes, lq_tensor
 
 
 def _bytes(bits: int) -> int:
@@ -417,7 +452,7 @@ def simulate(program: Program, memory: list, *, stall_permille: int = 0,
               a["t_block"].astype(np.int64), a["t_col0"].astype(np.int64),
               a["t_ncols"].astype(np.int64), a["t_broadcast"].astype(np.int64),
               a["t_prev_same_bank"].astype(np.int64), a["load_ptr"], a["ld_drow"],
-              a["ld_addr"].astype(np.int64),
+              a["ld_addr"].astype(np.int64), *_load_queues(program, ph_d_bytes),
               a["b_phase"].astype(np.int64), a["b_half"].astype(np.int64),
               a["b_last_tile"].astype(np.int64), a["b_prev_same_half"].astype(np.int64),
               a["b_col0"].astype(np.int64), a["b_ncols"].astype(np.int64),
