@@ -282,13 +282,20 @@ def _assign(rows: np.ndarray, nnz: np.ndarray, R: int, depth: int):
         np.add.at(load, lane[done], pw[done])
         tail = rest[4 * R:]
         if tail.size:
+            # each lane takes a share of the (descending) tail proportional to its
+            # deficit, interleaved by stride scheduling so every lane gets a mix of
+            # long and short rows: weights and row counts both come out even
             tw = pw[tail]
             target = (load.sum() + tw.sum()) / R
             deficit = np.maximum(0.0, target - load)
-            cum_d = np.cumsum(deficit)
-            cum_d *= tw.sum() / cum_d[-1] if cum_d[-1] > 0 else 0.0
-            cum_w = np.cumsum(tw) - tw / 2.0
-            lane[tail] = np.minimum(np.searchsorted(cum_d, cum_w, side="right"), R - 1)
+            share = deficit / deficit.sum() if deficit.sum() > 0 else np.full(R, 1.0 / R)
+            n_i = np.floor(share * tail.size).astype(np.int64)
+            extra = tail.size - n_i.sum()
+            n_i[np.argsort(-(share * tail.size - n_i), kind="stable")[:extra]] += 1
+            who = np.repeat(np.arange(R), n_i)
+            j = np.arange(who.size) - np.repeat(np.cumsum(n_i) - n_i, n_i)
+            vt = (j + 0.5) / n_i[who]
+            lane[tail] = who[np.argsort(vt, kind="stable")]
             np.add.at(load, lane[tail], tw)
     # slots: order of pieces within each lane by row index
     order = np.lexsort((prow, lane))
@@ -301,25 +308,38 @@ def _assign(rows: np.ndarray, nnz: np.ndarray, R: int, depth: int):
     return prow, e0, e1, lane, slot, pn, load
 
 
-def _ktile_bounds_gathered(ent_lane, ent_k, R, depth, d_rows, pieces=4):
-    """Greedy K ranges such that every lane touches at most ``cap`` distinct D rows.
+def _ktile_bounds_gathered(ent_lane, ent_k, R, C, depth, d_rows):
+    """K ranges for per-lane gathered tiles.
 
-    ``cap`` is the local-memory depth, lowered so a block has about ``pieces`` tiles:
-    loading tile t+1 hides under computing tile t only when there are several tiles."""
+    Boundaries sit at quantiles of all entries, so every lane gets about the same share
+    of each tile; the number of tiles is chosen so each lane streams about 8·C elements
+    per tile (the bank swap costs about C cycles) with at least two tiles to overlap
+    loading and computing.  A range where some lane would touch more than ``depth``
+    distinct D rows is bisected until it fits."""
+    n = ent_k.size
+    if n == 0:
+        return np.array([0, d_rows], dtype=np.int64)
+    per_lane = n / R
+    pieces = int(min(64, max(2, per_lane // (8 * C))))
+    ks = np.sort(ent_k)
+    q = ks[(np.arange(1, pieces) * n) // pieces]
+    bounds = np.unique(np.concatenate([[0], q, [d_rows]])).astype(np.int64)
     uniq = [np.unique(ent_k[ent_lane == i]) for i in range(R)]
-    most = max((u.size for u in uniq), default=0)
-    depth = max(1, min(depth, max(32, -(-most // pieces))))
-    bounds = [0]
-    lo = 0
-    while lo < d_rows:
-        hi = d_rows
-        for u in uniq:
-            j = np.searchsorted(u, lo)
-            if u.size - j > depth:
-                hi = min(hi, int(u[j + depth]))
-        bounds.append(hi)
-        lo = hi
-    return np.asarray(bounds, dtype=np.int64)
+
+    def fits(lo, hi):
+        return all(np.searchsorted(u, hi) - np.searchsorted(u, lo) <= depth for u in uniq)
+
+    out = [int(bounds[0])]
+    stack = [(int(bounds[i]), int(bounds[i + 1])) for i in range(len(bounds) - 1)][::-1]
+    while stack:
+        lo, hi = stack.pop()
+        if fits(lo, hi) or hi - lo <= 1:
+            out.append(hi)
+        else:
+            mid = (lo + hi) // 2
+            stack.append((mid, hi))
+            stack.append((lo, mid))
+    return np.asarray(out, dtype=np.int64)
 
 
 class _Builder:
@@ -507,7 +527,7 @@ def _schedule_phase(b: _Builder, pi: int, ph: _Phase, mode: str | None, decision
             kb[-1] = ph.d_rows
             kb = np.unique(np.minimum(kb, ph.d_rows))
         else:
-            kb = _ktile_bounds_gathered(elane, ek, R, depth, ph.d_rows)
+            kb = _ktile_bounds_gathered(elane, ek, R, C, depth, ph.d_rows)
         etile = np.searchsorted(kb, ek, side="right") - 1
         used = np.unique(etile)
         remap = np.full(kb.size, -1, np.int64)
