@@ -226,12 +226,14 @@ def build_memory(problem: Problem, program: Program) -> list[np.ndarray]:
 
 # ---- scheduling one phase ---------------------------------------------------------------
 def _row_blocks(weights: np.ndarray, nb: int) -> list[np.ndarray]:
-    """Split rows 0..o-1 into nb contiguous ranges of about equal weight."""
+    """Split rows 0..o-1 into nb contiguous ranges; the last carries a quarter of the
+    weight of the others, because its writeback is the one no computation hides."""
     o = weights.size
     if nb <= 1:
         return [np.arange(o)]
     cum = np.cumsum(weights + 1)
-    cuts = np.searchsorted(cum, cum[-1] * np.arange(1, nb) / nb)
+    share = np.concatenate([np.ones(nb - 1), [0.25]])
+    cuts = np.searchsorted(cum, cum[-1] * np.cumsum(share)[:-1] / share.sum())
     bounds = np.concatenate([[0], cuts, [o]])
     return [np.arange(bounds[i], bounds[i + 1]) for i in range(nb) if bounds[i + 1] > bounds[i]]
 
@@ -354,8 +356,9 @@ class _Builder:
         self.elem = []       # (lane, tile, src, addr, slot, flags) chunks
         self.last_bank = 1
         self.last_key = None
+        self.n_groups = 0    # stream groups: one per (row block, K tile), shared by column tiles
 
-    def add_tile(self, phase, block, col0, ncols, broadcast, key, loads):
+    def add_tile(self, phase, block, col0, ncols, broadcast, key, loads, group):
         same = broadcast and key is not None and key == self.last_key
         bank = self.last_bank if same else 1 - self.last_bank
         prev = -1
@@ -365,7 +368,8 @@ class _Builder:
                     prev = t
                     break
         self.tiles.append({"phase": phase, "bank": bank, "block": block, "col0": col0,
-                           "ncols": ncols, "broadcast": int(broadcast), "prev": prev})
+                           "ncols": ncols, "broadcast": int(broadcast), "prev": prev,
+                           "group": group})
         R = self.cfg.rows
         empty = (np.zeros(0, np.int64), np.zeros(0, np.int64))
         self.loads.append([empty] * R if same else loads)
@@ -385,6 +389,8 @@ class _Builder:
         arr["t_ncols"] = np.array([t["ncols"] for t in T], np.int32)
         arr["t_broadcast"] = np.array([t["broadcast"] for t in T], np.int8)
         arr["t_prev_same_bank"] = np.array([t["prev"] for t in T], np.int32)
+        arr["t_stream"] = np.array([t["group"] for t in T], np.int32)
+        ng = self.n_groups
         lens = np.array([[len(l[0]) for l in ls] for ls in self.loads], np.int64).reshape(nt, R)
         flat = np.concatenate([[0], np.cumsum(lens.ravel())])
         lp = np.zeros((nt, R + 1), np.int64)
@@ -420,15 +426,15 @@ class _Builder:
             arr["e_addr"] = np.concatenate([e[3] for e in self.elem])[order].astype(np.int32)
             arr["e_slot"] = np.concatenate([e[4] for e in self.elem])[order].astype(np.int32)
             arr["e_flags"] = np.concatenate([e[5] for e in self.elem])[order].astype(np.int8)
-            key = lane[order] * (nt + 1) + tile[order]
+            key = lane[order] * (ng + 1) + tile[order]
             del lane, tile, order
         else:
             for k, dt in (("e_src", np.int64), ("e_addr", np.int32), ("e_slot", np.int32),
                           ("e_flags", np.int8)):
                 arr[k] = np.zeros(0, dt)
             key = np.zeros(0, np.int64)
-        bounds = (np.arange(R)[:, None] * (nt + 1) + np.arange(nt + 1)[None, :]).ravel()
-        arr["row_tile_ptr"] = np.searchsorted(key, bounds).reshape(R, nt + 1).astype(np.int64)
+        bounds = (np.arange(R)[:, None] * (ng + 1) + np.arange(ng + 1)[None, :]).ravel()
+        arr["row_stream_ptr"] = np.searchsorted(key, bounds).reshape(R, ng + 1).astype(np.int64)
         arr["ph_s"] = np.array([p.s_tensor for p in phases], np.int32)
         arr["ph_d"] = np.array([p.d_tensor for p in phases], np.int32)
         arr["ph_out"] = np.array([p.out_tensor for p in phases], np.int32)
@@ -610,25 +616,31 @@ def _schedule_phase(b: _Builder, pi: int, ph: _Phase, mode: str | None, decision
         keep = np.flatnonzero(busy).max() + 1 if busy.any() else 0
         wb = (wslot[:keep], wrow[:keep], wmerge[:keep], wmrow[:keep])
         prepared.append((elane, etile, ph.s_src[ent], addr, eslot, flags, loads, nkt, wb))
-    # emit: column tiles outer, row blocks inner, K tiles innermost
+    # emit: column tiles outer, row blocks inner, K tiles innermost; the stream of a
+    # (row block, K tile) is stored once and replayed for every column tile
+    groups = []
+    for (elane, etile, src, addr, eslot, flags, loads, nkt, wb) in prepared:
+        g0 = b.n_groups
+        b.n_groups += max(1, nkt)
+        groups.append(g0)
+        b.elem.append((elane, g0 + etile, src, addr, eslot, flags))
     for ct in range(nct):
         col0 = ct * C
         ncols = min(C, ph.d_cols - col0)
-        for (elane, etile, src, addr, eslot, flags, loads, nkt, wb) in prepared:
+        for g0, (elane, etile, src, addr, eslot, flags, loads, nkt, wb) in zip(groups, prepared):
             blk = len(b.blocks)
             first = len(b.tiles)
             if nkt == 0:
                 # a block of empty rows still needs a tile to carry its writeback
                 empty_ld = [(np.zeros(0, np.int64), np.zeros(0, np.int64))] * R
-                b.add_tile(pi, blk, col0, ncols, broadcast, ("none", pi), empty_ld)
+                b.add_tile(pi, blk, col0, ncols, broadcast, ("none", pi), empty_ld, g0)
             for t in range(nkt):
                 ld, key = loads[t]
                 key = None if key is None else key + (ct,)
-                b.add_tile(pi, blk, col0, ncols, broadcast, key, ld)
+                b.add_tile(pi, blk, col0, ncols, broadcast, key, ld, g0 + t)
             b.blocks.append({"phase": pi, "first": first, "last": len(b.tiles) - 1,
                              "col0": col0, "ncols": ncols})
             b.wb.append(wb)
-            b.elem.append((elane, first + etile, src, addr, eslot, flags))
 
 
 def compile_problem(problem: Problem, config: HardwareConfig, order: str = "auto",

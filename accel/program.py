@@ -6,6 +6,8 @@ Vocabulary (see docs/machine.md for the cycle rules):
 * phase   -- one sparse×dense product ``S · D -> out``; S streamed, D stationary.
 * tile    -- one D tile in one local-memory bank plus the stream elements that use it.
 * block   -- the tiles that fill one half of the output banks; written back together.
+* stream   -- the elements of one (row block, K tile) per PE row, replayed by every
+             column tile (``t_stream``).
 * element -- one streamed nonzero ``(src, addr, slot, flags)`` for one PE row.
 """
 
@@ -41,13 +43,14 @@ _ARRAYS = {
     # tiles
     "t_phase": np.int32, "t_bank": np.int8, "t_block": np.int32, "t_col0": np.int32,
     "t_ncols": np.int32, "t_broadcast": np.int8, "t_prev_same_bank": np.int32,
+    "t_stream": np.int32,
     "load_ptr": np.int64, "ld_drow": np.int64, "ld_addr": np.int32,
     # blocks
     "b_phase": np.int32, "b_half": np.int8, "b_first_tile": np.int32, "b_last_tile": np.int32,
     "b_prev_same_half": np.int32, "b_col0": np.int32, "b_ncols": np.int32, "wb_ptr": np.int64,
     "wb_slot": np.int32, "wb_row": np.int64, "wb_merge": np.int8, "wb_mrow": np.int64,
     # streams
-    "row_tile_ptr": np.int64, "e_src": np.int64, "e_addr": np.int32, "e_slot": np.int32,
+    "row_stream_ptr": np.int64, "e_src": np.int64, "e_addr": np.int32, "e_slot": np.int32,
     "e_flags": np.int8,
 }
 
@@ -133,12 +136,14 @@ class Program:
         check(((a["b_half"] == 0) | (a["b_half"] == 1)).all(), "b_half not 0/1")
         check(((a["b_prev_same_half"] >= -1) & (a["b_prev_same_half"] < np.arange(nb))).all(),
               "b_prev_same_half must point to an earlier block")
-        check(a["row_tile_ptr"].shape == (R, nt + 1), f"row_tile_ptr must have shape ({R}, {nt + 1})")
-        rp = a["row_tile_ptr"]
+        rp = a["row_stream_ptr"]
+        ng = rp.shape[1] - 1
+        check(rp.ndim == 2 and rp.shape[0] == R, f"row_stream_ptr must have {R} rows")
+        check(((a["t_stream"] >= 0) & (a["t_stream"] < ng)).all(), "t_stream out of range")
         ne = self.n_elements
-        check((np.diff(rp, axis=1) >= 0).all(), "row_tile_ptr is not monotone")
+        check((np.diff(rp, axis=1) >= 0).all(), "row_stream_ptr is not monotone")
         check(rp[0, 0] == 0 and rp[-1, -1] == ne and (rp[1:, 0] == rp[:-1, -1]).all(),
-              "row_tile_ptr does not cover the element list")
+              "row_stream_ptr does not cover the element list")
         check(((a["e_addr"] >= 0) & (a["e_addr"] < cfg.lmem_depth)).all(),
               f"an element address is outside the local memory depth {cfg.lmem_depth}")
         check(((a["e_slot"] >= 0) & (a["e_slot"] < cfg.out_bank_depth)).all(),
@@ -163,8 +168,9 @@ class Program:
             lo, hi = lp[idx[0], 0], lp[idx[-1], -1]
             check(((a["ld_drow"][lo:hi] >= 0) & (a["ld_drow"][lo:hi] < d["rows"])).all(),
                   f"phase {p}: a load reads outside D ({d['rows']} rows)")
+            gs = a["t_stream"][idx]
             for r in range(R):
-                elo, ehi = rp[r, idx[0]], rp[r, idx[-1] + 1]
+                elo, ehi = rp[r, gs.min()], rp[r, gs.max() + 1]
                 src = a["e_src"][elo:ehi]
                 check(((src >= 0) & (src < s["rows"] * s["cols"])).all(),
                       f"phase {p}: an element reads outside S")
@@ -179,7 +185,7 @@ class Program:
         import io
         folder = Path(folder)
         buf = io.BytesIO()
-        np.savez_compressed(buf, **self.arrays)
+        np.savez(buf, **self.arrays)   # uncompressed: a run folder is written in milliseconds
         atomic_write_bytes(folder / "program.npz", buf.getvalue())
         doc = {"format": "axw-program-1", "config": json.loads(self.config.to_json()),
                "tensors": list(self.tensors), "meta": self.meta}

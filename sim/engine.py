@@ -51,12 +51,12 @@ def _requant(v, shift, bits):
 @njit(cache=True)
 def _run(P, mem, t_off, t_cols,
          ph_s, ph_d, ph_out, ph_rq_shift, ph_rq_bits, ph_oc_ptr, ph_oc,
-         ph_s_bytes, ph_d_bytes, ph_o_bytes,
+         ph_s_bytes, ph_d_bytes, ph_o_bytes, ph_s_dep, ph_d_dep,
          t_phase, t_bank, t_block, t_col0, t_ncols, t_bc, t_prev,
          load_ptr, ld_drow, ld_addr, lane_cum, lq_ptr, lq_ent, lq_phase, lq_bytes, lq_tensor,
          b_phase, b_half, b_last_tile, b_prev_half, b_col0, b_ncols,
          wb_ptr, wb_slot, wb_row, wb_merge, wb_mrow,
-         row_tile_ptr, e_src, e_addr, e_slot, e_flags,
+         t_stream, rsp, e_src, e_addr, e_slot, e_flags,
          counters, stall, busy, rd_bytes, wr_bytes, ph_first, ph_end, ph_macs):
     R = P[0]; C = P[1]; depth = P[2]; obd = P[3]; sfifo = P[4]; lfifo = P[5]
     B = P[6]; L = P[7]; acc_bits = P[8]; pe_lat = P[9]; merge_lat = P[10]
@@ -73,18 +73,26 @@ def _run(P, mem, t_off, t_cols,
     credit = np.int64(0)
     lfsr = np.uint32(seed if seed != 0 else 1)
     # phase barrier: cycle from which phase p may read memory
-    ph_ready = np.full(nph + 1, _INF, np.int64)
-    ph_ready[0] = 0
+    # phase_done[q]: first cycle at which the output of phase q is in memory; a phase
+    # reads a tensor only after the phase that writes it (ph_s_dep / ph_d_dep) is done
+    phase_done = np.full(nph + 1, _INF, np.int64)
+    phase_done[nph] = 0
     # stream state per row
-    s_req = np.empty(R, np.int64); s_head = np.empty(R, np.int64); s_end = np.empty(R, np.int64)
-    s_req_tile = np.zeros(R, np.int64)
+    # fetch side walks tiles (replaying each tile's stream group); FIFO slots are
+    # indexed by per-lane sequence numbers
+    f_tile = np.zeros(R, np.int64); f_ptr = np.empty(R, np.int64); f_end = np.empty(R, np.int64)
+    f_seq = np.zeros(R, np.int64); h_seq = np.zeros(R, np.int64)
     s_arr = np.zeros((R, sfifo), np.int64)
-    cur = np.zeros(R, np.int64); rem = np.empty(R, np.int64)
+    s_el = np.zeros((R, sfifo), np.int64)
+    cur = np.zeros(R, np.int64); rem = np.zeros(R, np.int64)
     last_issue = np.full(R, -_INF, np.int64)
     for i in range(R):
-        s_req[i] = row_tile_ptr[i, 0]; s_head[i] = row_tile_ptr[i, 0]
-        s_end[i] = row_tile_ptr[i, nt]
-        rem[i] = row_tile_ptr[i, 1] - row_tile_ptr[i, 0] if nt > 0 else 0
+        if nt > 0:
+            g = t_stream[0]
+            f_ptr[i] = rsp[i, g]; f_end[i] = rsp[i, g + 1]
+            rem[i] = rsp[i, g + 1] - rsp[i, g]
+        else:
+            f_ptr[i] = 0; f_end[i] = 0
     read_done = np.full((max(nt, 1), R), _INF, np.int64)
     load_done = np.full((max(nt, 1), R), _INF, np.int64)
     blk_merge = np.zeros(max(nb, 1), np.int64)
@@ -93,6 +101,8 @@ def _run(P, mem, t_off, t_cols,
     lw_tile = np.zeros(R, np.int64)
     lw_started = np.zeros(R, np.bool_)
     lr_cnt = np.zeros(R, np.int64); lw_cnt = np.zeros(R, np.int64)
+    req_left = lq_ptr[R] - lq_ptr[0]
+    lanes_loading = R if nt > 0 else 0
     l_arr = np.zeros((R, lfifo), np.int64)
     # writeback unit
     wb_blk = 0
@@ -175,38 +185,47 @@ def _run(P, mem, t_off, t_cols,
                         ph_end[p] = c
                     last_of_phase = (b + 1 == nb) or (b_phase[b + 1] != p)
                     if last_of_phase:
-                        ph_ready[p + 1] = c + 1
+                        phase_done[p] = c + 1
                     wb_blk += 1
                     wb_step = 0
                     progress = True
         # ---- 2. stream fetch: one request per PE row per cycle, rotating priority ------
         for q in range(R):
             i = (q + c) % R
-            e = s_req[i]
-            if e >= s_end[i] or e - s_head[i] >= sfifo or not mem_ok:
+            if f_ptr[i] >= f_end[i] and f_tile[i] < nt:
+                # one tile advance per cycle on the fetch side
+                f_tile[i] += 1
+                if f_tile[i] < nt:
+                    g = t_stream[f_tile[i]]
+                    f_ptr[i] = rsp[i, g]; f_end[i] = rsp[i, g + 1]
+            if f_tile[i] >= nt or f_ptr[i] >= f_end[i]:
                 continue
-            while row_tile_ptr[i, s_req_tile[i] + 1] <= e:
-                s_req_tile[i] += 1
-            p = t_phase[s_req_tile[i]]
-            if ph_ready[p] > c:
+            if f_seq[i] - h_seq[i] >= sfifo or not mem_ok:
+                continue
+            e = f_ptr[i]
+            p = t_phase[f_tile[i]]
+            if phase_done[ph_s_dep[p]] > c:
                 continue
             need = ph_s_bytes[p]
             if credit < need:
                 continue
             credit -= need
-            s_arr[i, e % sfifo] = c + L + 1
-            s_req[i] = e + 1
+            q2 = f_seq[i] % sfifo
+            s_arr[i, q2] = c + L + 1
+            s_el[i, q2] = e
+            f_seq[i] += 1
+            f_ptr[i] = e + 1
             rd_bytes[ph_s[p]] += need
             counters[_C_SFIFO] += 1
             progress = True
         # ---- 3. load unit: requests run ahead per lane; writes fill one tile at a time --
-        for q in range(R):
+        for q in range(R if req_left > 0 else 0):
             i = (q + c) % R
             n = lr_cnt[i]
             if n >= lq_ptr[i + 1] - lq_ptr[i] or n - lw_cnt[i] >= lfifo or not mem_ok:
                 continue
             en = lq_ptr[i] + n
-            if ph_ready[lq_phase[en]] > c:
+            if phase_done[ph_d_dep[lq_phase[en]]] > c:
                 continue
             need = lq_bytes[en]
             if credit < need:
@@ -214,11 +233,12 @@ def _run(P, mem, t_off, t_cols,
             credit -= need
             l_arr[i, n % lfifo] = c + L + 1
             lr_cnt[i] = n + 1
+            req_left -= 1
             rd_bytes[lq_tensor[en]] += need
             progress = True
         # writes: each lane fills its own shadow bank; a broadcast tile waits for every
         # lane to reach it and then writes all lanes from lane 0's queue
-        for i in range(R):
+        for i in range(R if lanes_loading > 0 else 0):
             t = lw_tile[i]
             if t >= nt:
                 continue
@@ -227,7 +247,7 @@ def _run(P, mem, t_off, t_cols,
                 continue
             p = t_phase[t]
             if not lw_started[i]:
-                ok = ph_ready[p] <= c
+                ok = phase_done[ph_d_dep[p]] <= c
                 pv = t_prev[t]
                 if bc:
                     for ii in range(R):
@@ -268,10 +288,14 @@ def _run(P, mem, t_off, t_cols,
                         load_done[t, ii] = c
                         lw_tile[ii] = t + 1
                         lw_started[ii] = False
+                        if t + 1 == nt:
+                            lanes_loading -= 1
                 else:
                     load_done[t, i] = c
                     lw_tile[i] = t + 1
                     lw_started[i] = False
+                    if t + 1 == nt:
+                        lanes_loading -= 1
                 progress = True
         # ---- 4. stream issue: at most one element per PE row per cycle -----------------
         for i in range(R):
@@ -280,7 +304,8 @@ def _run(P, mem, t_off, t_cols,
                 read_done[t, i] = last_issue[i] + C if last_issue[i] + C > 0 else 0
                 cur[i] += 1
                 if cur[i] < nt:
-                    rem[i] = row_tile_ptr[i, cur[i] + 1] - row_tile_ptr[i, cur[i]]
+                    g = t_stream[cur[i]]
+                    rem[i] = rsp[i, g + 1] - rsp[i, g]
                 else:
                     rows_done += 1
                 progress = True
@@ -293,7 +318,7 @@ def _run(P, mem, t_off, t_cols,
                 continue
             if load_done[t, i] >= c:
                 p = t_phase[t]
-                if ph_ready[p] > c:
+                if phase_done[ph_d_dep[p]] > c:
                     stall[i, _ST_BARRIER] += 1
                 elif lw_tile[i] < t or (lw_tile[i] == t and not lw_started[i]):
                     stall[i, _ST_IMBALANCE] += 1
@@ -305,10 +330,10 @@ def _run(P, mem, t_off, t_cols,
             if pb >= 0 and wb_done[pb] >= c:
                 stall[i, _ST_BANK] += 1
                 continue
-            e = s_head[i]
-            if e >= s_req[i] or s_arr[i, e % sfifo] > c:
+            if h_seq[i] >= f_seq[i] or s_arr[i, h_seq[i] % sfifo] > c:
                 stall[i, _ST_STREAM] += 1
                 continue
+            e = s_el[i, h_seq[i] % sfifo]
             # issue element e
             p = t_phase[t]
             ncols = t_ncols[t]
@@ -345,7 +370,7 @@ def _run(P, mem, t_off, t_cols,
                 ph_first[p] = c
             busy[i] += 1
             last_issue[i] = c
-            s_head[i] += 1
+            h_seq[i] += 1
             rem[i] -= 1
             progress = True
         if progress:
@@ -367,6 +392,22 @@ class SimResult:
     memory: list
     cycles: int
     stats: dict
+
+
+def _dependencies(program: Program):
+    """For each phase, the last earlier phase writing its S and its D tensor (index
+    ``n_phases`` means none: always ready)."""
+    a = program.arrays
+    nph = program.n_phases
+    s_dep = np.full(nph, nph, np.int64)
+    d_dep = np.full(nph, nph, np.int64)
+    for p in range(nph):
+        for q in range(p):
+            if a["ph_out"][q] == a["ph_s"][p]:
+                s_dep[p] = q
+            if a["ph_out"][q] == a["ph_d"][p]:
+                d_dep[p] = q
+    return s_dep, d_dep
 
 
 def _load_queues(program: Program, ph_d_bytes: np.ndarray):
@@ -448,6 +489,7 @@ def simulate(program: Program, memory: list, *, stall_permille: int = 0,
               a["ph_s"].astype(np.int64), a["ph_d"].astype(np.int64), a["ph_out"].astype(np.int64),
               a["ph_rq_shift"].astype(np.int64), a["ph_rq_bits"].astype(np.int64),
               a["ph_out_cols_ptr"], a["ph_out_cols"], ph_s_bytes, ph_d_bytes, ph_o_bytes,
+              *_dependencies(program),
               a["t_phase"].astype(np.int64), a["t_bank"].astype(np.int64),
               a["t_block"].astype(np.int64), a["t_col0"].astype(np.int64),
               a["t_ncols"].astype(np.int64), a["t_broadcast"].astype(np.int64),
@@ -458,7 +500,8 @@ def simulate(program: Program, memory: list, *, stall_permille: int = 0,
               a["b_col0"].astype(np.int64), a["b_ncols"].astype(np.int64),
               a["wb_ptr"], a["wb_slot"].astype(np.int64), a["wb_row"],
               a["wb_merge"].astype(np.int64), a["wb_mrow"],
-              a["row_tile_ptr"], a["e_src"], a["e_addr"], a["e_slot"], a["e_flags"],
+              a["t_stream"].astype(np.int64), a["row_stream_ptr"], a["e_src"], a["e_addr"],
+              a["e_slot"], a["e_flags"],
               counters, stall, busy, rd, wr, ph_first, ph_end, ph_macs)
     if rc != 0:
         raise ProgramError(f"simulation made no progress for {P[13]} cycles at cycle "

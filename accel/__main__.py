@@ -1,0 +1,5 @@
+"""``python -m accel``: the ``accel`` command line."""
+
+from .cli import main
+
+raise SystemExit(main())
