@@ -449,10 +449,12 @@ class _Builder:
 def _estimate(nnz_blocks, rows_blocks, nct, mode, d_rows, depth, cfg, s_bytes, d_bytes,
               o_bytes, ncols):
     """Closed-form cycles of one phase: per block the slowest of compute, loads, the
-    previous block's writeback and the DRAM bytes they all move, plus the exposed ends."""
-    R = cfg.rows
+    previous block's writeback and the DRAM bytes they all move, a synchronisation cost
+    per block (lanes meet, the last merges drain), plus the exposed first load and last
+    writeback."""
+    R, C, B = cfg.rows, cfg.cols, cfg.dram_bytes_per_cycle
     comp = np.ceil(nnz_blocks / R)
-    wb = np.ceil(rows_blocks / R)
+    wb = np.maximum(np.ceil(rows_blocks / R), rows_blocks * ncols * o_bytes / B)
     if mode == "broadcast":
         nk = math.ceil(d_rows / depth)
         load = np.full(comp.shape, float(min(d_rows, depth) * nk))
@@ -463,11 +465,12 @@ def _estimate(nnz_blocks, rows_blocks, nct, mode, d_rows, depth, cfg, s_bytes, d
     else:
         load = comp.copy()
         ld_bytes = nnz_blocks * ncols * d_bytes
-        first = max(32.0, float(comp[0]) / 4)
+        first = min(float(comp[0]), 8.0 * C)
     byts = nnz_blocks * s_bytes + ld_bytes + rows_blocks * ncols * o_bytes
-    per = np.maximum.reduce([comp, load, np.concatenate([[0.0], wb[:-1]]),
-                             byts / cfg.dram_bytes_per_cycle])
-    return float(nct * per.sum() + wb[-1] + first + 2 * cfg.dram_latency_cycles)
+    per = np.maximum.reduce([comp, load, np.concatenate([[0.0], wb[:-1]]), byts / B])
+    sync = C + cfg.pe_latency_cycles + cfg.merge_latency_cycles + 8
+    return float(nct * (per.sum() + sync * comp.size) + wb[-1] + first
+                 + cfg.dram_latency_cycles)
 
 
 def _phase_bytes(tens, ph: _Phase, cfg: HardwareConfig):

@@ -67,9 +67,11 @@ def _run(P, mem, t_off, t_cols,
     lmem = np.zeros((2, R, depth, C), np.int64)
     bank = np.zeros((2, R, obd, C), np.int64)
     acc = np.zeros((R, C), np.int64)
+    # token bucket: B bytes per cycle, holding up to two of the largest transfers
     cap = B
     for p in range(nph):
         cap = max(cap, ph_s_bytes[p], ph_d_bytes[p] * C, ph_o_bytes[p] * C * R)
+    cap = 2 * cap
     credit = np.int64(0)
     lfsr = np.uint32(seed if seed != 0 else 1)
     # phase barrier: cycle from which phase p may read memory
@@ -119,7 +121,36 @@ def _run(P, mem, t_off, t_cols,
             if (lfsr % np.uint32(1000)) < np.uint32(stall_pm):
                 mem_ok = False
                 counters[_C_STALL_MEM] += 1
-        # ---- 1. writeback: one step per cycle once the block's merges are complete -----
+        # ---- 1. stream fetch: one request per PE row per cycle, rotating priority ------
+        for q in range(R):
+            i = (q + c) % R
+            if f_ptr[i] >= f_end[i] and f_tile[i] < nt:
+                # one tile advance per cycle on the fetch side
+                f_tile[i] += 1
+                if f_tile[i] < nt:
+                    g = t_stream[f_tile[i]]
+                    f_ptr[i] = rsp[i, g]; f_end[i] = rsp[i, g + 1]
+            if f_tile[i] >= nt or f_ptr[i] >= f_end[i]:
+                continue
+            if f_seq[i] - h_seq[i] >= sfifo or not mem_ok:
+                continue
+            e = f_ptr[i]
+            p = t_phase[f_tile[i]]
+            if phase_done[ph_s_dep[p]] > c:
+                continue
+            need = ph_s_bytes[p]
+            if credit < need:
+                continue
+            credit -= need
+            q2 = f_seq[i] % sfifo
+            s_arr[i, q2] = c + L + 1
+            s_el[i, q2] = e
+            f_seq[i] += 1
+            f_ptr[i] = e + 1
+            rd_bytes[ph_s[p]] += need
+            counters[_C_SFIFO] += 1
+            progress = True
+        # ---- 2. writeback: one step per cycle once the block's merges are complete -----
         if wb_blk < nb:
             b = wb_blk
             ready = c > blk_merge[b]
@@ -189,35 +220,6 @@ def _run(P, mem, t_off, t_cols,
                     wb_blk += 1
                     wb_step = 0
                     progress = True
-        # ---- 2. stream fetch: one request per PE row per cycle, rotating priority ------
-        for q in range(R):
-            i = (q + c) % R
-            if f_ptr[i] >= f_end[i] and f_tile[i] < nt:
-                # one tile advance per cycle on the fetch side
-                f_tile[i] += 1
-                if f_tile[i] < nt:
-                    g = t_stream[f_tile[i]]
-                    f_ptr[i] = rsp[i, g]; f_end[i] = rsp[i, g + 1]
-            if f_tile[i] >= nt or f_ptr[i] >= f_end[i]:
-                continue
-            if f_seq[i] - h_seq[i] >= sfifo or not mem_ok:
-                continue
-            e = f_ptr[i]
-            p = t_phase[f_tile[i]]
-            if phase_done[ph_s_dep[p]] > c:
-                continue
-            need = ph_s_bytes[p]
-            if credit < need:
-                continue
-            credit -= need
-            q2 = f_seq[i] % sfifo
-            s_arr[i, q2] = c + L + 1
-            s_el[i, q2] = e
-            f_seq[i] += 1
-            f_ptr[i] = e + 1
-            rd_bytes[ph_s[p]] += need
-            counters[_C_SFIFO] += 1
-            progress = True
         # ---- 3. load unit: requests run ahead per lane; writes fill one tile at a time --
         for q in range(R if req_left > 0 else 0):
             i = (q + c) % R
