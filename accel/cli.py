@@ -19,7 +19,11 @@ from pathlib import Path
 from .config import HardwareConfig, load_config
 from .contract import CONTRACT_NAMES, Contract, make_contract
 from .errors import AxwError, ShapeError
+from .loaders import density_matched_features, load_matrix
+from .problem import as_int_dense, make_problem
 from .reference import ORDERS
+from .runner import run_problems
+from .workloads import WORKLOADS, conv2d, conv_transpose2d, cora_like, gcn_model, get_workload
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_ERROR", "EXIT_NOT_EXACT", "RUNS_DIR",
            "GRAPH_WORKLOADS"]
@@ -137,8 +141,6 @@ Exit status: 0 bit-exact; 2 bad input (one line on stderr, nothing written);
 
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
-    from .workloads import WORKLOADS
-
     p.epilog = "built-in workloads:\n" + textwrap.fill(
         ", ".join(sorted(WORKLOADS)), 88, initial_indent="  ", subsequent_indent="  ",
         break_on_hyphens=False)
@@ -196,7 +198,8 @@ def _check_run_flags(args) -> None:
         raise _UsageError(f"choose one problem: {' or '.join(sources)}")
     if generic and len(generic) < 3:
         missing = sorted({"a", "x", "w"} - set(generic))
-        raise _UsageError(f"--a, --x and --w go together; missing {', '.join('--' + m for m in missing)}")
+        raise _UsageError(f"--a, --x and --w go together; missing "
+                          f"{', '.join('--' + m for m in missing)}")
     conv_only = [f"--{f}" for f, dflt in (("image", None), ("kernel", None), ("stride", 1),
                                           ("padding", 0), ("dilation", 1), ("groups", 1),
                                           ("transposed", False))
@@ -213,8 +216,8 @@ def _check_run_flags(args) -> None:
         if not args.workload:
             raise _UsageError("--graph needs --workload (gcn or gcn-2layer)")
         if args.workload not in GRAPH_WORKLOADS:
-            raise _UsageError(f"--graph works with --workload {' or '.join(GRAPH_WORKLOADS)}, "
-                         f"not {args.workload!r}")
+            raise _UsageError(f"--graph works with --workload "
+                              f"{' or '.join(GRAPH_WORKLOADS)}, not {args.workload!r}")
     elif graph_only:
         raise _UsageError(f"{', '.join(graph_only)}: only with --graph")
     if args.contract == "exact" and (args.mid_shift or args.out_shift):
@@ -237,9 +240,6 @@ def _contract(args, cfg: HardwareConfig) -> Contract:
 
 
 def _generic_problem(args, cfg):
-    from .loaders import load_matrix
-    from .problem import make_problem
-
     paths = (args.a, args.x, args.w)
     a, x, w = (load_matrix(p, what) for p, what in zip(paths, ("A", "X", "W")))
     name = "-".join(_stem(p) for p in paths)
@@ -247,10 +247,6 @@ def _generic_problem(args, cfg):
 
 
 def _conv_problem(args, cfg):
-    from .loaders import load_matrix
-    from .problem import as_int_dense
-    from .workloads import conv2d, conv_transpose2d
-
     k = _contract(args, cfg)
     # validated here first so that a bad value is reported with its file
     image = as_int_dense(load_matrix(args.image, "image"), args.image, k.operand, ndim=3)
@@ -262,9 +258,6 @@ def _conv_problem(args, cfg):
 
 
 def _graph_problem(args, cfg):
-    from .loaders import density_matched_features, load_matrix
-    from .workloads import gcn_model
-
     name = f"{args.workload}-{_stem(args.graph)}"
     with _about(args.graph):
         adj = load_matrix(args.graph, "graph")
@@ -286,15 +279,11 @@ def _problem(args, cfg):
     if args.graph:
         return _graph_problem(args, cfg)
     if args.workload:
-        from .workloads import get_workload
         return args.workload, get_workload(args.workload, seed=args.seed)
-    from .workloads import cora_like
     return "default", cora_like(args.seed, contract=_contract(args, cfg))
 
 
 def cmd_run(args) -> int:
-    from .runner import run_problems
-
     _check_run_flags(args)
     cfg = _hardware(args)
     name, source = _problem(args, cfg)
@@ -309,10 +298,17 @@ def cmd_run(args) -> int:
     if res.bit_exact:
         return EXIT_OK
     bad = next(lr for lr in res.layers if not lr.bit_exact)
-    where = bad.stats["first_mismatch"]
     _error(f"simulated output of {bad.problem.name} is not bit-exact "
-           f"({bad.stats['mismatches']} elements differ, first {where}); results in {out}")
+           f"({_mismatch_text(bad.stats)}); results in {out}")
     return EXIT_NOT_EXACT
+
+
+def _mismatch_text(layer_stats: dict) -> str:
+    first = layer_stats["first_mismatch"]
+    if layer_stats["mismatches"] is None:
+        return f"shape {tuple(first['sim_shape'])} vs reference {tuple(first['ref_shape'])}"
+    return (f"{layer_stats['mismatches']} elements differ, first at ({first['row']}, "
+            f"{first['col']}): simulated {first['sim']}, reference {first['ref']}")
 
 
 # ----------------------------------------------------------------------------- main

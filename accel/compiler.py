@@ -60,19 +60,36 @@ def _dense_parts(rows: int, cols: int):
     return ptr, k, np.arange(rows * cols, dtype=np.int64)
 
 
-def _pattern_product(a: sp.csr_matrix, x) -> sp.csr_matrix:
+def _pattern_product(a: sp.csr_matrix, x, *, sort: bool = True) -> sp.csr_matrix:
     """Structural nonzeros of A·X: positions that can be nonzero whatever the values."""
-    pa = sp.csr_matrix((np.ones(a.nnz, np.int64), a.indices, a.indptr), shape=a.shape)
+    pa = sp.csr_matrix((np.ones(a.nnz, np.int8), a.indices, a.indptr), shape=a.shape)
     if sp.issparse(x):
-        px = sp.csr_matrix((np.ones(x.nnz, np.int64), x.indices, x.indptr), shape=x.shape)
+        px = sp.csr_matrix((np.ones(x.nnz, np.int8), x.indices, x.indptr), shape=x.shape)
         pp = (pa @ px).tocsr()
     else:
-        pp = sp.csr_matrix(np.ones((a.shape[0], x.shape[1]), np.int64)) \
-            if a.nnz else sp.csr_matrix(a.shape[0:1] + (x.shape[1],), dtype=np.int64)
-        nonempty = np.diff(a.indptr) > 0
-        pp = sp.csr_matrix(pp.multiply(nonempty[:, None]))
-    pp.sort_indices()
+        nonempty = (np.diff(a.indptr) > 0).astype(np.int8)
+        pp = sp.csr_matrix(np.repeat(nonempty[:, None], x.shape[1], axis=1))
+    if sort:
+        pp.sort_indices()
     return pp
+
+
+_NNZ_CACHE: dict = {}
+
+
+def _pattern_nnz(a: sp.csr_matrix, x) -> int:
+    """nnz of the structural product, memoised per operand pair (cost model, reports)."""
+    key = (id(a), id(x))
+    hit = _NNZ_CACHE.get(key)
+    if hit is not None and hit[0] is a and hit[1] is x:
+        return hit[2]
+    if not sp.issparse(x):
+        n = int((np.diff(a.indptr) > 0).sum()) * x.shape[1]
+    else:
+        n = int(_pattern_product(a, x, sort=False).nnz)
+    _NNZ_CACHE.clear()
+    _NNZ_CACHE[key] = (a, x, n)
+    return n
 
 
 def useful_macs_by_order(problem: Problem) -> dict:
@@ -89,7 +106,7 @@ def useful_macs_by_order(problem: Problem) -> dict:
                 out["a(xw)"] += int(g[1].size) * hp
                 continue
         out["a(xw)"] += nnz_x * hp + part.a.nnz * hp
-        out["(ax)w"] += part.a.nnz * cp + int(_pattern_product(part.a, xp).nnz) * hp
+        out["(ax)w"] += part.a.nnz * cp + _pattern_nnz(part.a, xp) * hp
     return out
 
 
@@ -106,7 +123,7 @@ def choose_order(problem: Problem, config: HardwareConfig) -> tuple[str, dict]:
             if order == "a(xw)":
                 elems = [(nnz_x, hp), (part.a.nnz, hp)]
             else:
-                elems = [(part.a.nnz, cp), (int(_pattern_product(part.a, xp).nnz), hp)]
+                elems = [(part.a.nnz, cp), (_pattern_nnz(part.a, xp), hp)]
             cyc += sum(e * math.ceil(w / C) for e, w in elems) / config.rows
         est[order] = cyc
     best = min(ORDERS, key=lambda o: (est[o], ORDERS.index(o)))
@@ -247,7 +264,7 @@ def _assign(rows: np.ndarray, nnz: np.ndarray, R: int, depth: int):
     share = max(1, math.ceil(total / R))
     npieces = np.minimum(np.maximum(1, -(-wl // share)), R)
     prow = np.repeat(live, npieces)
-    pidx = np.concatenate([np.arange(n) for n in npieces]) if live.size else np.zeros(0, np.int64)
+    pidx = np.arange(prow.size) - np.repeat(np.cumsum(npieces) - npieces, npieces)
     pn = np.repeat(npieces, npieces)
     plen = np.repeat(wl, npieces)
     e0 = (plen * pidx) // pn
@@ -573,12 +590,14 @@ def _schedule_phase(b: _Builder, pi: int, ph: _Phase, mode: str | None, decision
             gstart = np.searchsorted(grp, grp, side="left")
             rank = np.arange(uk.size) - gstart
             addr = rank[inv]
-            ulane, utile, uk_k = grp // (nkt + 1), grp % (nkt + 1), uk % (ph.d_rows + 1)
+            uk_k = uk % (ph.d_rows + 1)
+            # uk is sorted by (lane, tile, k): each (lane, tile) list is one slice
+            cuts = np.searchsorted(grp, np.arange(R * (nkt + 1) + 1))
             for t in range(nkt):
                 ld = []
                 for i in range(R):
-                    m = (utile == t) & (ulane == i)
-                    ld.append((uk_k[m], rank[m]))
+                    lo_, hi_ = cuts[i * (nkt + 1) + t], cuts[i * (nkt + 1) + t + 1]
+                    ld.append((uk_k[lo_:hi_], rank[lo_:hi_]))
                 loads.append((ld, None))
         # writeback steps: split rows merged in lockstep, the rest fill free steps per lane
         split_rows = np.unique(prow[pn > 1])
@@ -657,12 +676,13 @@ def compile_problem(problem: Problem, config: HardwareConfig, order: str = "auto
     if k.operand.bits != config.operand_bits or k.acc.bits != config.acc_bits:
         raise AxwError(f"contract {k.name} ({k.operand.name}/{k.acc.name}) does not match the "
                        f"hardware (s{config.operand_bits}/s{config.acc_bits})")
-    chosen, est = choose_order(problem, config)
-    if order == "auto":
-        order = chosen
     if problem.gather is not None and all(_gather_structure(problem, p) is not None
                                           for p in problem.parts):
-        order = "(ax)w"   # the gather is lowered to addresses: A·X is never multiplied
+        order, est = "(ax)w", {}   # the gather is lowered to addresses: A·X never multiplied
+    else:
+        chosen, est = choose_order(problem, config)
+        if order == "auto":
+            order = chosen
     tens, phases = _plan(problem, order, config)
     b = _Builder(config)
     b.tensors = tens

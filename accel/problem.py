@@ -138,6 +138,9 @@ class Problem:
         return sp.issparse(self.x)
 
     def x_part(self, part: Part):
+        if part.x_cols.size == self.c and part.x_cols[0] == 0 and \
+                (np.diff(part.x_cols) == 1).all():
+            return self.x   # the whole of X: no copy (and a stable identity for caches)
         return self.x[:, part.x_cols]
 
     def w_part(self, part: Part) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Runs problems end to end (compile, simulate, check against the reference) and writes one run's results.
+"""Runs problems end to end (compile, simulate, check the reference) and writes one run's results.
 
 :func:`evaluate` does all the work in memory; :func:`write_run` writes a finished
 :class:`RunResult` to a folder; :func:`run_problems` is the two together.  Nothing is
