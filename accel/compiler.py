@@ -544,8 +544,8 @@ def _schedule_phase(b: _Builder, pi: int, ph: _Phase, mode: str | None, decision
         # entries of every piece, in row order
         plen = e1 - e0
         pid = np.repeat(np.arange(prow.size), plen)
-        ent = ph.s_ptr[prow][pid] + e0[pid] + (np.arange(pid.size) - np.repeat(
-            np.concatenate([[0], np.cumsum(plen)[:-1]]), plen))
+        ent = ph.s_ptr[prow][pid] + e0[pid] + (np.arange(pid.size)
+                                                 - np.repeat(np.cumsum(plen) - plen, plen))
         ek = ph.s_k[ent]
         elane = lane[pid]
         if broadcast:

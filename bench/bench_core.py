@@ -1,0 +1,144 @@
+"""Benchmark of the core issue: `accel run` on the standard workloads, one JSON line each.
+
+Every case runs `accel run` in a fresh subprocess (so peak RSS is that run's own) after one
+warm-up run that fills Numba's on-disk cache.  Printed per case: wall seconds of the whole
+command, peak RSS, cycles, useful MACs, simulated MACs per second of simulator time,
+cycles over the ideal (useful MACs of the cheaper order / PEs), and bit_exact.
+
+    python bench/bench_core.py                       # all cases
+    python bench/bench_core.py --case resnet18-conv2_x-nopad
+    python bench/bench_core.py --case resnet18-conv2_x-nopad --peer scalesim   # + SCALE-Sim
+
+With ``--peer scalesim`` the same layer and array also run under SCALE-Sim (PyPI package
+``scalesim``, installed by the user; about 12 minutes) and the ratio is printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CASES = {
+    # name: accel run arguments
+    "gcn-cora-8x8": ["--workload", "gcn-cora", "--rows", "8", "--cols", "8"],
+    "gcn-pubmed-8x8": ["--workload", "gcn-pubmed", "--rows", "8", "--cols", "8"],
+    "resnet18-conv2_x-nopad": ["--workload", "resnet18-conv2_x-nopad", "--rows", "8",
+                               "--cols", "8"],
+    "gcn-scale-1M-10M": ["--workload", "gcn-scale", "--rows", "16", "--cols", "16"],
+}
+
+
+def run_measured(cmd: list[str], env=None) -> tuple[float, int, int]:
+    """Run ``cmd``; return (wall seconds, peak RSS bytes of the child, exit code)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.stdout.close()
+    err = proc.stderr.read().decode(errors="replace")
+    proc.stderr.close()
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        sys.stderr.write(err)
+    return wall, usage.ru_maxrss * 1024, code
+
+
+def accel_cmd(args: list[str], out: Path) -> list[str]:
+    return [sys.executable, "-m", "accel", "run", *args, "--out", str(out)]
+
+
+def bench_case(name: str, args: list[str], extra: list[str]) -> dict:
+    with tempfile.TemporaryDirectory(prefix="axw-bench-") as tmp:
+        warm = Path(tmp) / "warm"
+        run_measured(accel_cmd(args + extra, warm))          # fills the JIT cache
+        out = Path(tmp) / "run"
+        wall, rss, code = run_measured(accel_cmd(args + extra, out))
+        if code != 0:
+            return {"case": name, "error": f"accel run exited {code}"}
+        stats = json.loads((out / "stats.json").read_text())
+    sim_s = stats.get("wall_seconds", {}).get("simulate")
+    rec = {
+        "case": name,
+        "wall_s": round(wall, 3),
+        "peak_rss_mb": round(rss / 2**20, 1),
+        "cycles": stats["cycles"],
+        "useful_macs": stats["useful_macs"],
+        "sim_macs_per_s": round(stats["useful_macs"] / sim_s) if sim_s else None,
+        "sim_cycles_per_s": round(stats["cycles"] / sim_s) if sim_s else None,
+        "utilization": round(stats["utilization"], 4),
+        "cycles_over_ideal": [round(l["cycles_over_ideal"], 4) for l in stats["layers"]],
+        "bit_exact": stats["bit_exact"],
+        "wall_seconds": stats.get("wall_seconds"),
+    }
+    return rec
+
+
+def bench_scalesim(rows: int, cols: int) -> dict:
+    """SCALE-Sim 3 on ResNet-18 conv2_x (56×56×64, 3×3, 64 filters, stride 1) on rows×cols."""
+    try:
+        import scalesim  # noqa: F401
+    except ImportError:
+        return {"peer": "scalesim", "error": "pip install scalesim first"}
+    with tempfile.TemporaryDirectory(prefix="axw-scalesim-") as tmp:
+        tmp = Path(tmp)
+        (tmp / "topo.csv").write_text(
+            "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, "
+            "Num Filter, Strides,\nconv2_x, 56, 56, 3, 3, 64, 64, 1,\n")
+        (tmp / "scale.cfg").write_text(f"""[general]
+run_name = conv2_x
+
+[architecture_presets]
+ArrayHeight:    {rows}
+ArrayWidth:     {cols}
+IfmapSramSzkB:    64
+FilterSramSzkB:   64
+OfmapSramSzkB:    64
+IfmapOffset:    0
+FilterOffset:   10000000
+OfmapOffset:    20000000
+Dataflow : os
+Bandwidth : 10
+MemoryBanks: 1
+
+[run_presets]
+InterfaceBandwidth: CALC
+""")
+        cmd = [sys.executable, "-m", "scalesim.scale", "-c", str(tmp / "scale.cfg"),
+               "-t", str(tmp / "topo.csv"), "-p", str(tmp / "out")]
+        wall, rss, code = run_measured(cmd)
+    return {"peer": "scalesim", "wall_s": round(wall, 1), "peak_rss_mb": round(rss / 2**20, 1),
+            "exit_code": code}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--case", action="append", choices=sorted(CASES),
+                    help="case to run (repeatable; default: all)")
+    ap.add_argument("--peer", choices=["scalesim"], help="also run a peer simulator")
+    ap.add_argument("--dram-bytes-per-cycle", type=int, default=None)
+    a = ap.parse_args(argv)
+    extra = [] if a.dram_bytes_per_cycle is None else \
+        ["--dram-bytes-per-cycle", str(a.dram_bytes_per_cycle)]
+    results = []
+    for name in a.case or list(CASES):
+        rec = bench_case(name, CASES[name], extra)
+        results.append(rec)
+        print(json.dumps(rec), flush=True)
+    if a.peer == "scalesim":
+        peer = bench_scalesim(8, 8)
+        mine = next((r for r in results if r["case"] == "resnet18-conv2_x-nopad"), None)
+        if mine and "wall_s" in peer:
+            peer["wall_ratio_peer_over_accel"] = round(peer["wall_s"] / mine["wall_s"], 1)
+            peer["rss_ratio_peer_over_accel"] = round(peer["peak_rss_mb"] / mine["peak_rss_mb"], 1)
+        print(json.dumps(peer), flush=True)
+    return 0 if all("error" not in r for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

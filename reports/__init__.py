@@ -1,0 +1,1 @@
+"""Turns simulation results into tables and pages; it never simulates."""
