@@ -322,7 +322,8 @@ def _run(P, mem, t_off, t_cols,
                 p = t_phase[t]
                 if phase_done[ph_d_dep[p]] > c:
                     stall[i, _ST_BARRIER] += 1
-                elif lw_tile[i] < t or (lw_tile[i] == t and not lw_started[i]):
+                elif t_bc[t] != 0 and lw_tile[i] == t and not lw_started[0]:
+                    # a broadcast tile waits for the slowest lane to reach it
                     stall[i, _ST_IMBALANCE] += 1
                 else:
                     stall[i, _ST_LOAD] += 1
