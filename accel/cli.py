@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+import threading
 import textwrap
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -283,8 +284,17 @@ def _problem(args, cfg):
     return "default", cora_like(args.seed, contract=_contract(args, cfg))
 
 
+def _warm_simulator() -> None:
+    """Load the simulator kernel in the background while the problem is built."""
+    def warm():
+        import sim
+        sim.warm_up()
+    threading.Thread(target=warm, name="axw-warm-up", daemon=True).start()
+
+
 def cmd_run(args) -> int:
     _check_run_flags(args)
+    _warm_simulator()
     cfg = _hardware(args)
     name, source = _problem(args, cfg)
     out = Path(args.out) if args.out else RUNS_DIR / _slug(name)

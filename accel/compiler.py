@@ -47,6 +47,8 @@ class _Phase:
     d_cols: int
     rq_shift: int
     rq_bits: int          # 0: no requantization at writeback
+    s_rq_shift: int = 0   # requantization of streamed values (a gather under a ``mid`` rule)
+    s_rq_bits: int = 0
 
 
 def _csr_parts(m: sp.csr_matrix):
@@ -180,8 +182,10 @@ def _plan(problem: Problem, order: str, cfg: HardwareConfig):
             g = problem.gather
             img = tens.add(f"I{pi}", g.pixels, g.channels, op_bits, "input",
                            {"what": "image", "part": pi})
+            # U = A·X is a pure gather of image values, so the contract's ``mid`` rule
+            # becomes a requantization of each streamed value
             phases.append(_Phase(f"p{pi}:gather(A·X)·W", *gs, img, wt, y, part.y_cols,
-                                 cp, hp, *out_rq))
+                                 cp, hp, *out_rq, *mid_rq))
             continue
         a = part.a
         at = tens.add(f"A{pi}", 1, a.nnz, op_bits, "input", {"what": "a_data", "part": pi})
@@ -248,6 +252,8 @@ def _row_blocks(weights: np.ndarray, nb: int) -> list[np.ndarray]:
     o = weights.size
     if nb <= 1:
         return [np.arange(o)]
+    if nb >= o:
+        return [np.arange(r, r + 1) for r in range(o)]
     cum = np.cumsum(weights + 1)
     share = np.concatenate([np.ones(nb - 1), [0.25]])
     cuts = np.searchsorted(cum, cum[-1] * np.cumsum(share)[:-1] / share.sum())
@@ -457,6 +463,8 @@ class _Builder:
         arr["ph_out"] = np.array([p.out_tensor for p in phases], np.int32)
         arr["ph_rq_shift"] = np.array([p.rq_shift for p in phases], np.int32)
         arr["ph_rq_bits"] = np.array([p.rq_bits for p in phases], np.int32)
+        arr["ph_s_rq_shift"] = np.array([p.s_rq_shift for p in phases], np.int32)
+        arr["ph_s_rq_bits"] = np.array([p.s_rq_bits for p in phases], np.int32)
         arr["ph_out_cols_ptr"] = np.concatenate(
             [[0], np.cumsum([p.out_cols.size for p in phases])]).astype(np.int64)
         arr["ph_out_cols"] = np.concatenate([p.out_cols for p in phases]).astype(np.int64)
@@ -549,16 +557,18 @@ def _schedule_phase(b: _Builder, pi: int, ph: _Phase, mode: str | None, decision
                             o_bytes, min(C, ph.d_cols))
             if best is None or est < best[0]:
                 best = (est, nb, m)
+    if best is None:   # every multiple of nb_min leaves blocks of very few rows
+        best = (None, nb_min, mode or "gathered")
     est, nb, mode = best
     while True:
         blocks = _row_blocks(nnz, nb)
         plans = [_assign(rows, nnz, R, cfg.out_bank_depth) for rows in blocks]
         if all(p is not None for p in plans):
             break
-        nb += max(1, nb // 4)
-        if nb > o:
+        if nb >= o:
             raise ProgramError(f"phase {ph.label}: cannot fit output rows in banks of "
                                f"{cfg.out_bank_depth} slots")
+        nb = min(o, nb + max(1, nb // 4))
     decisions.append({"phase": ph.label, "d_mode": mode, "row_blocks": len(blocks),
                       "col_tiles": nct, "estimated_cycles": est, "rows": o, "nnz": int(nnz.sum()),
                       "live_rows": live,

@@ -138,7 +138,7 @@ class Contract:
         2**acc_bits divides 2**64, the low bits are the exact wrapped sum.
         """
         su = s.astype(np.uint64) if hasattr(s, "tocsr") else np.asarray(s).astype(np.uint64)
-        du = (d.toarray() if hasattr(d, "toarray") else np.asarray(d)).astype(np.uint64)
+        du = d.astype(np.uint64) if hasattr(d, "tocsr") else np.asarray(d).astype(np.uint64)
         r = su @ du
         if hasattr(r, "toarray"):
             r = r.toarray()

@@ -37,7 +37,8 @@ def _check_integer_values(vals: np.ndarray, what: str, fmt: IntFormat, coords=No
         frac = flat != np.round(flat)
         if frac.any():
             i = int(np.argmax(frac))
-            raise ValueRangeError(f"{what}: value {flat[i]!r} at position {where(i)} is not an integer")
+            raise ValueRangeError(f"{what}: value {flat[i].item()} at position {where(i)} "
+                                  f"is not an integer")
     if flat.size:
         lo = flat < fmt.min
         hi = flat > fmt.max

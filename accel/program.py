@@ -39,7 +39,8 @@ SLOT_NONE = -1
 _ARRAYS = {
     # phases
     "ph_s": np.int32, "ph_d": np.int32, "ph_out": np.int32, "ph_rq_shift": np.int32,
-    "ph_rq_bits": np.int32, "ph_out_cols_ptr": np.int64, "ph_out_cols": np.int64,
+    "ph_rq_bits": np.int32, "ph_s_rq_shift": np.int32, "ph_s_rq_bits": np.int32,
+    "ph_out_cols_ptr": np.int64, "ph_out_cols": np.int64,
     # tiles
     "t_phase": np.int32, "t_bank": np.int8, "t_block": np.int32, "t_col0": np.int32,
     "t_ncols": np.int32, "t_broadcast": np.int8, "t_prev_same_bank": np.int32,
@@ -174,9 +175,19 @@ class Program:
                 src = a["e_src"][elo:ehi]
                 check(((src >= 0) & (src < s["rows"] * s["cols"])).all(),
                       f"phase {p}: an element reads outside S")
-        if nb:
-            wrow = a["wb_row"]
-            check(((a["wb_merge"] == 0) | (wrow >= -1)).all(), "bad writeback row")
+        wp = a["wb_ptr"]
+        for b in range(nb):
+            rows = self.tensors[a["ph_out"][a["b_phase"][b]]]["rows"]
+            sl = slice(wp[b], wp[b + 1])
+            used = a["wb_slot"][sl] != SLOT_NONE
+            plain = used & (a["wb_merge"][sl] == 0)
+            wr = a["wb_row"][sl]
+            check(((wr[plain] >= 0) & (wr[plain] < rows)).all(),
+                  f"block {b}: a writeback row is outside the output's {rows} rows")
+            merged = (used & (a["wb_merge"][sl] != 0)).any(axis=1)
+            mr = a["wb_mrow"][sl][merged]
+            check(((mr >= 0) & (mr < rows)).all(),
+                  f"block {b}: a merged writeback row is outside the output's {rows} rows")
         return self
 
     # ---- persistence ----------------------------------------------------------------

@@ -14,7 +14,7 @@ from numba import njit
 from accel.errors import AxwError, ProgramError
 from accel.program import Program
 
-__all__ = ["SimResult", "simulate", "STALL_CAUSES"]
+__all__ = ["SimResult", "simulate", "warm_up", "STALL_CAUSES"]
 
 #: Why a PE row did not start an element in a cycle (row-cycles, summed over rows).
 STALL_CAUSES = ("load", "stream", "bank", "barrier", "imbalance", "drain")
@@ -48,16 +48,17 @@ def _requant(v, shift, bits):
     return v
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _run(P, mem, t_off, t_cols,
-         ph_s, ph_d, ph_out, ph_rq_shift, ph_rq_bits, ph_oc_ptr, ph_oc,
+         ph_s, ph_d, ph_out, ph_rq_shift, ph_rq_bits, ph_s_rq_shift, ph_s_rq_bits,
+         ph_oc_ptr, ph_oc,
          ph_s_bytes, ph_d_bytes, ph_o_bytes, ph_s_dep, ph_d_dep,
          t_phase, t_bank, t_block, t_col0, t_ncols, t_bc, t_prev,
          load_ptr, ld_drow, ld_addr, lane_cum, lq_ptr, lq_ent, lq_phase, lq_bytes, lq_tensor,
          b_phase, b_half, b_last_tile, b_prev_half, b_col0, b_ncols,
          wb_ptr, wb_slot, wb_row, wb_merge, wb_mrow,
          t_stream, rsp, e_src, e_addr, e_slot, e_flags,
-         counters, stall, busy, rd_bytes, wr_bytes, ph_first, ph_end, ph_macs):
+         counters, stall, busy, rd_bytes, wr_bytes, ph_first, ph_end, tile_issues):
     R = P[0]; C = P[1]; depth = P[2]; obd = P[3]; sfifo = P[4]; lfifo = P[5]
     B = P[6]; L = P[7]; acc_bits = P[8]; pe_lat = P[9]; merge_lat = P[10]
     stall_pm = P[11]; seed = P[12]; max_idle = P[13]
@@ -84,6 +85,8 @@ def _run(P, mem, t_off, t_cols,
     # indexed by per-lane sequence numbers
     f_tile = np.zeros(R, np.int64); f_ptr = np.empty(R, np.int64); f_end = np.empty(R, np.int64)
     f_seq = np.zeros(R, np.int64); h_seq = np.zeros(R, np.int64)
+    f_pos = np.zeros(R, np.int64); h_pos = np.zeros(R, np.int64)   # ring positions
+    rot = np.int64(-1)
     s_arr = np.zeros((R, sfifo), np.int64)
     s_el = np.zeros((R, sfifo), np.int64)
     cur = np.zeros(R, np.int64); rem = np.zeros(R, np.int64)
@@ -122,8 +125,9 @@ def _run(P, mem, t_off, t_cols,
                 mem_ok = False
                 counters[_C_STALL_MEM] += 1
         # ---- 1. stream fetch: one request per PE row per cycle, rotating priority ------
+        rot = rot + 1 if rot + 1 < R else 0          # == c mod R
         for q in range(R):
-            i = (q + c) % R
+            i = q + rot if q + rot < R else q + rot - R
             if f_ptr[i] >= f_end[i] and f_tile[i] < nt:
                 # one tile advance per cycle on the fetch side
                 f_tile[i] += 1
@@ -142,13 +146,12 @@ def _run(P, mem, t_off, t_cols,
             if credit < need:
                 continue
             credit -= need
-            q2 = f_seq[i] % sfifo
+            q2 = f_pos[i]
             s_arr[i, q2] = c + L + 1
             s_el[i, q2] = e
+            f_pos[i] = q2 + 1 if q2 + 1 < sfifo else 0
             f_seq[i] += 1
             f_ptr[i] = e + 1
-            rd_bytes[ph_s[p]] += need
-            counters[_C_SFIFO] += 1
             progress = True
         # ---- 2. writeback: one step per cycle once the block's merges are complete -----
         if wb_blk < nb:
@@ -222,7 +225,7 @@ def _run(P, mem, t_off, t_cols,
                     progress = True
         # ---- 3. load unit: requests run ahead per lane; writes fill one tile at a time --
         for q in range(R if req_left > 0 else 0):
-            i = (q + c) % R
+            i = q + rot if q + rot < R else q + rot - R
             n = lr_cnt[i]
             if n >= lq_ptr[i + 1] - lq_ptr[i] or n - lw_cnt[i] >= lfifo or not mem_ok:
                 continue
@@ -300,6 +303,8 @@ def _run(P, mem, t_off, t_cols,
                         lanes_loading -= 1
                 progress = True
         # ---- 4. stream issue: at most one element per PE row per cycle -----------------
+        # rows first move past exhausted tiles (all rows, so the causes below do not
+        # depend on the order rows are looked at), then each row issues or stalls
         for i in range(R):
             if cur[i] < nt and rem[i] == 0:
                 t = cur[i]
@@ -311,6 +316,7 @@ def _run(P, mem, t_off, t_cols,
                 else:
                     rows_done += 1
                 progress = True
+        for i in range(R):
             if cur[i] >= nt:
                 stall[i, _ST_DRAIN if rows_done == R else _ST_IMBALANCE] += 1
                 continue
@@ -333,28 +339,28 @@ def _run(P, mem, t_off, t_cols,
             if pb >= 0 and wb_done[pb] >= c:
                 stall[i, _ST_BANK] += 1
                 continue
-            if h_seq[i] >= f_seq[i] or s_arr[i, h_seq[i] % sfifo] > c:
+            hp = h_pos[i]
+            if h_seq[i] >= f_seq[i] or s_arr[i, hp] > c:
                 stall[i, _ST_STREAM] += 1
                 continue
-            e = s_el[i, h_seq[i] % sfifo]
+            e = s_el[i, hp]
             # issue element e
             p = t_phase[t]
             ncols = t_ncols[t]
             bk = t_bank[t]
             sv = mem[t_off[ph_s[p]] + e_src[e]]
+            if ph_s_rq_bits[p] != 0:
+                sv = _requant(sv, ph_s_rq_shift[p], ph_s_rq_bits[p])
             a = e_addr[e]
             fl = e_flags[e]
-            for j in range(ncols):
-                prod = _wrap(sv * lmem[bk, i, a, j], acc_bits)
-                if fl & 1:
-                    acc[i, j] = prod
-                else:
-                    acc[i, j] = _wrap(acc[i, j] + prod, acc_bits)
-            counters[_C_LMEM_RD] += ncols
-            counters[_C_USEFUL] += ncols
-            counters[_C_SLOTS] += C
-            counters[_C_ELEMS] += 1
-            ph_macs[p] += ncols
+            if fl & 1:
+                for j in range(ncols):
+                    acc[i, j] = _wrap(sv * lmem[bk, i, a, j], acc_bits)
+            else:
+                for j in range(ncols):
+                    acc[i, j] = _wrap(acc[i, j] + _wrap(sv * lmem[bk, i, a, j], acc_bits),
+                                      acc_bits)
+            tile_issues[t] += 1
             if fl & 2:
                 half = b_half[blk]
                 sl = e_slot[e]
@@ -374,6 +380,7 @@ def _run(P, mem, t_off, t_cols,
             busy[i] += 1
             last_issue[i] = c
             h_seq[i] += 1
+            h_pos[i] = hp + 1 if hp + 1 < sfifo else 0
             rem[i] -= 1
             progress = True
         if progress:
@@ -386,6 +393,21 @@ def _run(P, mem, t_off, t_cols,
         c += 1
     counters[_C_CYCLES] = c
     return 0
+
+
+def warm_up() -> None:
+    """Load the cached kernel (and Numba's own lazy initialisation, about half a second)
+    by simulating a one-element problem; safe to call from a background thread."""
+    import scipy.sparse as sp
+
+    from accel.compiler import build_memory, compile_problem
+    from accel.config import HardwareConfig
+    from accel.contract import make_contract
+    from accel.problem import make_problem
+    one = np.ones((1, 1), np.int64)
+    prob = make_problem(sp.csr_matrix(one), one, one, make_contract("exact"), name="warm-up")
+    prog = compile_problem(prob, HardwareConfig(rows=1, cols=1))
+    simulate(prog, build_memory(prob, prog))
 
 
 @dataclass(frozen=True, eq=False)
@@ -483,7 +505,7 @@ def simulate(program: Program, memory: list, *, stall_permille: int = 0,
     wr = np.zeros(nten, np.int64)
     ph_first = np.full(nph, _INF, np.int64)
     ph_end = np.zeros(nph, np.int64)
-    ph_macs = np.zeros(nph, np.int64)
+    tile_issues = np.zeros(max(program.n_tiles, 1), np.int64)
     P = np.array([R, cfg.cols, cfg.lmem_depth, cfg.out_bank_depth, cfg.stream_fifo_depth,
                   cfg.load_fifo_depth, cfg.dram_bytes_per_cycle, cfg.dram_latency_cycles,
                   cfg.acc_bits, cfg.pe_latency_cycles, cfg.merge_latency_cycles,
@@ -491,6 +513,7 @@ def simulate(program: Program, memory: list, *, stall_permille: int = 0,
     rc = _run(P, flat, t_off, t_cols,
               a["ph_s"].astype(np.int64), a["ph_d"].astype(np.int64), a["ph_out"].astype(np.int64),
               a["ph_rq_shift"].astype(np.int64), a["ph_rq_bits"].astype(np.int64),
+              a["ph_s_rq_shift"].astype(np.int64), a["ph_s_rq_bits"].astype(np.int64),
               a["ph_out_cols_ptr"], a["ph_out_cols"], ph_s_bytes, ph_d_bytes, ph_o_bytes,
               *_dependencies(program),
               a["t_phase"].astype(np.int64), a["t_bank"].astype(np.int64),
@@ -505,10 +528,24 @@ def simulate(program: Program, memory: list, *, stall_permille: int = 0,
               a["wb_merge"].astype(np.int64), a["wb_mrow"],
               a["t_stream"].astype(np.int64), a["row_stream_ptr"], a["e_src"], a["e_addr"],
               a["e_slot"], a["e_flags"],
-              counters, stall, busy, rd, wr, ph_first, ph_end, ph_macs)
+              counters, stall, busy, rd, wr, ph_first, ph_end, tile_issues)
     if rc != 0:
         raise ProgramError(f"simulation made no progress for {P[13]} cycles at cycle "
                            f"{counters[_C_CYCLES]}: the program deadlocks on this hardware")
+    # per-element counts follow from the issues of each tile
+    nt = program.n_tiles
+    issues = tile_issues[:nt]
+    ncols = a["t_ncols"].astype(np.int64)
+    counters[_C_ELEMS] = issues.sum()
+    counters[_C_USEFUL] = (issues * ncols).sum()
+    counters[_C_LMEM_RD] = counters[_C_USEFUL]
+    counters[_C_SLOTS] = issues.sum() * cfg.cols
+    counters[_C_SFIFO] = counters[_C_ELEMS]        # every fetched element is issued
+    if nt:
+        s_by_tile = ph_s_bytes[a["t_phase"]] * issues
+        np.add.at(rd, a["ph_s"][a["t_phase"]].astype(np.int64), s_by_tile)
+    ph_macs = np.bincount(a["t_phase"], weights=issues * ncols, minlength=nph).astype(np.int64) \
+        if nt else np.zeros(nph, np.int64)
     out = []
     for m, off in zip(memory, t_off):
         out.append(flat[off:off + m.size].reshape(m.shape).copy())
