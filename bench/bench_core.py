@@ -1,8 +1,8 @@
 """Benchmark of the core issue: `accel run` on the standard workloads, one JSON line each.
 
 Every case runs `accel run` in a fresh subprocess (so peak RSS is that run's own) after one
-warm-up run that fills Numba's on-disk cache.  Printed per case: wall seconds of the whole
-command, peak RSS, cycles, useful MACs, simulated MACs per second of simulator time,
+warm-up run that fills Numba's on-disk cache, ``--repeats`` times (default 3).  Printed per
+case: median and minimum wall seconds of the whole command, peak RSS, cycles, useful MACs, simulated MACs per second of simulator time,
 cycles over the ideal (useful MACs of the cheaper order / PEs), and bit_exact.
 
     python bench/bench_core.py                       # all cases
@@ -53,19 +53,27 @@ def accel_cmd(args: list[str], out: Path) -> list[str]:
     return [sys.executable, "-m", "accel", "run", *args, "--out", str(out)]
 
 
-def bench_case(name: str, args: list[str], extra: list[str]) -> dict:
+def bench_case(name: str, args: list[str], extra: list[str], repeats: int) -> dict:
+    walls, rsss = [], []
     with tempfile.TemporaryDirectory(prefix="axw-bench-") as tmp:
         warm = Path(tmp) / "warm"
         run_measured(accel_cmd(args + extra, warm))          # fills the JIT cache
-        out = Path(tmp) / "run"
-        wall, rss, code = run_measured(accel_cmd(args + extra, out))
-        if code != 0:
-            return {"case": name, "error": f"accel run exited {code}"}
+        for k in range(repeats):
+            out = Path(tmp) / f"run{k}"
+            wall, rss, code = run_measured(accel_cmd(args + extra, out))
+            if code != 0:
+                return {"case": name, "error": f"accel run exited {code}"}
+            walls.append(wall)
+            rsss.append(rss)
         stats = json.loads((out / "stats.json").read_text())
+    walls.sort()
+    wall, rss = walls[len(walls) // 2], max(rsss)
     sim_s = stats.get("wall_seconds", {}).get("simulate")
     rec = {
         "case": name,
         "wall_s": round(wall, 3),
+        "wall_s_min": round(walls[0], 3),
+        "repeats": repeats,
         "peak_rss_mb": round(rss / 2**20, 1),
         "cycles": stats["cycles"],
         "useful_macs": stats["useful_macs"],
@@ -122,12 +130,14 @@ def main(argv=None) -> int:
                     help="case to run (repeatable; default: all)")
     ap.add_argument("--peer", choices=["scalesim"], help="also run a peer simulator")
     ap.add_argument("--dram-bytes-per-cycle", type=int, default=None)
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="measured runs per case; the median wall time is reported")
     a = ap.parse_args(argv)
     extra = [] if a.dram_bytes_per_cycle is None else \
         ["--dram-bytes-per-cycle", str(a.dram_bytes_per_cycle)]
     results = []
     for name in a.case or list(CASES):
-        rec = bench_case(name, CASES[name], extra)
+        rec = bench_case(name, CASES[name], extra, a.repeats)
         results.append(rec)
         print(json.dumps(rec), flush=True)
     if a.peer == "scalesim":
