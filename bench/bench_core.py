@@ -2,7 +2,8 @@
 
 Every case runs `accel run` in a fresh subprocess (so peak RSS is that run's own) after one
 warm-up run that fills Numba's on-disk cache, ``--repeats`` times (default 3).  Printed per
-case: median and minimum wall seconds of the whole command, peak RSS, cycles, useful MACs, simulated MACs per second of simulator time,
+case: median and minimum wall seconds of the whole command, peak RSS, cycles, useful MACs, simulated MACs per second (inside the run, and
+again in this process with the kernel already loaded: ``*_warm``),
 cycles over the ideal (useful MACs of the cheaper order / PEs), and bit_exact.
 
     python bench/bench_core.py                       # all cases
@@ -87,6 +88,27 @@ def bench_case(name: str, args: list[str], extra: list[str], repeats: int) -> di
     return rec
 
 
+def sim_throughput(args: list[str]) -> dict:
+    """Simulator alone, in this process, kernel already loaded: cycles and MACs per second."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from accel.compiler import build_memory, compile_problem
+    from accel.config import HardwareConfig
+    from accel.workloads import get_workload
+    import sim
+
+    opts = dict(zip(args[::2], args[1::2]))
+    cfg = HardwareConfig(rows=int(opts.get("--rows", 8)), cols=int(opts.get("--cols", 8)))
+    problem = get_workload(opts["--workload"])[0]
+    program = compile_problem(problem, cfg)
+    memory = build_memory(problem, program)
+    sim.warm_up()
+    t0 = time.perf_counter()
+    res = sim.simulate(program, memory)
+    dt = time.perf_counter() - t0
+    return {"sim_s_warm": round(dt, 3), "sim_cycles_per_s_warm": round(res.cycles / dt),
+            "sim_macs_per_s_warm": round(res.stats["useful_macs"] / dt)}
+
+
 def bench_scalesim(rows: int, cols: int) -> dict:
     """SCALE-Sim 3 on ResNet-18 conv2_x (56×56×64, 3×3, 64 filters, stride 1) on rows×cols."""
     try:
@@ -130,6 +152,8 @@ def main(argv=None) -> int:
                     help="case to run (repeatable; default: all)")
     ap.add_argument("--peer", choices=["scalesim"], help="also run a peer simulator")
     ap.add_argument("--dram-bytes-per-cycle", type=int, default=None)
+    ap.add_argument("--no-warm-throughput", action="store_true",
+                    help="skip the in-process simulator throughput measurement")
     ap.add_argument("--repeats", type=int, default=3,
                     help="measured runs per case; the median wall time is reported")
     a = ap.parse_args(argv)
@@ -138,6 +162,8 @@ def main(argv=None) -> int:
     results = []
     for name in a.case or list(CASES):
         rec = bench_case(name, CASES[name], extra, a.repeats)
+        if "error" not in rec and not a.no_warm_throughput:
+            rec.update(sim_throughput(CASES[name]))
         results.append(rec)
         print(json.dumps(rec), flush=True)
     if a.peer == "scalesim":
