@@ -641,7 +641,6 @@ def _schedule_phase(b: _Builder, pi: int, ph: _Phase, mode: str | None, decision
         empty = rows[nnz[rows] == 0]
         nsplit = split_rows.size
         normal = pn == 1
-        lane_lists = []
         used_steps = [[] for _ in range(R)]
         for q, r in enumerate(split_rows):
             for p_ in np.flatnonzero(prow == r):

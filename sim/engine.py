@@ -444,7 +444,7 @@ def _load_queues(program: Program, ph_d_bytes: np.ndarray):
     lens = (lp[:, 1:] - lp[:, :-1]).T if nt else np.zeros((R, 0), np.int64)  # R × nt
     lane_cum = np.zeros((R, nt + 1), np.int64)
     lane_cum[:, 1:] = np.cumsum(lens, axis=1)
-    ents, ph = [], []
+    ents = []
     tile_of = []
     for i in range(R):
         n = lens[i]
