@@ -2,16 +2,18 @@
 
 Every case runs `accel run` in a fresh subprocess (so peak RSS is that run's own) after one
 warm-up run that fills Numba's on-disk cache, ``--repeats`` times (default 3).  Printed per
-case: median and minimum wall seconds of the whole command, peak RSS, cycles, useful MACs, simulated MACs per second (inside the run, and
-again in this process with the kernel already loaded: ``*_warm``),
+case: median and minimum wall seconds of the whole command, peak RSS, cycles, useful MACs,
+simulated MACs per second (inside the run, and again in this process with the kernel
+already loaded: ``*_warm``),
 cycles over the ideal (useful MACs of the cheaper order / PEs), and bit_exact.
 
     python bench/bench_core.py                       # all cases
     python bench/bench_core.py --case resnet18-conv2_x-nopad
     python bench/bench_core.py --case resnet18-conv2_x-nopad --peer scalesim   # + SCALE-Sim
 
-With ``--peer scalesim`` the same layer and array also run under SCALE-Sim (PyPI package
-``scalesim``, installed by the user; about 12 minutes) and the ratio is printed.
+With ``--peer scalesim`` the same layer and array also run under SCALE-Sim 3 (PyPI package
+``scalesim``, which needs numpy < 2: install it in its own venv and pass that interpreter as
+``--peer-python``) and the ratios of wall time and peak RSS are printed.
 """
 
 from __future__ import annotations
@@ -109,18 +111,7 @@ def sim_throughput(args: list[str]) -> dict:
             "sim_macs_per_s_warm": round(res.stats["useful_macs"] / dt)}
 
 
-def bench_scalesim(rows: int, cols: int) -> dict:
-    """SCALE-Sim 3 on ResNet-18 conv2_x (56×56×64, 3×3, 64 filters, stride 1) on rows×cols."""
-    try:
-        import scalesim  # noqa: F401
-    except ImportError:
-        return {"peer": "scalesim", "error": "pip install scalesim first"}
-    with tempfile.TemporaryDirectory(prefix="axw-scalesim-") as tmp:
-        tmp = Path(tmp)
-        (tmp / "topo.csv").write_text(
-            "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, "
-            "Num Filter, Strides,\nconv2_x, 56, 56, 3, 3, 64, 64, 1,\n")
-        (tmp / "scale.cfg").write_text(f"""[general]
+_SCALESIM_CFG = """[general]
 run_name = conv2_x
 
 [architecture_presets]
@@ -134,16 +125,47 @@ FilterOffset:   10000000
 OfmapOffset:    20000000
 Dataflow : os
 Bandwidth : 10
-MemoryBanks: 1
+ReadRequestBuffer: 32
+WriteRequestBuffer: 32
+
+[layout]
+IfmapCustomLayout: False
+FilterCustomLayout: False
+IfmapSRAMBankBandwidth: 10
+IfmapSRAMBankNum: 10
+IfmapSRAMBankPort: 2
+FilterSRAMBankBandwidth: 10
+FilterSRAMBankNum: 10
+FilterSRAMBankPort: 2
+
+[sparsity]
+SparsitySupport : false
+SparseRep : ellpack_block
+OptimizedMapping : false
+BlockSize : 8
+RandomNumberGeneratorSeed : 40
 
 [run_presets]
 InterfaceBandwidth: CALC
-""")
-        cmd = [sys.executable, "-m", "scalesim.scale", "-c", str(tmp / "scale.cfg"),
-               "-t", str(tmp / "topo.csv"), "-p", str(tmp / "out")]
+UseRamulatorTrace: False
+"""
+
+
+def bench_scalesim(rows: int, cols: int, python: str) -> dict:
+    """SCALE-Sim 3 on ResNet-18 conv2_x (56×56×64, 3×3, 64 filters, stride 1, no padding)
+    on a rows×cols output-stationary array, run with ``python`` (an interpreter that has
+    the PyPI package ``scalesim``; it needs numpy < 2, so a separate venv)."""
+    with tempfile.TemporaryDirectory(prefix="axw-scalesim-") as tmp:
+        tmp = Path(tmp)
+        topo = tmp / "topo.csv"
+        topo.write_text("Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, "
+                        "Channels, Num Filter, Strides,\nconv2_x, 56, 56, 3, 3, 64, 64, 1,\n")
+        (tmp / "scale.cfg").write_text(_SCALESIM_CFG.format(rows=rows, cols=cols))
+        cmd = [python, "-m", "scalesim.scale", "-c", str(tmp / "scale.cfg"), "-t", str(topo),
+               "-l", str(topo), "-p", str(tmp / "out")]
         wall, rss, code = run_measured(cmd)
-    return {"peer": "scalesim", "wall_s": round(wall, 1), "peak_rss_mb": round(rss / 2**20, 1),
-            "exit_code": code}
+    return {"peer": "scalesim", "layer": "resnet18 conv2_x nopad", "rows": rows, "cols": cols,
+            "wall_s": round(wall, 1), "peak_rss_mb": round(rss / 2**20, 1), "exit_code": code}
 
 
 def main(argv=None) -> int:
@@ -151,6 +173,8 @@ def main(argv=None) -> int:
     ap.add_argument("--case", action="append", choices=sorted(CASES),
                     help="case to run (repeatable; default: all)")
     ap.add_argument("--peer", choices=["scalesim"], help="also run a peer simulator")
+    ap.add_argument("--peer-python", default=sys.executable,
+                    help="interpreter that has the peer installed (default: this one)")
     ap.add_argument("--dram-bytes-per-cycle", type=int, default=None)
     ap.add_argument("--no-warm-throughput", action="store_true",
                     help="skip the in-process simulator throughput measurement")
@@ -167,7 +191,7 @@ def main(argv=None) -> int:
         results.append(rec)
         print(json.dumps(rec), flush=True)
     if a.peer == "scalesim":
-        peer = bench_scalesim(8, 8)
+        peer = bench_scalesim(8, 8, a.peer_python)
         mine = next((r for r in results if r["case"] == "resnet18-conv2_x-nopad"), None)
         if mine and "wall_s" in peer:
             peer["wall_ratio_peer_over_accel"] = round(peer["wall_s"] / mine["wall_s"], 1)
