@@ -714,7 +714,13 @@ def compile_problem(problem: Problem, config: HardwareConfig, order: str = "auto
                        f"hardware (s{config.operand_bits}/s{config.acc_bits})")
     if problem.gather is not None and all(_gather_structure(problem, p) is not None
                                           for p in problem.parts):
-        order, est = "(ax)w", {}   # the gather is lowered to addresses: A·X never multiplied
+        # the gather is lowered to addresses: A·X is never multiplied, so the order is
+        # (ax)w; under an order-dependent contract a forced a(xw) cannot be honoured
+        if order == "a(xw)" and not k.order_independent:
+            raise AxwError(f"problem {problem.name!r} is a convolution gather, which runs "
+                           f"as (ax)w; order a(xw) changes its result under contract "
+                           f"{k.name!r}")
+        order, est = "(ax)w", {}
     else:
         chosen, est = choose_order(problem, config)
         if order == "auto":

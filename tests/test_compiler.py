@@ -173,3 +173,16 @@ def test_one_row_per_block_fits_any_bank():
     prog = compile_problem(problem, HardwareConfig(rows=1, cols=1, out_bank_depth=1), "(ax)w",
                            row_blocks=3)
     assert_ints_equal(_sim_y(problem, prog)[0], reference(problem), "one row per block")
+
+
+def test_forced_axw_on_a_conv_under_int8_is_refused():
+    """A conv gather always runs as (ax)w; forcing a(xw) would silently change an int8
+    result, so the compiler refuses; under 'exact' both orders agree and it runs."""
+    rng = np.random.default_rng(3)
+    img = rng.integers(-128, 128, (5, 5, 2))
+    ker = rng.integers(-128, 128, (3, 3, 2, 2))
+    p8 = wl.conv2d(img, ker, contract=make_contract("int8", 8, 32, 2, 8))
+    with pytest.raises(AxwError, match=r"a\(xw\) changes its result under contract 'int8'"):
+        compile_problem(p8, HardwareConfig(rows=2, cols=2), "a(xw)")
+    pe = wl.conv2d(img, ker)
+    assert compile_problem(pe, HardwareConfig(rows=2, cols=2), "a(xw)").meta["order"] == "(ax)w"
