@@ -65,9 +65,9 @@ def _run(P, mem, t_off, t_cols,
     nt = t_phase.shape[0]
     nb = b_phase.shape[0]
     nph = ph_s.shape[0]
-    lmem = np.zeros((2, R, depth, C), np.int64)
+    lmem = np.zeros(2 * R * depth * C, np.int64)    # [bank][row][addr][col], flat
     bank = np.zeros((2, R, obd, C), np.int64)
-    acc = np.zeros((R, C), np.int64)
+    acc = np.zeros(R * C, np.int64)                 # [row][col], flat
     # token bucket: B bytes per cycle, holding up to two of the largest transfers
     cap = B
     for p in range(nph):
@@ -277,12 +277,14 @@ def _run(P, mem, t_off, t_cols,
                 rowbase = t_off[dt] + ld_drow[k] * t_cols[dt] + col0
                 if bc:
                     for ii in range(R):
+                        lb = ((bk * R + ii) * depth + a) * C
                         for j in range(ncols):
-                            lmem[bk, ii, a, j] = mem[rowbase + j]
+                            lmem[lb + j] = mem[rowbase + j]
                     counters[_C_LMEM_WR] += R * ncols
                 else:
+                    lb = ((bk * R + i) * depth + a) * C
                     for j in range(ncols):
-                        lmem[bk, i, a, j] = mem[rowbase + j]
+                        lmem[lb + j] = mem[rowbase + j]
                     counters[_C_LMEM_WR] += ncols
                 counters[_C_LFIFO] += 1
                 lw_cnt[i] = n + 1
@@ -353,23 +355,25 @@ def _run(P, mem, t_off, t_cols,
                 sv = _requant(sv, ph_s_rq_shift[p], ph_s_rq_bits[p])
             a = e_addr[e]
             fl = e_flags[e]
+            lb = ((bk * R + i) * depth + a) * C
+            ab = i * C
             if fl & 1:
                 for j in range(ncols):
-                    acc[i, j] = _wrap(sv * lmem[bk, i, a, j], acc_bits)
+                    acc[ab + j] = _wrap(sv * lmem[lb + j], acc_bits)
             else:
                 for j in range(ncols):
-                    acc[i, j] = _wrap(acc[i, j] + _wrap(sv * lmem[bk, i, a, j], acc_bits),
-                                      acc_bits)
+                    acc[ab + j] = _wrap(acc[ab + j] + _wrap(sv * lmem[lb + j], acc_bits),
+                                        acc_bits)
             tile_issues[t] += 1
             if fl & 2:
                 half = b_half[blk]
                 sl = e_slot[e]
                 if fl & 4:
                     for j in range(ncols):
-                        bank[half, i, sl, j] = acc[i, j]
+                        bank[half, i, sl, j] = acc[ab + j]
                 else:
                     for j in range(ncols):
-                        bank[half, i, sl, j] = _wrap(bank[half, i, sl, j] + acc[i, j], acc_bits)
+                        bank[half, i, sl, j] = _wrap(bank[half, i, sl, j] + acc[ab + j], acc_bits)
                     counters[_C_BANK_RD] += ncols
                 counters[_C_BANK_WR] += ncols
                 m = c + C - 1 + pe_lat + merge_lat
