@@ -444,12 +444,13 @@ class _Builder:
         if self.elem:
             lane = np.concatenate([e[0] for e in self.elem])
             tile = np.concatenate([e[1] for e in self.elem])
-            order = np.lexsort((tile, lane))   # stable: keeps emission order inside a tile
+            key = lane * (ng + 1) + tile
+            order = np.argsort(key, kind="stable")   # keeps emission order inside a group
             arr["e_src"] = np.concatenate([e[2] for e in self.elem])[order].astype(np.int64)
             arr["e_addr"] = np.concatenate([e[3] for e in self.elem])[order].astype(np.int32)
             arr["e_slot"] = np.concatenate([e[4] for e in self.elem])[order].astype(np.int32)
             arr["e_flags"] = np.concatenate([e[5] for e in self.elem])[order].astype(np.int8)
-            key = lane[order] * (ng + 1) + tile[order]
+            key = key[order]
             del lane, tile, order
         else:
             for k, dt in (("e_src", np.int64), ("e_addr", np.int32), ("e_slot", np.int32),
@@ -592,12 +593,15 @@ def _schedule_phase(b: _Builder, pi: int, ph: _Phase, mode: str | None, decision
         else:
             kb = _ktile_bounds_gathered(elane, ek, R, C, depth, ph.d_rows)
         etile = np.searchsorted(kb, ek, side="right") - 1
-        used = np.unique(etile)
+        used = np.flatnonzero(np.bincount(etile, minlength=kb.size))
         remap = np.full(kb.size, -1, np.int64)
         remap[used] = np.arange(used.size)
         etile = remap[etile]
         nkt = used.size
-        order = np.lexsort((ent, slot[pid], etile, elane))
+        # pieces are generated in entry order, so a stable sort by (lane, tile, slot)
+        # keeps each segment's entries in order
+        order = np.argsort((elane * (nkt + 1) + etile) * (cfg.out_bank_depth + 1) + slot[pid],
+                           kind="stable")
         ent, ek, elane, etile, pid = ent[order], ek[order], elane[order], etile[order], pid[order]
         eslot = slot[pid]
         n = ent.size
