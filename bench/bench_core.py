@@ -38,17 +38,19 @@ CASES = {
 
 
 def run_measured(cmd: list[str], env=None) -> tuple[float, int, int]:
-    """Run ``cmd``; return (wall seconds, peak RSS bytes of the child, exit code)."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    proc.stdout.close()
-    err = proc.stderr.read().decode(errors="replace")
-    proc.stderr.close()
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        sys.stderr.write(err)
+    """Run ``cmd``; return (wall seconds, peak RSS bytes of the child, exit code).
+
+    The child's output goes to temporary files (a pipe that nobody reads while waiting
+    would block a chatty child); its stderr is shown when it fails."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            err.seek(0)
+            sys.stderr.write(err.read().decode(errors="replace")[-4000:])
     return wall, usage.ru_maxrss * 1024, code
 
 
