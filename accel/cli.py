@@ -25,6 +25,7 @@ from .problem import as_int_dense, make_problem
 from .reference import ORDERS
 from .runner import run_problems
 from .workloads import WORKLOADS, conv2d, conv_transpose2d, cora_like, gcn_model, get_workload
+from .cli_hdl import HDL_DESCRIPTION, add_hdl_arguments, cmd_hdl
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_ERROR", "EXIT_NOT_EXACT", "RUNS_DIR",
            "GRAPH_WORKLOADS"]
@@ -328,6 +329,8 @@ def _mismatch_text(layer_stats: dict) -> str:
 COMMANDS: dict[str, tuple[str, Callable, Callable, str]] = {
     "run": ("compile, simulate and check one problem; write its results",
             _add_run_arguments, cmd_run, _RUN_DESCRIPTION),
+    "hdl": ("write the Verilog bundle (core, self-checking test bench, images); synthesize",
+            add_hdl_arguments, cmd_hdl, HDL_DESCRIPTION),
 }
 
 

@@ -74,7 +74,7 @@ def _run(P, mem, t_off, t_cols,
         cap = max(cap, ph_s_bytes[p], ph_d_bytes[p] * C, ph_o_bytes[p] * C * R)
     cap = 2 * cap
     credit = np.int64(0)
-    lfsr = np.uint32(seed if seed != 0 else 1)
+    lfsr = np.int64(seed if seed != 0 else 1)   # xorshift32 state, kept in 32 bits
     # phase barrier: cycle from which phase p may read memory
     # phase_done[q]: first cycle at which the output of phase q is in memory; a phase
     # reads a tensor only after the phase that writes it (ph_s_dep / ph_d_dep) is done
@@ -120,8 +120,10 @@ def _run(P, mem, t_off, t_cols,
         credit = min(credit + B, cap)
         mem_ok = True
         if stall_pm > 0:
-            lfsr ^= lfsr << np.uint32(13); lfsr ^= lfsr >> np.uint32(17); lfsr ^= lfsr << np.uint32(5)
-            if (lfsr % np.uint32(1000)) < np.uint32(stall_pm):
+            lfsr = (lfsr ^ (lfsr << 13)) & 0xFFFFFFFF
+            lfsr = lfsr ^ (lfsr >> 17)
+            lfsr = (lfsr ^ (lfsr << 5)) & 0xFFFFFFFF
+            if lfsr % 1000 < stall_pm:
                 mem_ok = False
                 counters[_C_STALL_MEM] += 1
         # ---- 1. stream fetch: one request per PE row per cycle, rotating priority ------

@@ -57,3 +57,35 @@ def need_data(data_dir):
             _missing(f"data file {relpath}")
         return p
     return need
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "rtl_slow: further cases of the contract suite on the Amaranth simulation "
+        "(about 1k cycles/s); the default run keeps one case of each test, "
+        "`pytest -m rtl_slow` runs the rest")
+
+
+#: heavy at the Amaranth level (minutes) and covered there by a lighter test
+#: (test_int8_extremes_saturate exercises the int8 requantization paths)
+_RTL_SLOW_ONLY = ("::test_int8_orders_give_order_specific_answers",)
+
+
+def pytest_collection_modifyitems(config, items):
+    """At the Amaranth level keep the first parametrization of each contract-suite test in
+    the default run (every capability once); mark the others rtl_slow and leave them out
+    unless ``-m`` asks for them."""
+    seen = set()
+    keep = []
+    for item in items:
+        if "test_hdl_amaranth.py" in item.nodeid and "::TestAmaranthLevel::" in item.nodeid:
+            func = item.nodeid.split("[")[0]
+            if func in seen or func.endswith(_RTL_SLOW_ONLY):
+                item.add_marker("rtl_slow")
+            seen.add(func)
+        keep.append(item)
+    if not config.getoption("-m"):
+        deselected = [i for i in keep if i.get_closest_marker("rtl_slow")]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+            items[:] = [i for i in keep if not i.get_closest_marker("rtl_slow")]

@@ -1,0 +1,64 @@
+"""``accel hdl``: write the Verilog bundle of a problem (or just the core) and optionally
+synthesize it.  Amaranth is imported only inside :func:`cmd_hdl` (through ``hdl``)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+__all__ = ["add_hdl_arguments", "cmd_hdl", "HDL_DESCRIPTION"]
+
+HDL_DESCRIPTION = """\
+Write DIR/axw_core.v (the core, deterministic Verilog), and with a problem also tb.v (a
+self-checking test bench, top module tb, with a behavioural memory), prog.hex, mem.hex
+and y_expected.hex ($readmemh images), config.json and files.f.  From DIR:
+  iverilog -g2012 -o tb.vvp -c files.f && vvp -n tb.vvp
+  verilator --binary -j 2 -f files.f --top-module tb && ./obj_dir/Vtb
+print AXW_CYCLES <n> (equal to `accel run`'s cycles) and AXW_PASS or AXW_FAIL <n>, and
+write y_rtl.hex.  Without a problem (no --a/--x/--w, --conv2d or --workload) only the
+core for the hardware options is written.  --synth ecp5|ice40 also runs Yosys and
+nextpnr (pip install "axw[synth]") and writes DIR/synth.json.
+"""
+
+
+def add_hdl_arguments(p: argparse.ArgumentParser) -> None:
+    from .cli import _add_run_arguments
+    _add_run_arguments(p)
+    g = p.add_argument_group("hdl")
+    g.add_argument("--synth", choices=("ecp5", "ice40"),
+                   help="synthesize the core and place and route it (3 seeds)")
+    g.add_argument("--device", help="synthesis device (default LFE5U-85F CABGA381 / UP5K)")
+
+
+def cmd_hdl(args) -> int:
+    from .cli import EXIT_OK, _check_run_flags, _hardware, _problem
+    from .compiler import build_memory, compile_problem
+    from .errors import AxwError
+    from .reference import reference
+    from hdl.bundle import write_bundle
+
+    _check_run_flags(args)
+    cfg = _hardware(args)
+    out = Path(args.out) if args.out else Path("hdl_out")
+    has_problem = bool(args.a or args.conv2d or args.workload)
+    if not has_problem:
+        info = write_bundle(out, cfg)
+        print(f"out dir      {out}")
+        print(f"files        {', '.join(info['files'])}")
+    else:
+        name, source = _problem(args, cfg)
+        if not hasattr(source, "parts"):
+            raise AxwError(f"{name}: accel hdl takes a single-layer problem")
+        prog = compile_problem(source, cfg, args.order)
+        mem = build_memory(source, prog)
+        expected = reference(source, prog.meta["order"])
+        info = write_bundle(out, cfg, prog, mem, expected, stall_permille=args.stall_permille,
+                            stall_seed=args.stall_seed)
+        print(f"out dir      {out}")
+        print(f"files        {', '.join(info['files'])}")
+    if args.synth:
+        from hdl.synth import synthesize
+        res = synthesize(out, cfg, args.synth, device=args.device)
+        print(f"synth        {res['device']}: lut {res['lut']}, ff {res['ff']}, dsp {res['dsp']}, "
+              f"bram {res['bram']}, fmax {res['fmax_mhz']:.1f} MHz")
+    return EXIT_OK

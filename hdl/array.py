@@ -1,0 +1,64 @@
+"""The R×C grid: each PE row is a chain (the skew: PE(i, j) sees an element j cycles
+after PE(i, 0)); each PE column writes its own column of the row's output bank j cycles
+later than column 0 (the deskew is in time, not in registers)."""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from accel.config import HardwareConfig
+
+from .image import HdlError
+from .pe import PE, element_layout
+
+__all__ = ["Array"]
+
+
+class Array(wiring.Component):
+    """The grid of ``config.rows`` × ``config.cols`` PEs.
+
+    Members (per PE row ``i``)
+    --------------------------
+    e[i] : In(element_layout)   element issued to PE(i, 0)
+    lw_en[i][b], lw_addr[i][b] : In; lw_data[i][b][j], lw_mask[i][b] : In
+        write of bank b of row i's local memories (column j gets ``lw_data[i][b][j]``
+        if bit j of ``lw_mask[i][b]`` is set)
+    wb_half[i], wb_addr[i] : In; wb_data[i][j] : Out   output-bank read (data next cycle)
+    """
+
+    def __init__(self, config: HardwareConfig):
+        if not isinstance(config, HardwareConfig):
+            raise HdlError(f"config must be a HardwareConfig, got {type(config).__name__}")
+        self._config = config
+        R, C, W = config.rows, config.cols, config.acc_bits
+        super().__init__({
+            "e": In(element_layout(config)).array(R),
+            "lw_en": In(1).array(R, 2), "lw_addr": In(config.lmem_addr_bits).array(R, 2),
+            "lw_data": In(signed(W)).array(R, 2, C), "lw_mask": In(C).array(R, 2),
+            "wb_half": In(1).array(R), "wb_addr": In(config.slot_bits).array(R),
+            "wb_data": Out(signed(W)).array(R, C),
+        })
+
+    @property
+    def config(self) -> HardwareConfig:
+        return self._config
+
+    def elaborate(self, platform):
+        cfg = self._config
+        m = Module()
+        for i in range(cfg.rows):
+            prev = self.e[i]
+            for j in range(cfg.cols):
+                pe = PE(cfg)
+                m.submodules[f"pe_{i}_{j}"] = pe
+                m.d.comb += [pe.ei.eq(prev),
+                             [pe.lw_en[b].eq(self.lw_en[i][b] & self.lw_mask[i][b][j])
+                              for b in range(2)],
+                             [pe.lw_addr[b].eq(self.lw_addr[i][b]) for b in range(2)],
+                             [pe.lw_data[b].eq(self.lw_data[i][b][j]) for b in range(2)],
+                             pe.wb_half.eq(self.wb_half[i]), pe.wb_addr.eq(self.wb_addr[i]),
+                             self.wb_data[i][j].eq(pe.wb_data)]
+                prev = pe.eo
+        return m

@@ -1,0 +1,523 @@
+"""The whole machine of docs/machine.md: stream fetch, token-bucket arbiter, writeback with
+the merge adder, double-buffered loads, issue, and the controller walking the Program.
+
+State registers hold the values at the start of a cycle; everything a rule of
+docs/machine.md evaluates inside one cycle is combinational, in the rule order
+(memory → stream fetch → writeback → loads → issue), so the core's cycle count equals
+``sim.simulate``'s.  The memory interface is documented in docs/rtl.md.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from .array import Array as PEArray
+from .image import CYCLE_BITS, KIND_NONE, KIND_SLOT, CoreParams, HdlError, Image, layouts
+from .pe import element_layout
+
+__all__ = ["Core", "table_ids"]
+
+_CREDIT = 40
+
+
+def table_ids(rows: int) -> dict:
+    """Program-load table numbers: the global tables, then three per lane."""
+    ids = {"tile": 0, "block": 1, "step": 2, "const": 3}
+    for i in range(rows):
+        ids[f"lane_tile{i}"] = 4 + 3 * i
+        ids[f"lane_elem{i}"] = 5 + 3 * i
+        ids[f"lane_load{i}"] = 6 + 3 * i
+    return ids
+
+
+def _depths(p: CoreParams) -> dict:
+    R = p.config.rows
+    d = {"tile": p.max_tiles, "block": p.max_blocks, "step": p.max_steps, "const": 3 + R}
+    for i in range(R):
+        d[f"lane_tile{i}"] = p.max_tiles
+        d[f"lane_elem{i}"] = p.max_lane_elems
+        d[f"lane_load{i}"] = p.max_lane_loads
+    return d
+
+
+def requantize(m, v, shift, bits, width):
+    """Round half up by ``shift`` then saturate to signed ``bits``; ``bits`` 0: ``v``."""
+    X = width + 10
+    sw = (width + 8).bit_length()
+    sh = shift[:sw]
+    bt = bits[:sw]
+    ext = Signal(signed(X))
+    rnd = Signal(signed(X))
+    r = Signal(signed(X))
+    hi = Signal(signed(X))
+    lo = Signal(signed(X))
+    out = Signal(signed(width))
+    m.d.comb += [
+        ext.eq(v),
+        rnd.eq(Mux(sh == 0, 0, (Const(1, unsigned(X)) << (sh - 1)[:sw])[:X])),
+        r.eq((ext + rnd)[:X].as_signed() >> sh),
+        hi.eq(((Const(1, unsigned(X)) << (bt - 1)[:sw])[:X] - 1)[:X]),
+        lo.eq(-hi - 1),
+        out.eq(Mux(bits == 0, v, Mux(r > hi, hi, Mux(r < lo, lo, r))[:width])),
+    ]
+    return out
+
+
+class Core(wiring.Component):
+    """The accelerator core for ``params`` (a HardwareConfig plus program capacities).
+
+    Parameters
+    ----------
+    params : CoreParams
+    image : Image, optional
+        Initial contents of the program memories (simulation); without it the program is
+        written through the ``pl_*`` port before ``start``.
+
+    Members: see docs/rtl.md (control, program load, memory interface).
+    """
+
+    def __init__(self, params: CoreParams, image: Image | None = None):
+        if not isinstance(params, CoreParams):
+            raise HdlError(f"params must be a CoreParams, got {type(params).__name__}")
+        if image is not None and image.params != params:
+            raise HdlError("image was packed for other core parameters")
+        self._params = params
+        self._image = image
+        cfg = params.config
+        R, C, W = cfg.rows, cfg.cols, cfg.acc_bits
+        AW = params.addr_bits
+        self._layouts = layouts(params)
+        self._ids = table_ids(R)
+        plw = max(f.width for f in self._layouts.values())
+        super().__init__({
+            "start": In(1), "busy": Out(1), "done": Out(1), "cycles": Out(CYCLE_BITS),
+            "pl_en": In(1), "pl_table": In(8), "pl_addr": In(32), "pl_data": In(plw),
+            "mem_ready": In(1),
+            "sreq_valid": Out(1).array(R), "sreq_addr": Out(AW).array(R),
+            "srsp_valid": In(1).array(R), "srsp_data": In(signed(W)).array(R),
+            "lreq_valid": Out(1).array(R), "lreq_addr": Out(AW).array(R),
+            "lrsp_valid": In(1).array(R), "lrsp_data": In(signed(W)).array(R, C),
+            "wr_valid": Out(1).array(R + 1), "wr_row": Out(AW).array(R + 1),
+            "wr_data": Out(signed(W)).array(R + 1, C), "wr_col": Out(AW).array(C),
+            "wr_ncols": Out(range(C + 1)),
+        })
+
+    @property
+    def params(self) -> CoreParams:
+        return self._params
+
+    @property
+    def table_ids(self) -> dict:
+        return dict(self._ids)
+
+    @property
+    def pl_width(self) -> int:
+        return len(self.pl_data)
+
+    def elaborate(self, platform):
+        p = self._params
+        cfg = p.config
+        R, C, W = cfg.rows, cfg.cols, cfg.acc_bits
+        SF, LF = cfg.stream_fifo_depth, cfg.load_fifo_depth
+        B = cfg.dram_bytes_per_cycle
+        Lt = self._layouts
+        m = Module()
+        m.submodules.array = arr = PEArray(cfg)
+
+        # ---------------------------------------------------------- program memories
+        depths = _depths(p)
+        mems = {}
+        for name, depth in depths.items():
+            if name == "const":
+                continue
+            kind = name.rstrip("0123456789")
+            width = Lt[kind].width
+            init = list(self._image.tables.get(name, [])) if self._image else []
+            mem = Memory(shape=unsigned(width), depth=depth, init=init)
+            m.submodules[f"pm_{name}"] = mem
+            wp = mem.write_port()
+            m.d.comb += [wp.en.eq(self.pl_en & (self.pl_table == self._ids[name])),
+                         wp.addr.eq(self.pl_addr), wp.data.eq(self.pl_data[:width])]
+            mems[name] = mem
+        const_init = list(self._image.consts) if self._image else []
+        consts = [Signal(32, name=f"const{k}", init=(const_init[k] if k < len(const_init) else 0))
+                  for k in range(3 + R)]
+        with m.If(self.pl_en & (self.pl_table == self._ids["const"])):
+            for k, s in enumerate(consts):
+                with m.If(self.pl_addr == k):
+                    m.d.sync += s.eq(self.pl_data[:32])
+        nt, nb, cap = consts[0], consts[1], consts[2]
+        lane_total = consts[3:]
+
+        def rd(name, addr, kind=None):
+            port = mems[name].read_port(domain="comb")
+            m.d.comb += port.addr.eq(addr)
+            f = Lt[kind or name.rstrip("0123456789")]
+            return lambda field: f.get(port.data, field)
+
+        # ---------------------------------------------------------- state
+        running = Signal()
+        c = Signal(CYCLE_BITS)
+        credit = Signal(_CREDIT)
+        rot = Signal(range(max(R, 2)))
+        ph_done = Signal(p.max_phases)
+        TB = p.tile_bits + 1
+        f_tile = [Signal(TB, name=f"f_tile{i}") for i in range(R)]
+        f_ptr = [Signal(p.elem_bits, name=f"f_ptr{i}") for i in range(R)]
+        f_end = [Signal(p.elem_bits, name=f"f_end{i}") for i in range(R)]
+        s_occ = [Signal(range(SF + 1), name=f"s_occ{i}") for i in range(R)]
+        s_rpos = [Signal(range(SF), name=f"s_rpos{i}") for i in range(R)]
+        s_hpos = [Signal(range(SF), name=f"s_hpos{i}") for i in range(R)]
+        s_arr = [Signal(SF, name=f"s_arr{i}") for i in range(R)]
+        cur = [Signal(TB, name=f"cur{i}") for i in range(R)]
+        rem = [Signal(p.elem_bits, name=f"rem{i}") for i in range(R)]
+        h_ptr = [Signal(p.elem_bits, name=f"h_ptr{i}") for i in range(R)]
+        last_iss = [Signal(CYCLE_BITS + 1, name=f"last_iss{i}") for i in range(R)]  # +C, 0 if none
+        merge_at = [Signal(CYCLE_BITS, name=f"merge_at{h}") for h in range(2)]
+        lr_cnt = [Signal(p.load_bits, name=f"lr_cnt{i}") for i in range(R)]
+        lw_cnt = [Signal(p.load_bits, name=f"lw_cnt{i}") for i in range(R)]
+        l_rpos = [Signal(range(LF), name=f"l_rpos{i}") for i in range(R)]
+        l_wpos = [Signal(range(LF), name=f"l_wpos{i}") for i in range(R)]
+        l_arr = [Signal(LF, name=f"l_arr{i}") for i in range(R)]
+        lw_tile = [Signal(TB, name=f"lw_tile{i}") for i in range(R)]
+        lw_started = [Signal(name=f"lw_started{i}") for i in range(R)]
+        wb_blk = Signal(p.block_bits + 1)
+        wb_cur = Signal(p.step_bits + 1)
+
+        m.d.comb += [self.busy.eq(running), self.cycles.eq(c)]
+        start = Signal()
+        m.d.comb += start.eq(self.start & ~running)
+        ready = self.mem_ready
+
+        def dep_ok(ok, q):
+            return ~ok | ph_done.bit_select(q, 1)
+
+        def inc(sig, depth):
+            return Mux(sig == depth - 1, 0, sig + 1)
+
+        def rotated(values):
+            """(lane index, value) at each arbitration position q: lane (q + c) mod R."""
+            out = []
+            arrv = [Array(v) for v in values]
+            for q in range(R):
+                s = Signal(range(2 * R), name=f"rot_s{q}")
+                idx = Signal(range(max(R, 2)), name=f"rot_i{q}")
+                m.d.comb += [s.eq(rot + q), idx.eq(Mux(s >= R, s - R, s))]
+                out.append((idx, [a[idx] for a in arrv]))
+            return out
+
+        def arbitrate(wants, needs, credit_in, tag):
+            """Rotating-priority grants over lanes, each taking its bytes from the credit."""
+            pos = rotated([wants, needs])
+            cr = credit_in
+            grants = [Signal(name=f"{tag}_grant{i}") for i in range(R)]
+            for q, (idx, (w, n)) in enumerate(pos):
+                g = Signal(name=f"{tag}_g{q}")
+                nxt = Signal(_CREDIT, name=f"{tag}_cr{q}")
+                m.d.comb += [g.eq(w & (cr >= n)), nxt.eq(Mux(g, cr - n, cr))]
+                for i in range(R):
+                    with m.If(g & (idx == i)):
+                        m.d.comb += grants[i].eq(1)
+                cr = nxt
+            return grants, cr
+
+        credit0 = Signal(_CREDIT)
+        m.d.comb += credit0.eq(Mux(credit + B > cap, cap, credit + B))
+
+        # ---------------------------------------------------------- 1. stream fetch
+        s_want, s_need, s_ptr_e, s_end_e, s_tile_e = [], [], [], [], []
+        for i in range(R):
+            adv = Signal(name=f"f_adv{i}")
+            te = Signal(TB, name=f"f_tile_e{i}")
+            m.d.comb += [adv.eq((f_ptr[i] >= f_end[i]) & (f_tile[i] < nt)),
+                         te.eq(f_tile[i] + adv)]
+            lt = rd(f"lane_tile{i}", Mux(start, 0, te))
+            tr = rd("tile", te)
+            pe_, ee = Signal(p.elem_bits, name=f"f_ptr_e{i}"), Signal(p.elem_bits, name=f"f_end_e{i}")
+            with m.If(adv & (te < nt)):
+                m.d.comb += [pe_.eq(lt("rs0")), ee.eq(lt("rs1"))]
+            with m.Else():
+                m.d.comb += [pe_.eq(f_ptr[i]), ee.eq(f_end[i])]
+            el = rd(f"lane_elem{i}", pe_)
+            w = Signal(name=f"s_want{i}")
+            m.d.comb += w.eq(running & (te < nt) & (pe_ < ee) & (s_occ[i] < SF)
+                             & dep_ok(tr("s_dep_ok"), tr("s_dep")))
+            need = Signal(16, name=f"s_need{i}")
+            m.d.comb += need.eq(tr("s_bytes"))
+            s_want.append(w); s_need.append(need); s_ptr_e.append(pe_); s_end_e.append(ee)
+            s_tile_e.append(te)
+            m.d.comb += self.sreq_addr[i].eq(el("src"))
+            # start-up values come from lane_tile[i][0] through the same port
+            with m.If(start):
+                m.d.sync += [f_tile[i].eq(0), f_ptr[i].eq(lt("rs0")), f_end[i].eq(lt("rs1"))]
+        s_grant, credit1 = arbitrate(s_want, s_need, credit0, "s")
+        s_fire = []
+        for i in range(R):
+            m.d.comb += self.sreq_valid[i].eq(s_grant[i])
+            fire = Signal(name=f"s_fire{i}")
+            m.d.comb += fire.eq(s_grant[i] & ready)
+            s_fire.append(fire)
+            with m.If(running):
+                m.d.sync += [f_tile[i].eq(s_tile_e[i]),
+                             f_ptr[i].eq(s_ptr_e[i] + fire), f_end[i].eq(s_end_e[i])]
+
+        # ---------------------------------------------------------- 2. writeback
+        br = rd("block", wb_blk)
+        wb_ready = Signal()
+        past = Signal(R)
+        for i in range(R):
+            m.d.comb += past[i].eq(cur[i] > br("last_tile"))
+        m.d.comb += wb_ready.eq(running & (wb_blk < nb) & (c > Array(merge_at)[wb_blk[0]])
+                                & past.all())
+        sr = rd("step", wb_cur)
+        wb_try = Signal()
+        m.d.comb += wb_try.eq(wb_ready & (wb_cur < br("s1")))
+        wb_need = sr("need")
+        wb_grant = Signal()
+        credit2 = Signal(_CREDIT)
+        m.d.comb += [wb_grant.eq(wb_try & (credit1 >= wb_need)),
+                     credit2.eq(Mux(wb_grant, credit1 - wb_need, credit1))]
+        wb_fire = Signal()
+        m.d.comb += wb_fire.eq(wb_grant & ready)
+        wb_cur_n = Signal.like(wb_cur)
+        m.d.comb += wb_cur_n.eq(wb_cur + wb_fire)
+        wb_fin = Signal()
+        m.d.comb += wb_fin.eq(wb_ready & (wb_cur_n >= br("s1")))
+        wb_blk_n = Signal.like(wb_blk)
+        m.d.comb += wb_blk_n.eq(wb_blk + wb_fin)
+        with m.If(running):
+            m.d.sync += [wb_cur.eq(wb_cur_n), wb_blk.eq(wb_blk_n)]
+            with m.If(wb_fin & br("last_of_phase")):
+                m.d.sync += ph_done.eq(ph_done | (Const(1, p.max_phases) << br("phase"))[:p.max_phases])
+        # bank reads for the next cycle's step
+        srn = rd("step", wb_cur_n)
+        for i in range(R):
+            m.d.comb += [arr.wb_addr[i].eq(srn(f"slot{i}")), arr.wb_half[i].eq(wb_blk_n[0])]
+        # merge adder and requantization
+        msum = [Const(0, signed(W))] * C
+        any_merge = Signal()
+        m.d.comb += any_merge.eq(Cat(*[sr(f"merge{i}") for i in range(R)]).any())
+        for j in range(C):
+            for i in range(R):
+                v = Signal(signed(W), name=f"wb_v{i}_{j}")
+                m.d.comb += v.eq(Mux(sr(f"kind{i}") == KIND_SLOT, arr.wb_data[i][j], 0))
+                m.d.comb += self.wr_data[i][j].eq(requantize(m, v, br("rq_shift"), br("rq_bits"), W))
+                msum[j] = Mux(sr(f"merge{i}"), (msum[j] + v)[:W].as_signed(), msum[j])
+            ms = Signal(signed(W), name=f"wb_msum{j}")
+            m.d.comb += ms.eq(msum[j])
+            m.d.comb += self.wr_data[R][j].eq(requantize(m, ms, br("rq_shift"), br("rq_bits"), W))
+            m.d.comb += self.wr_col[j].eq(br(f"col{j}"))
+        m.d.comb += self.wr_ncols.eq(br("ncols"))
+        for i in range(R):
+            m.d.comb += [self.wr_valid[i].eq(wb_grant & (sr(f"kind{i}") != KIND_NONE)
+                                             & ~sr(f"merge{i}")),
+                         self.wr_row[i].eq(sr(f"row{i}"))]
+        m.d.comb += [self.wr_valid[R].eq(wb_grant & any_merge), self.wr_row[R].eq(sr("mrow"))]
+
+        # ---------------------------------------------------------- 3a. load requests
+        l_want, l_need = [], []
+        for i in range(R):
+            ld = rd(f"lane_load{i}", lr_cnt[i])
+            w = Signal(name=f"l_want{i}")
+            m.d.comb += w.eq(running & (lr_cnt[i] < lane_total[i])
+                             & ((lr_cnt[i] - lw_cnt[i])[:p.load_bits] < LF)
+                             & dep_ok(ld("dep_ok"), ld("dep")))
+            n = Signal(24, name=f"l_need{i}")
+            m.d.comb += n.eq(ld("bytes"))
+            l_want.append(w); l_need.append(n)
+            m.d.comb += self.lreq_addr[i].eq(ld("row"))
+        l_grant, credit3 = arbitrate(l_want, l_need, credit2, "l")
+        with m.If(running):
+            m.d.sync += credit.eq(Mux(ready, credit3, credit0))
+        for i in range(R):
+            m.d.comb += self.lreq_valid[i].eq(l_grant[i])
+            with m.If(running & l_grant[i] & ready):
+                m.d.sync += lr_cnt[i].eq(lr_cnt[i] + 1)
+
+        # ---------------------------------------------------------- 3b. load writes
+        # read-done times per lane and tile (written when the issue side passes a tile)
+        rdm = [Memory(shape=unsigned(CYCLE_BITS + 1), depth=p.max_tiles, init=[])
+               for _ in range(R)]
+        rdm_w = []
+        for i in range(R):
+            m.submodules[f"read_done{i}"] = rdm[i]
+            rdm_w.append(rdm[i].write_port())
+        t0 = lw_tile[0]
+        tr0 = rd("tile", t0)
+        bc_fin = Signal()
+        lfifo = []
+        for i in range(R):
+            mem = Memory(shape=unsigned(W * C), depth=LF, init=[])
+            m.submodules[f"lfifo{i}"] = mem
+            wp = mem.write_port()
+            rp = mem.read_port(domain="comb")
+            m.d.comb += [wp.addr.eq(l_rpos[i]), wp.data.eq(Cat(*self.lrsp_data[i])),
+                         wp.en.eq(self.lrsp_valid[i]), rp.addr.eq(l_wpos[i])]
+            lfifo.append(rp.data)
+            with m.If(self.lrsp_valid[i]):
+                m.d.sync += l_rpos[i].eq(inc(l_rpos[i], LF))
+        # the broadcast check of lane 0 reads every lane's read-done time of lane 0's prev
+        bc_rd_ok = []
+        for i in range(R):
+            port = rdm[i].read_port(domain="comb")
+            m.d.comb += port.addr.eq(tr0("prev"))
+            ok = Signal(name=f"bc_rd_ok{i}")
+            m.d.comb += ok.eq((lw_tile[i] == t0) & (~tr0("prev_ok") | (
+                (cur[i] > tr0("prev")) & (port.data <= c))))
+            bc_rd_ok.append(ok)
+        lw_en = [[Signal(name=f"lw_en{i}_{b}") for b in range(2)] for i in range(R)]
+        lw_go_bc = Signal()
+        lw_ports = []
+        for i in range(R):
+            if i == 0:
+                t = t0
+                started = lw_started[0]
+            else:
+                t = Signal(TB, name=f"lw_t{i}")
+                started = Signal(name=f"lw_st{i}")
+                m.d.comb += [t.eq(Mux(bc_fin, t0 + 1, lw_tile[i])),
+                             started.eq(Mux(bc_fin, 0, lw_started[i]))]
+            tr = tr0 if i == 0 else rd("tile", t)
+            port = rdm[i].read_port(domain="comb")
+            m.d.comb += port.addr.eq(tr("prev"))
+            active = Signal(name=f"lw_active{i}")
+            m.d.comb += active.eq(running & (t < nt) & (~tr("bc") if i else 1))
+            ok = Signal(name=f"lw_ok{i}")
+            own_rd = (~tr("prev_ok")) | ((cur[i] > tr("prev")) & (port.data <= c))
+            if i == 0:
+                m.d.comb += ok.eq(dep_ok(tr("d_dep_ok"), tr("d_dep"))
+                                  & Mux(tr("bc"), Cat(*bc_rd_ok).all(), own_rd))
+            else:
+                m.d.comb += ok.eq(dep_ok(tr("d_dep_ok"), tr("d_dep")) & own_rd)
+            go = Signal(name=f"lw_go{i}")
+            m.d.comb += go.eq(active & (started | ok))
+            lt = rd(f"lane_tile{i}", t)
+            ld = rd(f"lane_load{i}", lw_cnt[i])
+            wr = Signal(name=f"lw_wr{i}")
+            m.d.comb += wr.eq(go & (lw_cnt[i] < lt("ld_end")) & l_arr[i].bit_select(l_wpos[i], 1))
+            fin = Signal(name=f"lw_fin{i}")
+            m.d.comb += fin.eq(go & ((lw_cnt[i] + wr) >= lt("ld_end")))
+            mask = Signal(C, name=f"lw_mask{i}")
+            m.d.comb += mask.eq((Const(1, C + 1) << ld("ncols"))[:C + 1] - 1)
+            if i == 0:
+                m.d.comb += [bc_fin.eq(fin & tr("bc")), lw_go_bc.eq(wr & tr("bc"))]
+            bank = tr("bank")
+            # own write
+            for b in range(2):
+                m.d.comb += lw_en[i][b].eq(wr & (bank == b) & (~tr("bc") if i == 0 else 1))
+            lw_ports.append((wr, bank, ld("addr"), mask, lfifo[i]))
+            with m.If(running):
+                with m.If(wr):
+                    m.d.sync += [lw_cnt[i].eq(lw_cnt[i] + 1), l_wpos[i].eq(inc(l_wpos[i], LF))]
+                with m.If(fin):
+                    m.d.sync += [lw_tile[i].eq(t + 1), lw_started[i].eq(0)]
+                with m.Elif(go):
+                    m.d.sync += [lw_tile[i].eq(t), lw_started[i].eq(1)]
+                with m.Else():
+                    m.d.sync += [lw_tile[i].eq(t), lw_started[i].eq(started)]
+            # arrivals and consumption of the load FIFO flags
+            setb = Signal(LF, name=f"l_set{i}")
+            clrb = Signal(LF, name=f"l_clr{i}")
+            m.d.comb += [setb.eq(Mux(self.lrsp_valid[i], Const(1, LF) << l_rpos[i], 0)),
+                         clrb.eq(Mux(wr & running, Const(1, LF) << l_wpos[i], 0))]
+            m.d.sync += l_arr[i].eq((l_arr[i] & ~clrb) | setb)
+        # local-memory write ports of the array: a broadcast write from lane 0 goes to every
+        # lane; a lane's own write to a tile of the other bank can share the cycle
+        wr0, bank0, addr0, mask0, data0 = lw_ports[0]
+        for i in range(R):
+            wr, bank, addr, mask, data = lw_ports[i]
+            for b in range(2):
+                bc_here = lw_go_bc & (bank0 == b)
+                m.d.comb += [
+                    arr.lw_en[i][b].eq(bc_here | lw_en[i][b]),
+                    arr.lw_addr[i][b].eq(Mux(bc_here, addr0, addr)),
+                    arr.lw_mask[i][b].eq(Mux(bc_here, mask0, mask)),
+                ]
+                for j in range(C):
+                    m.d.comb += arr.lw_data[i][b][j].eq(
+                        Mux(bc_here, data0[j * W:(j + 1) * W], data[j * W:(j + 1) * W]).as_signed())
+
+        # ---------------------------------------------------------- 4. issue
+        sval = []
+        for i in range(R):
+            mem = Memory(shape=signed(W), depth=SF, init=[])
+            m.submodules[f"sfifo{i}"] = mem
+            wp = mem.write_port()
+            rp = mem.read_port(domain="comb")
+            m.d.comb += [wp.addr.eq(s_rpos[i]), wp.data.eq(self.srsp_data[i]),
+                         wp.en.eq(self.srsp_valid[i]), rp.addr.eq(s_hpos[i])]
+            sval.append(rp.data)
+            with m.If(self.srsp_valid[i]):
+                m.d.sync += s_rpos[i].eq(inc(s_rpos[i], SF))
+        any_last = [Signal(name=f"any_last{h}") for h in range(2)]
+        lasts = [[], []]
+        for i in range(R):
+            pas = Signal(name=f"pass{i}")
+            m.d.comb += pas.eq(running & (cur[i] < nt) & (rem[i] == 0))
+            ce = Signal(TB, name=f"cur_e{i}")
+            m.d.comb += ce.eq(cur[i] + pas)
+            lt = rd(f"lane_tile{i}", Mux(start, 0, ce))
+            tr = rd("tile", ce)
+            re_ = Signal(p.elem_bits, name=f"rem_e{i}")
+            he = Signal(p.elem_bits, name=f"h_ptr_e{i}")
+            with m.If(pas & (ce < nt)):
+                m.d.comb += [re_.eq(lt("rs1") - lt("rs0")), he.eq(lt("rs0"))]
+            with m.Else():
+                m.d.comb += [re_.eq(rem[i]), he.eq(h_ptr[i])]
+            m.d.comb += [rdm_w[i].en.eq(pas), rdm_w[i].addr.eq(cur[i]),
+                         rdm_w[i].data.eq(last_iss[i])]
+            el = rd(f"lane_elem{i}", he)
+            iss = Signal(name=f"issue{i}")
+            m.d.comb += iss.eq(running & (ce < nt) & (re_ != 0) & (lw_tile[i] > ce)
+                               & (~tr("wbprev_ok") | (wb_blk > tr("wbprev")))
+                               & s_arr[i].bit_select(s_hpos[i], 1))
+            fl = el("flags")
+            e = Signal(element_layout(cfg), name=f"ereg{i}")
+            m.d.sync += [e.valid.eq(iss),
+                         e.value.eq(requantize(m, sval[i], tr("s_rq_shift"), tr("s_rq_bits"), W)),
+                         e.sel.eq(tr("sel")), e.addr.eq(el("addr")), e.bank.eq(tr("bank")),
+                         e.slot.eq(el("slot")), e.half.eq(tr("half")),
+                         e.first.eq(fl[0]), e.last.eq(fl[1]), e.fresh.eq(fl[2])]
+            m.d.comb += arr.e[i].eq(e)
+            for h in range(2):
+                lasts[h].append(iss & fl[1] & (tr("half") == h))
+            with m.If(start):
+                m.d.sync += [cur[i].eq(0), rem[i].eq(lt("rs1") - lt("rs0")), h_ptr[i].eq(lt("rs0"))]
+            with m.Elif(running):
+                m.d.sync += [cur[i].eq(ce), rem[i].eq(re_ - iss), h_ptr[i].eq(he + iss)]
+                with m.If(iss):
+                    m.d.sync += last_iss[i].eq(c + C)
+            # stream FIFO flags and occupancy
+            setb = Signal(SF, name=f"s_set{i}")
+            clrb = Signal(SF, name=f"s_clr{i}")
+            m.d.comb += [setb.eq(Mux(self.srsp_valid[i], Const(1, SF) << s_rpos[i], 0)),
+                         clrb.eq(Mux(iss, Const(1, SF) << s_hpos[i], 0))]
+            m.d.sync += s_arr[i].eq((s_arr[i] & ~clrb) | setb)
+            with m.If(running):
+                m.d.sync += s_occ[i].eq(s_occ[i] + s_fire[i] - iss)
+                with m.If(iss):
+                    m.d.sync += s_hpos[i].eq(inc(s_hpos[i], SF))
+        for h in range(2):
+            m.d.comb += any_last[h].eq(Cat(*lasts[h]).any())
+            with m.If(running & any_last[h]):
+                m.d.sync += merge_at[h].eq(c + (C - 1 + cfg.pe_latency_cycles
+                                                + cfg.merge_latency_cycles))
+
+        # ---------------------------------------------------------- control
+        with m.If(start):
+            m.d.sync += [running.eq(nb != 0), self.done.eq(nb == 0), c.eq(0), credit.eq(0),
+                         rot.eq(0), ph_done.eq(0), wb_blk.eq(0), wb_cur.eq(0),
+                         merge_at[0].eq(0), merge_at[1].eq(0)]
+            for i in range(R):
+                m.d.sync += [s_occ[i].eq(0), s_rpos[i].eq(0), s_hpos[i].eq(0), s_arr[i].eq(0),
+                             last_iss[i].eq(0), lr_cnt[i].eq(0), lw_cnt[i].eq(0),
+                             l_rpos[i].eq(0), l_wpos[i].eq(0), l_arr[i].eq(0),
+                             lw_tile[i].eq(0), lw_started[i].eq(0)]
+        with m.Elif(running):
+            m.d.sync += [c.eq(c + 1), rot.eq(Mux(rot == R - 1, 0, rot + 1))]
+            with m.If(wb_blk_n == nb):
+                m.d.sync += [running.eq(0), self.done.eq(1)]
+        return m

@@ -1,0 +1,368 @@
+"""Program images: a Program and its off-chip memory packed into the tables the core reads.
+
+Purely additive and behaviour-neutral: every table entry is a value the simulator
+(`sim/engine.py`) derives from the same Program arrays, precomputed once so that the
+hardware looks up one record per unit and cycle.  Records are bit fields packed into
+integers (:class:`Fields`); the core slices them with the same layout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from accel.config import HardwareConfig
+from accel.errors import AxwError
+from accel.program import Program
+
+__all__ = ["HdlError", "Fields", "CoreParams", "Image", "pack", "layouts", "CYCLE_BITS"]
+
+#: Width of the core's cycle counter and of every stored cycle number.
+CYCLE_BITS = 32
+
+
+class HdlError(AxwError):
+    """A Program or parameter the RTL cannot implement."""
+
+
+def _bits(n: int) -> int:
+    """Bits of an unsigned field holding 0..n."""
+    return max(1, int(n).bit_length())
+
+
+class Fields:
+    """An ordered list of named bit fields packed LSB first into one unsigned integer."""
+
+    def __init__(self, fields):
+        self.fields = []
+        off = 0
+        for name, width in fields:
+            if width < 1:
+                raise HdlError(f"field {name!r} has width {width}")
+            self.fields.append((name, off, width))
+            off += width
+        self.width = max(off, 1)
+        self._by = {n: (o, w) for n, o, w in self.fields}
+
+    def pack(self, **values) -> int:
+        v = 0
+        for name, off, width in self.fields:
+            x = int(values.get(name, 0))
+            if not -(1 << width) < x < (1 << width):
+                raise HdlError(f"value {x} of field {name!r} does not fit {width} bits")
+            v |= (x & ((1 << width) - 1)) << off
+        return v
+
+    def get(self, value, name):
+        """The slice of Amaranth ``value`` holding field ``name``."""
+        off, width = self._by[name]
+        return value[off:off + width]
+
+    def width_of(self, name) -> int:
+        return self._by[name][1]
+
+
+@dataclass(frozen=True)
+class CoreParams:
+    """Everything the core's shape depends on: the HardwareConfig and the capacities of
+    its program memories (a program must fit them; :func:`pack` checks)."""
+
+    config: HardwareConfig
+    max_tiles: int = 256
+    max_blocks: int = 64
+    max_steps: int = 1024
+    max_lane_elems: int = 4096
+    max_lane_loads: int = 1024
+    max_phases: int = 8
+    mem_words: int = 1 << 20
+
+    def __post_init__(self):
+        for k in ("max_tiles", "max_blocks", "max_steps", "max_lane_elems", "max_lane_loads",
+                  "max_phases", "mem_words"):
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise HdlError(f"{k} must be a positive integer, got {v!r}")
+        if not isinstance(self.config, HardwareConfig):
+            raise HdlError(f"config must be a HardwareConfig, got {type(self.config).__name__}")
+
+    @property
+    def addr_bits(self) -> int:
+        return _bits(self.mem_words)
+
+    @property
+    def tile_bits(self) -> int:
+        return _bits(self.max_tiles)
+
+    @property
+    def block_bits(self) -> int:
+        return _bits(self.max_blocks)
+
+    @property
+    def step_bits(self) -> int:
+        return _bits(self.max_steps)
+
+    @property
+    def elem_bits(self) -> int:
+        return _bits(self.max_lane_elems)
+
+    @property
+    def load_bits(self) -> int:
+        return _bits(self.max_lane_loads)
+
+    @property
+    def phase_bits(self) -> int:
+        return _bits(self.max_phases)
+
+    @property
+    def credit_bits(self) -> int:
+        c = self.config
+        big = 2 * max(c.dram_bytes_per_cycle, 8 * c.cols * (c.rows + 1) * 8) + c.dram_bytes_per_cycle
+        return _bits(big) + 1
+
+    @property
+    def col_bits(self) -> int:
+        """Bits of a column offset inside an output row (bounded by the address)."""
+        return self.addr_bits
+
+    @classmethod
+    def fit(cls, program: Program, memory_words: int) -> "CoreParams":
+        """The smallest capacities (powers of two) that hold ``program``."""
+        def p2(n):
+            return 1 << max(0, int(n - 1).bit_length()) if n > 1 else 1
+        a = program.arrays
+        R = program.config.rows
+        rsp = a["row_stream_ptr"]
+        lp = a["load_ptr"]
+        lane_elems = int((rsp[:, -1] - rsp[:, 0]).max()) if rsp.size else 0
+        lane_loads = int((lp[:, 1:] - lp[:, :-1]).sum(axis=0).max()) if lp.size else 0
+        return cls(program.config, max_tiles=p2(program.n_tiles + 1),
+                   max_blocks=p2(program.n_blocks + 1),
+                   max_steps=p2(len(a["wb_slot"]) + 1), max_lane_elems=p2(lane_elems + 1),
+                   max_lane_loads=p2(lane_loads + 1), max_phases=p2(program.n_phases + 1),
+                   mem_words=p2(memory_words + 1))
+
+
+def layouts(p: CoreParams) -> dict:
+    """The record layouts of every program table, computed from ``p``."""
+    c = p.config
+    R, C = c.rows, c.cols
+    slot = c.slot_bits
+    return {
+        # global, by tile
+        "tile": Fields([
+            ("bank", 1), ("bc", 1), ("prev_ok", 1), ("prev", p.tile_bits),
+            ("wbprev_ok", 1), ("wbprev", p.block_bits), ("half", 1),
+            ("s_dep_ok", 1), ("s_dep", p.phase_bits), ("d_dep_ok", 1), ("d_dep", p.phase_bits),
+            ("s_bytes", 16), ("s_rq_shift", 7), ("s_rq_bits", 7), ("sel", 1)]),
+        # per lane, by tile: the lane's element range and its cumulated load count
+        "lane_tile": Fields([("rs0", p.elem_bits), ("rs1", p.elem_bits),
+                             ("ld_end", p.load_bits)]),
+        # per lane, by element: word address of S's value, local address, slot, flags
+        "lane_elem": Fields([("src", p.addr_bits), ("addr", c.lmem_addr_bits),
+                             ("slot", slot), ("flags", 3)]),
+        # per lane, by load entry (request order)
+        "lane_load": Fields([("row", p.addr_bits), ("addr", c.lmem_addr_bits),
+                             ("ncols", _bits(C)), ("dep_ok", 1), ("dep", p.phase_bits),
+                             ("bytes", 24)]),
+        # global, by block
+        "block": Fields([("last_tile", p.tile_bits), ("s1", p.step_bits), ("last_of_phase", 1),
+                         ("phase", p.phase_bits), ("ncols", _bits(C)), ("rq_shift", 7),
+                         ("rq_bits", 7)] + [(f"col{j}", p.col_bits) for j in range(C)]),
+        # global, by writeback step
+        "step": Fields([("need", 32), ("mrow", p.addr_bits)]
+                       + [f for i in range(R) for f in (
+                           (f"kind{i}", 2), (f"slot{i}", slot), (f"merge{i}", 1),
+                           (f"row{i}", p.addr_bits))]),
+        # scalar registers: number of tiles, blocks, credit cap, per-lane load totals
+        "const": Fields([("value", 32)]),
+    }
+
+
+#: ``kind`` of a writeback lane.
+KIND_NONE, KIND_ZERO, KIND_SLOT = 0, 1, 2
+
+
+@dataclass(frozen=True, eq=False)
+class Image:
+    """Packed tables (``name -> list of int``; per-lane tables as ``name{i}``), the
+    off-chip memory image (one signed word per element, tensors concatenated), the
+    tensor offsets, and the scalar constants."""
+
+    params: CoreParams
+    tables: dict
+    memory: np.ndarray
+    offsets: np.ndarray
+    consts: list
+
+    def output(self, memory: np.ndarray, program: Program, name: str = "Y") -> np.ndarray:
+        t = program.tensor_id(name)
+        ten = program.tensors[t]
+        off = int(self.offsets[t])
+        return np.asarray(memory[off:off + ten["rows"] * ten["cols"]], np.int64).reshape(
+            ten["rows"], ten["cols"])
+
+
+def _nbytes(bits: int) -> int:
+    return (bits + 7) // 8
+
+
+def _dependencies(program: Program):
+    a = program.arrays
+    nph = program.n_phases
+    s_dep = np.full(nph, -1, np.int64)
+    d_dep = np.full(nph, -1, np.int64)
+    for p in range(nph):
+        for q in range(p):
+            if a["ph_out"][q] == a["ph_s"][p]:
+                s_dep[p] = q
+            if a["ph_out"][q] == a["ph_d"][p]:
+                d_dep[p] = q
+    return s_dep, d_dep
+
+
+def pack(program: Program, memory: list, params: CoreParams | None = None) -> Image:
+    """Pack ``program`` and its memory (one 2-D array per tensor) for the core."""
+    cfg = program.config
+    R, C = cfg.rows, cfg.cols
+    sizes = np.array([m.size for m in memory], np.int64)
+    words = int(sizes.sum())
+    p = params or CoreParams.fit(program, words)
+    if p.config != cfg:
+        raise HdlError(f"program is for config {cfg.id}, core for {p.config.id}")
+    a = program.arrays
+    nt, nb, nph = program.n_tiles, program.n_blocks, program.n_phases
+    nsteps = len(a["wb_slot"])
+    rsp = a["row_stream_ptr"]
+    lp = a["load_ptr"]
+    for what, n, cap in (("tiles", nt + 1, p.max_tiles), ("blocks", nb + 1, p.max_blocks),
+                         ("writeback steps", nsteps + 1, p.max_steps),
+                         ("phases", nph + 1, p.max_phases), ("memory words", words + 1, p.mem_words)):
+        if n > cap:
+            raise HdlError(f"program needs {n} {what} entries, the core holds {cap}")
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    tcols = [t["cols"] for t in program.tensors]
+    tbits = [t["bits"] for t in program.tensors]
+    if max(tbits, default=0) > cfg.acc_bits:
+        raise HdlError(f"a tensor is {max(tbits)} bits wide, memory words are {cfg.acc_bits}")
+    s_dep, d_dep = _dependencies(program)
+    ph_s_bytes = [_nbytes(tbits[s]) + cfg.stream_index_bytes for s in a["ph_s"]]
+    ph_d_bytes = [_nbytes(tbits[d]) for d in a["ph_d"]]
+    ph_o_bytes = [_nbytes(tbits[o]) for o in a["ph_out"]]
+    cap = cfg.dram_bytes_per_cycle
+    for q in range(nph):
+        cap = max(cap, ph_s_bytes[q], ph_d_bytes[q] * C, ph_o_bytes[q] * C * R)
+    cap *= 2
+    # which operand is narrow enough for the PE's operand_bits port
+    sel = []
+    for q in range(nph):
+        sb = int(a["ph_s_rq_bits"][q]) or tbits[a["ph_s"][q]]
+        db = tbits[a["ph_d"][q]]
+        if sb <= cfg.operand_bits:
+            sel.append(1)
+        elif db <= cfg.operand_bits:
+            sel.append(0)
+        else:
+            raise HdlError(f"phase {q}: neither S ({sb} bits) nor D ({db} bits) fits the "
+                           f"PE's {cfg.operand_bits}-bit operand port")
+    if (a["b_half"].astype(np.int64) != np.arange(nb) % 2).any():
+        raise HdlError("b_half is not block index mod 2")
+    L = layouts(p)
+    # ---- tiles
+    tiles = []
+    for t in range(nt):
+        q = int(a["t_phase"][t])
+        blk = int(a["t_block"][t])
+        pv = int(a["t_prev_same_bank"][t])
+        pb = int(a["b_prev_same_half"][blk])
+        tiles.append(L["tile"].pack(
+            bank=a["t_bank"][t], bc=a["t_broadcast"][t], prev_ok=pv >= 0, prev=max(pv, 0),
+            wbprev_ok=pb >= 0, wbprev=max(pb, 0), half=blk % 2,
+            s_dep_ok=s_dep[q] >= 0, s_dep=max(s_dep[q], 0), d_dep_ok=d_dep[q] >= 0,
+            d_dep=max(d_dep[q], 0), s_bytes=ph_s_bytes[q], s_rq_shift=a["ph_s_rq_shift"][q],
+            s_rq_bits=a["ph_s_rq_bits"][q], sel=sel[q]))
+    tables = {"tile": tiles}
+    # ---- stream groups: one phase each
+    ng = rsp.shape[1] - 1
+    g_phase = np.full(ng, -1, np.int64)
+    for t in range(nt):
+        g, q = int(a["t_stream"][t]), int(a["t_phase"][t])
+        if g_phase[g] not in (-1, q):
+            raise HdlError(f"stream group {g} is used by phases {g_phase[g]} and {q}")
+        g_phase[g] = q
+    # ---- per lane
+    lens = (lp[:, 1:] - lp[:, :-1]).T if nt else np.zeros((R, 0), np.int64)
+    consts = [nt, nb, cap]
+    for i in range(R):
+        e0 = int(rsp[i, 0])
+        n_el = int(rsp[i, -1]) - e0
+        if n_el + 1 > p.max_lane_elems:
+            raise HdlError(f"lane {i} has {n_el} elements, the core holds {p.max_lane_elems - 1}")
+        lt = []
+        cum = 0
+        ents = []
+        for t in range(nt):
+            g = int(a["t_stream"][t])
+            cum += int(lens[i, t])
+            lt.append(L["lane_tile"].pack(rs0=rsp[i, g] - e0, rs1=rsp[i, g + 1] - e0, ld_end=cum))
+            q = int(a["t_phase"][t])
+            dt = int(a["ph_d"][q])
+            for k in range(int(lp[t, i]), int(lp[t, i + 1])):
+                ents.append(L["lane_load"].pack(
+                    row=offsets[dt] + int(a["ld_drow"][k]) * tcols[dt] + int(a["t_col0"][t]),
+                    addr=a["ld_addr"][k], ncols=a["t_ncols"][t], dep_ok=d_dep[q] >= 0,
+                    dep=max(d_dep[q], 0), bytes=ph_d_bytes[q] * int(a["t_ncols"][t])))
+        if len(ents) + 1 > p.max_lane_loads:
+            raise HdlError(f"lane {i} has {len(ents)} loads, the core holds {p.max_lane_loads - 1}")
+        els = []
+        for g in range(ng):
+            q = int(g_phase[g])
+            st = int(offsets[a["ph_s"][q]]) if q >= 0 else 0
+            for e in range(int(rsp[i, g]), int(rsp[i, g + 1])):
+                els.append(L["lane_elem"].pack(src=st + int(a["e_src"][e]), addr=a["e_addr"][e],
+                                               slot=a["e_slot"][e], flags=a["e_flags"][e]))
+        tables[f"lane_tile{i}"] = lt
+        tables[f"lane_elem{i}"] = els
+        tables[f"lane_load{i}"] = ents
+        consts.append(len(ents))
+    # ---- blocks and steps
+    blocks = []
+    wp = a["wb_ptr"]
+    for b in range(nb):
+        q = int(a["b_phase"][b])
+        ot = int(a["ph_out"][q])
+        oc0 = int(a["ph_out_cols_ptr"][q]) + int(a["b_col0"][b])
+        ncols = int(a["b_ncols"][b])
+        cols = {f"col{j}": int(a["ph_out_cols"][oc0 + j]) if j < ncols else 0 for j in range(C)}
+        last = (b + 1 == nb) or int(a["b_phase"][b + 1]) != q
+        blocks.append(L["block"].pack(last_tile=a["b_last_tile"][b], s1=wp[b + 1],
+                                      last_of_phase=last, phase=q, ncols=ncols,
+                                      rq_shift=a["ph_rq_shift"][q], rq_bits=a["ph_rq_bits"][q],
+                                      **cols))
+        for st in range(int(wp[b]), int(wp[b + 1])):
+            f = {}
+            nvec = 0
+            merged = False
+            for i in range(R):
+                sl = int(a["wb_slot"][st, i])
+                mg = int(a["wb_merge"][st, i]) != 0
+                kind = KIND_NONE if sl == -1 else KIND_ZERO if sl == -2 else KIND_SLOT
+                row = int(a["wb_row"][st, i])
+                f.update({f"kind{i}": kind, f"slot{i}": max(sl, 0), f"merge{i}": mg and sl != -1,
+                          f"row{i}": offsets[ot] + row * tcols[ot]
+                          if (sl != -1 and not mg) else 0})
+                if sl != -1:
+                    if mg:
+                        merged = True
+                    else:
+                        nvec += 1
+            nvec += merged
+            mrow = offsets[ot] + int(a["wb_mrow"][st]) * tcols[ot] if merged else 0
+            tables.setdefault("step", []).append(
+                L["step"].pack(need=nvec * ncols * ph_o_bytes[q], mrow=mrow, **f))
+    tables["block"] = blocks
+    tables.setdefault("step", [])
+    tables["const"] = consts
+    flat = np.concatenate([np.asarray(m, np.int64).ravel() for m in memory]) if memory else \
+        np.zeros(0, np.int64)
+    return Image(p, tables, flat, offsets, consts)

@@ -1,0 +1,112 @@
+"""Run a Program on the Amaranth simulation of the core with a behavioural memory.
+
+The memory model is the one of docs/rtl.md: a request accepted (valid and ready) at
+cycle c is answered at cycle c + L on the same lane's response port; ``ready`` is low in
+the cycles the xorshift32 stall sequence of docs/machine.md refuses.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+from amaranth.sim import Simulator
+
+from accel.program import Program
+
+from .core import Core
+from .image import CoreParams, Image, pack
+
+__all__ = ["stall_sequence", "run_amaranth"]
+
+
+def stall_sequence(seed: int):
+    """xorshift32 draws, one per cycle from cycle 0 (docs/machine.md, rule 0)."""
+    x = seed if seed != 0 else 1
+    while True:
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        yield x
+
+
+def _wrap(v: int, bits: int) -> int:
+    v &= (1 << bits) - 1
+    return v - (1 << bits) if v >> (bits - 1) else v
+
+
+def run_amaranth(program: Program, memory: list, *, stall_permille: int = 0,
+                 stall_seed: int = 1, params: CoreParams | None = None,
+                 max_cycles: int = 2_000_000, vcd: str | None = None):
+    """Simulate; return ``(memory after the run (list of 2-D arrays), cycles)``."""
+    img = pack(program, memory, params)
+    core = Core(img.params, img)
+    cfg = program.config
+    R, C, W, L = cfg.rows, cfg.cols, cfg.acc_bits, cfg.dram_latency_cycles
+    mem = [int(v) for v in img.memory]
+    words = len(mem)
+    result = {}
+
+    async def bench(ctx):
+        stalls = stall_sequence(stall_seed)
+        ctx.set(core.start, 1)
+        await ctx.tick()
+        ctx.set(core.start, 0)
+        pend_s = [deque() for _ in range(R)]
+        pend_l = [deque() for _ in range(R)]
+        c = 0
+        while ctx.get(core.busy):
+            if c > max_cycles:
+                raise RuntimeError(f"core did not finish in {max_cycles} cycles")
+            ok = True
+            if stall_permille:
+                ok = next(stalls) % 1000 >= stall_permille
+            ctx.set(core.mem_ready, ok)
+            if ok:
+                for i in range(R):
+                    if ctx.get(core.sreq_valid[i]):
+                        a = ctx.get(core.sreq_addr[i])
+                        pend_s[i].append((c + L, mem[a] if a < words else 0))
+                    if ctx.get(core.lreq_valid[i]):
+                        a = ctx.get(core.lreq_addr[i])
+                        pend_l[i].append((c + L, [mem[a + j] if a + j < words else 0
+                                                  for j in range(C)]))
+                wv = [ctx.get(core.wr_valid[v]) for v in range(R + 1)]
+                if any(wv):
+                    n = ctx.get(core.wr_ncols)
+                    cols = [ctx.get(core.wr_col[j]) for j in range(n)]
+                    for v in range(R + 1):
+                        if wv[v]:
+                            row = ctx.get(core.wr_row[v])
+                            for j in range(n):
+                                mem[row + cols[j]] = ctx.get(core.wr_data[v][j])
+            for i in range(R):
+                if pend_s[i] and pend_s[i][0][0] == c:
+                    ctx.set(core.srsp_valid[i], 1)
+                    ctx.set(core.srsp_data[i], pend_s[i].popleft()[1])
+                else:
+                    ctx.set(core.srsp_valid[i], 0)
+                if pend_l[i] and pend_l[i][0][0] == c:
+                    ctx.set(core.lrsp_valid[i], 1)
+                    vals = pend_l[i].popleft()[1]
+                    for j in range(C):
+                        ctx.set(core.lrsp_data[i][j], vals[j])
+                else:
+                    ctx.set(core.lrsp_valid[i], 0)
+            await ctx.tick()
+            c += 1
+        result["cycles"] = ctx.get(core.cycles)
+
+    sim = Simulator(core)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    if vcd:
+        with sim.write_vcd(vcd):
+            sim.run()
+    else:
+        sim.run()
+    flat = np.array(mem, np.int64)
+    out = []
+    for off, m in zip(img.offsets, memory):
+        out.append(flat[off:off + m.size].reshape(m.shape).copy())
+    return out, int(result["cycles"])

@@ -1,0 +1,172 @@
+"""The contract suite on the Amaranth simulation of the core (hdl.core), with every cycle
+count equal to the simulator's, plus unit tests of the PE and the requantizer.
+
+Amaranth's simulator runs about 1k cycles/s on these cores, so the random properties
+take fewer examples here than at the other levels (same strategies, same checks).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module, Signal, signed
+from amaranth.sim import Simulator
+from hypothesis import given, settings
+
+import sim.engine as engine
+from accel.compiler import build_memory, compile_problem
+from accel.config import HardwareConfig
+from hdl.core import Core, requantize
+from hdl.image import CoreParams, HdlError, pack
+from hdl.pe import PE
+from hdl.simulate import run_amaranth
+from contract_suite import ContractSuite, _cfg, cases, random_problem, requant_int, wrap_int
+
+
+def amaranth_run(problem, config, order, *, stall_permille=0, d_mode=None, row_blocks=None):
+    prog = compile_problem(problem, config, order, d_mode=d_mode, row_blocks=row_blocks)
+    mem = build_memory(problem, prog)
+    out, cycles = run_amaranth(prog, mem, stall_permille=stall_permille)
+    want = engine.simulate(prog, mem, stall_permille=stall_permille)
+    y = out[prog.tensor_id("Y")]
+    assert cycles == want.cycles, f"RTL {cycles} cycles, simulator {want.cycles}"
+    np.testing.assert_array_equal(y, want.memory[prog.tensor_id("Y")])
+    return y, cycles
+
+
+_FEW = settings(max_examples=4)
+
+
+class TestAmaranthLevel(ContractSuite):
+    """run = compile + Amaranth simulation of the core; cycles equal sim.simulate's."""
+
+    def run(self, problem, config, order, **kw):
+        return amaranth_run(problem, config, order, **kw)
+
+    # the suite's strategies with smaller shapes (Amaranth simulates ~1k cycles/s)
+    @_FEW
+    @given(case=cases("exact", max_dim=12))
+    def test_random_problems_exact(self, case):
+        problem, cfg, order, kw, ctx = case
+        self.check_model(problem, cfg, order, ctx, **kw)
+
+    @_FEW
+    @given(case=cases("int8", max_dim=10))
+    def test_random_problems_int8(self, case):
+        problem, cfg, order, kw, ctx = case
+        self.check_model(problem, cfg, order, ctx, **kw)
+
+
+# ------------------------------------------------------------------- parameters
+
+def test_core_rejects_bad_parameters():
+    with pytest.raises(HdlError, match="^params must be a CoreParams, got HardwareConfig$"):
+        Core(HardwareConfig())
+    with pytest.raises(HdlError, match="^max_tiles must be a positive integer, got 0$"):
+        CoreParams(HardwareConfig(), max_tiles=0)
+    with pytest.raises(HdlError, match="^config must be a HardwareConfig, got int$"):
+        PE(3)
+
+
+def test_pack_rejects_a_program_too_big_for_the_core():
+    problem = random_problem(1, 9, 8, 5, 4)
+    prog = compile_problem(problem, _cfg(), "a(xw)")
+    small = CoreParams(prog.config, max_tiles=2)
+    with pytest.raises(HdlError, match=r"^program needs \d+ tiles entries, the core holds 2$"):
+        pack(prog, build_memory(problem, prog), small)
+
+
+def test_signature_follows_the_config():
+    cfg = HardwareConfig(rows=3, cols=5, acc_bits=24, operand_bits=6, lmem_depth=20,
+                         out_bank_depth=9)
+    core = Core(CoreParams(cfg, mem_words=1000))
+    assert len(core.sreq_valid) == 3 and len(core.lrsp_data[0]) == 5
+    assert len(core.wr_valid) == 4 and core.wr_data[0][0].shape() == signed(24)
+    assert len(core.sreq_addr[0]) == 10
+    pe = PE(cfg)
+    assert len(pe.lw_addr[0]) == cfg.lmem_addr_bits == 5 and len(pe.wb_addr) == 4
+
+
+# ------------------------------------------------------------------- PE against a naive model
+
+def _pe_model(cfg, ops, lmem):
+    """Per element (value, sel, addr, bank, slot, half, first, last, fresh): the bank."""
+    W = cfg.acc_bits
+    acc, bank = 0, {}
+    for v, sel, addr, bk, slot, half, first, last, fresh in ops:
+        prod = wrap_int(v * lmem[bk][addr], W)
+        acc = prod if first else wrap_int(acc + prod, W)
+        if last:
+            bank[half, slot] = acc if fresh else wrap_int(bank.get((half, slot), 0) + acc, W)
+    return bank
+
+
+@pytest.mark.parametrize("gap", [0, 1, 3])
+def test_pe_against_naive_model(gap):
+    cfg = HardwareConfig(rows=1, cols=1, operand_bits=4, acc_bits=10, lmem_depth=4,
+                         out_bank_depth=3)
+    rng = np.random.default_rng(gap)
+    lmem = [[int(v) for v in rng.integers(-512, 512, 4)] for _ in range(2)]
+    ops = []
+    for k in range(40):
+        first = k % 3 == 0
+        last = k % 3 == 2 or rng.random() < 0.2
+        ops.append((int(rng.integers(-8, 8)), 1, int(rng.integers(0, 4)), int(rng.integers(0, 2)),
+                    int(rng.integers(0, 3)), int(rng.integers(0, 2)), first, last,
+                    bool(rng.random() < 0.3)))
+    # every slot written FRESH once first so the model and the memory start equal
+    init = [(0, 1, 0, 0, s, h, True, True, True) for s in range(3) for h in range(2)]
+    ops = init + ops
+    pe = PE(cfg)
+    got = {}
+
+    async def bench(ctx):
+        for b in range(2):
+            for a in range(4):
+                ctx.set(pe.lw_en[b], 1); ctx.set(pe.lw_addr[b], a); ctx.set(pe.lw_data[b], lmem[b][a])
+                await ctx.tick()
+            ctx.set(pe.lw_en[b], 0)
+        for op in ops:
+            v, sel, addr, bk, slot, half, first, last, fresh = op
+            ctx.set(pe.ei, {"valid": 1, "value": v, "sel": sel, "addr": addr, "bank": bk,
+                            "slot": slot, "half": half, "first": first, "last": last,
+                            "fresh": fresh})
+            await ctx.tick()
+            for _ in range(gap):
+                ctx.set(pe.ei.valid, 0)
+                await ctx.tick()
+        ctx.set(pe.ei.valid, 0)
+        await ctx.tick().repeat(4)
+        for h in range(2):
+            for s in range(3):
+                ctx.set(pe.wb_half, h); ctx.set(pe.wb_addr, s)
+                await ctx.tick()
+                got[h, s] = ctx.get(pe.wb_data)
+
+    sim = Simulator(pe)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    want = _pe_model(cfg, ops, lmem)
+    assert got == {k: want[k] for k in got}, (got, want)
+
+
+def test_requantize_against_the_suite_model():
+    W = 12
+    v, shift, bits = Signal(signed(W)), Signal(7), Signal(7)
+    m = Module()
+    out = requantize(m, v, shift, bits, W)
+    cases = [(x, s, b) for x in (-2048, -1000, -129, -1, 0, 1, 63, 64, 1000, 2047)
+             for s in (0, 1, 3, 7) for b in (0, 4, 8, 12)]
+    got = []
+
+    async def bench(ctx):
+        for x, s, b in cases:
+            ctx.set(v, x); ctx.set(shift, s); ctx.set(bits, b)
+            got.append(ctx.get(out))
+
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    want = [x if b == 0 else requant_int(x, s, b) for x, s, b in cases]
+    assert got == want

@@ -1,0 +1,150 @@
+"""The Verilog bundle (hdl.bundle, `accel hdl`): runs under Icarus and Verilator with the
+simulator's cycle count and the reference output; deterministic; lint of the core.
+
+Without a tool the tests skip, except in CI (CI=true), where a missing tool fails."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from accel.cli import main
+from accel.compiler import build_memory, compile_problem
+from accel.config import HardwareConfig
+from accel.reference import reference
+from hdl.bundle import LINT_WAIVERS, write_bundle
+from sim import simulate
+from conftest import in_ci
+from contract_suite import _cfg, random_problem
+
+
+def need_tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        msg = f"{name} is not installed"
+        if in_ci():
+            pytest.fail(msg, pytrace=False)
+        pytest.skip(msg)
+    return path
+
+
+def _bundle(tmp_path, problem, cfg, order, stall_permille=0, **kw):
+    prog = compile_problem(problem, cfg, order, **kw)
+    mem = build_memory(problem, prog)
+    want = simulate(prog, mem, stall_permille=stall_permille)
+    y = reference(problem, order)
+    write_bundle(tmp_path, cfg, prog, mem, y, stall_permille=stall_permille)
+    return prog, want, y
+
+
+def _run_icarus(d):
+    need_tool("iverilog")
+    subprocess.run(["iverilog", "-g2012", "-o", "tb.vvp", "-c", "files.f"], cwd=d, check=True)
+    return subprocess.run(["vvp", "-n", "tb.vvp"], cwd=d, check=True, capture_output=True,
+                          text=True).stdout
+
+
+def _run_verilator(d):
+    need_tool("verilator")
+    subprocess.run(["verilator", "--binary", "-j", "2", "-f", "files.f", "--top-module", "tb"],
+                   cwd=d, check=True, capture_output=True)
+    return subprocess.run(["./obj_dir/Vtb"], cwd=d, check=True, capture_output=True,
+                          text=True).stdout
+
+
+def _check(out, d, prog, want_cycles, y):
+    lines = [ln for ln in out.splitlines() if ln.startswith("AXW_")]
+    assert lines[:2] == [f"AXW_CYCLES {want_cycles}", "AXW_PASS"], out
+    bits = prog.tensors[prog.tensor_id("Y")]["bits"]
+    got = [int(v, 16) for v in (d / "y_rtl.hex").read_text().split()]
+    got = np.array([v - (1 << bits) if v >> (bits - 1) else v for v in got]).reshape(y.shape)
+    np.testing.assert_array_equal(got, y)
+
+
+CASES = {
+    "empty-rows": (lambda: random_problem(3, 11, 9, 6, 5, dens_a=0.15),
+                   _cfg(rows=3, cols=2), "a(xw)", {}),
+    "split-long-row": (lambda: _long_row(), _cfg(rows=4, cols=3, lmem_depth=64), "(ax)w", {}),
+    "k-tiles-broadcast": (lambda: random_problem(9, 13, 17, 11, 7, dens_a=0.3),
+                          _cfg(rows=2, cols=3, lmem_depth=5, out_bank_depth=5), "a(xw)",
+                          {"d_mode": "broadcast", "row_blocks": 2}),
+}
+
+
+def _long_row():
+    from accel.contract import make_contract
+    from accel.problem import make_problem
+    rng = np.random.default_rng(8)
+    a = np.zeros((10, 40), np.int64)
+    for r in range(10):
+        a[r, rng.choice(40, 2, replace=False)] = rng.integers(1, 128, 2)
+    a[4, :] = rng.integers(-128, 128, 40) | 1
+    return make_problem(a, rng.integers(-128, 128, (40, 5)), rng.integers(-128, 128, (5, 4)),
+                        make_contract("exact"), "long")
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_icarus_runs_the_bundle_cycle_exact(tmp_path, name):
+    build, cfg, order, kw = CASES[name]
+    prog, want, y = _bundle(tmp_path, build(), cfg, order, **kw)
+    _check(_run_icarus(tmp_path), tmp_path, prog, want.cycles, y)
+
+
+def test_verilator_runs_the_bundle_cycle_exact(tmp_path):
+    build, cfg, order, kw = CASES["split-long-row"]
+    prog, want, y = _bundle(tmp_path, build(), cfg, order, **kw)
+    assert prog.arrays["wb_merge"].any()
+    _check(_run_verilator(tmp_path), tmp_path, prog, want.cycles, y)
+
+
+def test_icarus_with_memory_stalls_and_latency_zero(tmp_path):
+    problem = random_problem(15, 12, 10, 6, 5, dens_a=0.3)
+    cfg = _cfg(rows=3, cols=2, dram_latency_cycles=0)
+    prog = compile_problem(problem, cfg, "a(xw)")
+    mem = build_memory(problem, prog)
+    want = simulate(prog, mem, stall_permille=300)
+    y = reference(problem, "a(xw)")
+    write_bundle(tmp_path, cfg, prog, mem, y, stall_permille=300)
+    _check(_run_icarus(tmp_path), tmp_path, prog, want.cycles, y)
+
+
+def test_accel_hdl_matches_accel_run(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    a = np.where(rng.random((9, 7)) < 0.4, rng.integers(-128, 128, (9, 7)), 0)
+    for name, m in (("a", a), ("x", rng.integers(-128, 128, (7, 5))),
+                    ("w", rng.integers(-128, 128, (5, 4)))):
+        np.save(tmp_path / f"{name}.npy", m)
+    (tmp_path / "hw.toml").write_text('preset = "tiny"\nrows = 2\ncols = 3\n')
+    common = ["--a", str(tmp_path / "a.npy"), "--x", str(tmp_path / "x.npy"), "--w",
+              str(tmp_path / "w.npy"), "--config", str(tmp_path / "hw.toml")]
+    assert main(["run", *common, "--out", str(tmp_path / "run")]) == 0
+    assert main(["hdl", *common, "--out", str(tmp_path / "b")]) == 0
+    cycles = json.loads((tmp_path / "run" / "stats.json").read_text())["cycles"]
+    cfg = HardwareConfig.from_json((tmp_path / "b" / "config.json").read_text())
+    assert cfg.id == json.loads((tmp_path / "run" / "config.json").read_text())["id"]
+    out = _run_icarus(tmp_path / "b")
+    assert f"AXW_CYCLES {cycles}" in out and "AXW_PASS" in out
+    assert (tmp_path / "b" / "files.f").read_text().split() == ["axw_core.v", "tb.v"]
+    # deterministic: a second bundle is byte-identical
+    assert main(["hdl", *common, "--out", str(tmp_path / "b2")]) == 0
+    for f in ("axw_core.v", "tb.v", "prog.hex", "mem.hex", "y_expected.hex", "config.json"):
+        assert (tmp_path / "b" / f).read_bytes() == (tmp_path / "b2" / f).read_bytes(), f
+
+
+def test_accel_hdl_without_a_problem_writes_the_core(tmp_path):
+    assert main(["hdl", "--rows", "2", "--cols", "2", "--out", str(tmp_path)]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["axw_core.v", "config.json", "files.f"]
+
+
+def test_core_lints_clean_with_the_documented_waivers(tmp_path):
+    need_tool("verilator")
+    cfg = HardwareConfig(rows=2, cols=3, lmem_depth=16, out_bank_depth=8)
+    write_bundle(tmp_path, cfg)
+    r = subprocess.run(["verilator", "--lint-only", "-Wall", "axw_core.v"], cwd=tmp_path,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert LINT_WAIVERS == ("WIDTH", "UNUSEDSIGNAL", "DECLFILENAME")
