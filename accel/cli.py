@@ -25,6 +25,8 @@ from .problem import as_int_dense, make_problem
 from .reference import ORDERS
 from .runner import run_problems
 from .workloads import WORKLOADS, conv2d, conv_transpose2d, cora_like, gcn_model, get_workload
+from .cli_dse import DESCRIPTION as _DSE_DESCRIPTION, add_dse_arguments, cmd_dse
+from .cli_report import DESCRIPTION as _REPORT_DESCRIPTION, add_report_arguments, cmd_report
 from .cli_hdl import HDL_DESCRIPTION, add_hdl_arguments, cmd_hdl
 
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_ERROR", "EXIT_NOT_EXACT", "RUNS_DIR",
@@ -191,6 +193,12 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", metavar="DIR", help="output folder (default runs/<name>)")
 
 
+def _add_run_command_arguments(p) -> None:
+    _add_run_arguments(p)
+    p.add_argument("--no-report", action="store_true",
+                   help="skip the HTML/Markdown report (DIR/report/) written after the run")
+
+
 def _check_run_flags(args) -> None:
     """Flag combinations argparse cannot express."""
     generic = [f for f in ("a", "x", "w") if getattr(args, f)]
@@ -302,6 +310,13 @@ def cmd_run(args) -> int:
     res = run_problems(source, cfg, order=args.order, out_dir=out,
                        stall_permille=args.stall_permille, stall_seed=args.stall_seed)
     n = len(res.layers)
+    if not args.no_report:
+        # the report is a view of the run; a failure to draw it must not hide the results
+        try:
+            from reports.report import write_report
+            write_report([out], out / "report")
+        except (AxwError, OSError, ValueError) as e:
+            print(f"accel: warning: report not written: {e}", file=sys.stderr)
     print(f"out dir      {out}")
     print(f"cycles       {res.cycles:,}" + (f" ({n} layers)" if n > 1 else ""))
     print(f"utilization  {100.0 * res.utilization:.1f} %")
@@ -328,7 +343,11 @@ def _mismatch_text(layer_stats: dict) -> str:
 #: ``dse`` will be added here, each with its own pair of functions.
 COMMANDS: dict[str, tuple[str, Callable, Callable, str]] = {
     "run": ("compile, simulate and check one problem; write its results",
-            _add_run_arguments, cmd_run, _RUN_DESCRIPTION),
+            _add_run_command_arguments, cmd_run, _RUN_DESCRIPTION),
+    "report": ("HTML + Markdown report (plots, glossary) of one or more run folders",
+               add_report_arguments, cmd_report, _REPORT_DESCRIPTION),
+    "dse": ("design-space sweep: analytical model on every point, simulator on some",
+            add_dse_arguments, cmd_dse, _DSE_DESCRIPTION),
     "hdl": ("write the Verilog bundle (core, self-checking test bench, images); synthesize",
             add_hdl_arguments, cmd_hdl, HDL_DESCRIPTION),
 }

@@ -274,7 +274,13 @@ def write_run(result: RunResult, out_dir: str | Path) -> RunResult:
     and the relative paths of the files written (also listed in stats.json)."""
     out = Path(out_dir)
     files = _planned_files(len(result.layers))
-    stats = _plain({**result.stats, "files": list(files)})
+    stats = dict(result.stats)
+    # energy (from the documented per-access table) and traffic figures, per layer and run
+    from reports.energy import run_extras
+    extras = run_extras(result)
+    stats["layers"] = [{**ls, **ex} for ls, ex in zip(stats["layers"], extras["layers"])]
+    stats.update({k: v for k, v in extras.items() if k != "layers"})
+    stats = _plain({**stats, "files": list(files)})
     stats_text = json.dumps(stats, indent=1, allow_nan=False) + "\n"
     summary = render_summary(stats, result.config)
     if out.exists() and not out.is_dir():

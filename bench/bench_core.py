@@ -55,7 +55,9 @@ def run_measured(cmd: list[str], env=None) -> tuple[float, int, int]:
 
 
 def accel_cmd(args: list[str], out: Path) -> list[str]:
-    return [sys.executable, "-m", "accel", "run", *args, "--out", str(out)]
+    # the core job: compile, simulate, check, write the run folder; the HTML report that
+    # `accel run` also draws by default (matplotlib, about 1.5 s) is left out
+    return [sys.executable, "-m", "accel", "run", *args, "--no-report", "--out", str(out)]
 
 
 def bench_case(name: str, args: list[str], extra: list[str], repeats: int) -> dict:

@@ -85,7 +85,10 @@ def test_generic_files_of_every_format(tmp_path, operands):
     out = tmp_path / "run"
     assert main(["run", *generic_args(paths), *TINY, "--out", str(out)]) == 0
     np.testing.assert_array_equal(np.load(out / "output.npy"), y)
-    assert RUN_FILES | {"program/program.npz", "program/program.json"} == files_under(out)
+    got = files_under(out)
+    report = {f for f in got if f.startswith("report/")}
+    assert {"report/report.html", "report/report.md"} <= report
+    assert RUN_FILES | {"program/program.npz", "program/program.json"} == got - report
     s = stats_of(out)
     assert s["layers"][0]["problem"]["o"] == 19 and s["bit_exact"]
     assert json.loads((out / "config.json").read_text())["rows"] == 4

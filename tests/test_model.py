@@ -1,0 +1,57 @@
+"""Tests of accel.model against the compiler's decisions and the cycle-level simulator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from accel import model
+from accel.compiler import build_memory, compile_problem
+from accel.config import HardwareConfig as H
+from accel.workloads import get_workload
+from sim import simulate
+
+CONFIGS = [H(), H(rows=4, cols=4), H(rows=16, cols=16), H(dram_bytes_per_cycle=8),
+           H(dram_bytes_per_cycle=1024), H(rows=16, cols=4, lmem_depth=128, out_bank_depth=64)]
+
+
+@pytest.fixture(scope="module")
+def cora():
+    p = get_workload("gcn-cora-like")[0]
+    return p, model.problem_stats(p)
+
+
+@pytest.mark.parametrize("cfg", CONFIGS, ids=lambda c: f"{c.rows}x{c.cols}-B{c.dram_bytes_per_cycle}"
+                         f"-d{c.lmem_depth}")
+def test_model_matches_compiler_decisions_and_simulator(cora, cfg):
+    p, st = cora
+    prog = compile_problem(p, cfg)
+    res = simulate(prog, build_memory(p, prog))
+    m = model.evaluate(st, cfg)
+    assert m.order == prog.meta["order"]
+    assert [(d[1], d[2], d[3]) for d in m.decisions] == \
+        [(d["d_mode"], d["row_blocks"], d["col_tiles"]) for d in prog.meta["decisions"]]
+    assert m.useful_macs == res.stats["useful_macs"]
+    # the issue's bar is 5 % on every point
+    assert abs(m.cycles / res.cycles - 1) <= 0.05, (m.cycles, res.cycles)
+    assert abs(m.offchip_bytes / res.stats["offchip_bytes"] - 1) <= 0.05
+
+
+def test_broadcast_bytes_are_exact(cora):
+    p, st = cora
+    cfg = H()
+    prog = compile_problem(p, cfg)
+    assert all(d["d_mode"] == "broadcast" for d in prog.meta["decisions"])
+    res = simulate(prog, build_memory(p, prog))
+    assert model.evaluate(st, cfg).offchip_bytes == res.stats["offchip_bytes"]
+
+
+def test_model_rejects_mismatched_contract(cora):
+    with pytest.raises(model.ModelError, match="does not match"):
+        model.evaluate(cora[1], H(operand_bits=4, acc_bits=16))
+
+
+def test_more_bandwidth_never_costs_cycles(cora):
+    cyc = [model.evaluate(cora[1], H(dram_bytes_per_cycle=b)).cycles for b in (8, 16, 32, 64)]
+    assert cyc == sorted(cyc, reverse=True)
+    assert np.isfinite(cyc).all()
