@@ -88,6 +88,21 @@ class Program:
     def n_elements(self) -> int:
         return len(self.arrays["e_src"])
 
+    def phase_dependencies(self) -> tuple[np.ndarray, np.ndarray]:
+        """For each phase, the latest earlier phase that writes its S tensor and its D
+        tensor (-1: none; such a tensor is an input, readable from the start)."""
+        a = self.arrays
+        nph = self.n_phases
+        s_dep = np.full(nph, -1, np.int64)
+        d_dep = np.full(nph, -1, np.int64)
+        for p in range(nph):
+            for q in range(p):
+                if a["ph_out"][q] == a["ph_s"][p]:
+                    s_dep[p] = q
+                if a["ph_out"][q] == a["ph_d"][p]:
+                    d_dep[p] = q
+        return s_dep, d_dep
+
     def tensor_id(self, name: str) -> int:
         for i, t in enumerate(self.tensors):
             if t["name"] == name:

@@ -4,7 +4,7 @@ later than column 0 (the deskew is in time, not in registers)."""
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, signed, unsigned
+from amaranth.hdl import Module, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 

@@ -8,7 +8,6 @@ same inputs give byte-identical bundles.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +129,7 @@ def _testbench(cfg: HardwareConfig, p: CoreParams, *, pl_width: int, n_prog: int
             # sampled at the falling edge: requests are settled and this cycle's memory
             # contents are final (a continuous assignment would not see `mem` change)
             w(f"  reg sv0_{i}, lv0_{i}; reg signed [W-1:0] sd0_{i}; reg signed [W-1:0] ld0_{i} [0:C-1];")
-            w(f"  always @(negedge clk) begin")
+            w("  always @(negedge clk) begin")
             w(f"    sv0_{i} <= sreq_valid_{i} & mem_ready & busy; sd0_{i} <= rd(sreq_addr_{i});")
             w(f"    lv0_{i} <= lreq_valid_{i} & mem_ready & busy;")
             for j in range(C):

@@ -131,7 +131,6 @@ class CoreParams:
         def p2(n):
             return 1 << max(0, int(n - 1).bit_length()) if n > 1 else 1
         a = program.arrays
-        R = program.config.rows
         rsp = a["row_stream_ptr"]
         lp = a["load_ptr"]
         lane_elems = int((rsp[:, -1] - rsp[:, 0]).max()) if rsp.size else 0
@@ -207,20 +206,6 @@ def _nbytes(bits: int) -> int:
     return (bits + 7) // 8
 
 
-def _dependencies(program: Program):
-    a = program.arrays
-    nph = program.n_phases
-    s_dep = np.full(nph, -1, np.int64)
-    d_dep = np.full(nph, -1, np.int64)
-    for p in range(nph):
-        for q in range(p):
-            if a["ph_out"][q] == a["ph_s"][p]:
-                s_dep[p] = q
-            if a["ph_out"][q] == a["ph_d"][p]:
-                d_dep[p] = q
-    return s_dep, d_dep
-
-
 def pack(program: Program, memory: list, params: CoreParams | None = None) -> Image:
     """Pack ``program`` and its memory (one 2-D array per tensor) for the core."""
     cfg = program.config
@@ -245,7 +230,7 @@ def pack(program: Program, memory: list, params: CoreParams | None = None) -> Im
     tbits = [t["bits"] for t in program.tensors]
     if max(tbits, default=0) > cfg.acc_bits:
         raise HdlError(f"a tensor is {max(tbits)} bits wide, memory words are {cfg.acc_bits}")
-    s_dep, d_dep = _dependencies(program)
+    s_dep, d_dep = program.phase_dependencies()
     ph_s_bytes = [_nbytes(tbits[s]) + cfg.stream_index_bytes for s in a["ph_s"]]
     ph_d_bytes = [_nbytes(tbits[d]) for d in a["ph_d"]]
     ph_o_bytes = [_nbytes(tbits[o]) for o in a["ph_out"]]

@@ -15,7 +15,7 @@ from amaranth.sim import Simulator
 from accel.program import Program
 
 from .core import Core
-from .image import CoreParams, Image, pack
+from .image import CoreParams, pack
 
 __all__ = ["stall_sequence", "run_amaranth"]
 
@@ -42,7 +42,7 @@ def run_amaranth(program: Program, memory: list, *, stall_permille: int = 0,
     img = pack(program, memory, params)
     core = Core(img.params, img)
     cfg = program.config
-    R, C, W, L = cfg.rows, cfg.cols, cfg.acc_bits, cfg.dram_latency_cycles
+    R, C, L = cfg.rows, cfg.cols, cfg.dram_latency_cycles
     mem = [int(v) for v in img.memory]
     words = len(mem)
     result = {}

@@ -426,19 +426,9 @@ class SimResult:
 
 
 def _dependencies(program: Program):
-    """For each phase, the last earlier phase writing its S and its D tensor (index
-    ``n_phases`` means none: always ready)."""
-    a = program.arrays
+    """Program.phase_dependencies with "none" as index ``n_phases`` (always ready)."""
     nph = program.n_phases
-    s_dep = np.full(nph, nph, np.int64)
-    d_dep = np.full(nph, nph, np.int64)
-    for p in range(nph):
-        for q in range(p):
-            if a["ph_out"][q] == a["ph_s"][p]:
-                s_dep[p] = q
-            if a["ph_out"][q] == a["ph_d"][p]:
-                d_dep[p] = q
-    return s_dep, d_dep
+    return tuple(np.where(d < 0, nph, d) for d in program.phase_dependencies())
 
 
 def _load_queues(program: Program, ph_d_bytes: np.ndarray):
