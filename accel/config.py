@@ -5,11 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import tomllib
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 from .errors import ConfigError
+from .fileio import read_toml
 
 __all__ = ["HardwareConfig", "PRESETS", "preset", "load_config"]
 
@@ -178,12 +178,7 @@ def preset(name: str) -> HardwareConfig:
 def load_config(path: str | Path) -> HardwareConfig:
     """Load a TOML file: optional ``preset = NAME`` plus any HardwareConfig fields."""
     path = Path(path)
-    try:
-        d = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{path}: not valid TOML ({e})") from None
+    d, _ = read_toml(path, ConfigError)
     base = preset(d.pop("preset")) if "preset" in d else HardwareConfig()
     known = {f.name for f in fields(HardwareConfig)}
     unknown = sorted(set(d) - known)

@@ -26,7 +26,6 @@ import json
 import os
 import sys
 import time
-import tomllib
 from dataclasses import fields
 from pathlib import Path
 
@@ -34,7 +33,7 @@ import numpy as np
 
 from .config import HardwareConfig, preset
 from .errors import AxwError, ConfigError
-from .fileio import atomic_write_bytes, atomic_write_text
+from .fileio import atomic_write_bytes, atomic_write_text, read_toml
 from .problem import Problem
 
 __all__ = ["DseError", "load_space", "expand_space", "sweep", "pareto_mask", "CSV_FIELDS",
@@ -69,14 +68,8 @@ def _check_space(space: dict, source: str) -> dict:
 def load_space(path: str | Path) -> dict:
     """Read SPACE.toml: ``field = [v1, v2, ...]`` (swept) or ``field = v`` (fixed), and an
     optional ``preset = NAME`` as the base; strict about unknown fields."""
-    path = Path(path)
-    try:
-        d = tomllib.loads(path.read_text())
-    except FileNotFoundError:
-        raise DseError(f"{path}: no such file") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
-        raise DseError(f"{path}: not valid TOML ({e})") from None
-    return _check_space(d, str(path))
+    d, where = read_toml(path, DseError)
+    return _check_space(d, where)
 
 
 def expand_space(space: dict, base: HardwareConfig | None = None

@@ -5,11 +5,13 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+import tomllib
+from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_save_npy"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_save_npy", "read_toml"]
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -36,3 +38,27 @@ def atomic_save_npy(path: str | Path, arr: np.ndarray) -> None:
     buf = io.BytesIO()
     np.save(buf, arr, allow_pickle=False)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def read_toml(path, error: type[Exception], *, default: tuple[str, str] | None = None
+              ) -> tuple[dict, str]:
+    """Parse the TOML file ``path`` (or, when it is None, the packaged file
+    ``default = (package, resource)``); return ``(table, name)``.  Failures raise
+    ``error`` with a message that names the file."""
+    if path is None:
+        package, resource = default
+        return tomllib.loads(resources.files(package).joinpath(resource).read_text()), \
+            Path(resource).name
+    where = str(path)
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise error(f"{where}: no such file") from None
+    except OSError as e:
+        raise error(f"{where}: cannot read ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise error(f"{where}: not valid TOML ({e})") from None
+    try:
+        return tomllib.loads(text), where
+    except tomllib.TOMLDecodeError as e:
+        raise error(f"{where}: not valid TOML ({e})") from None

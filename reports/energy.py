@@ -16,13 +16,12 @@ evaluates many configurations at once).
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, fields
-from importlib import resources
 from pathlib import Path
 
 from accel.config import HardwareConfig
 from accel.errors import AxwError
+from accel.fileio import read_toml
 
 __all__ = ["EnergyTableError", "EnergyTable", "load_energy_table", "default_energy_table",
            "energy_from_counts", "counts_from_stats", "compulsory_bytes", "traffic",
@@ -66,19 +65,7 @@ class EnergyTable:
 def load_energy_table(path: str | Path | None = None) -> EnergyTable:
     """The table in TOML file ``path`` (strict: every key required, none unknown), or the
     packaged default when ``path`` is None."""
-    if path is None:
-        text = resources.files("reports").joinpath("data/energy_45nm.toml").read_text()
-        where = "energy_45nm.toml"
-    else:
-        where = str(path)
-        try:
-            text = Path(path).read_text()
-        except OSError as e:
-            raise EnergyTableError(f"{where}: cannot read ({e.strerror or e})") from None
-    try:
-        d = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise EnergyTableError(f"{where}: not valid TOML ({e})") from None
+    d, where = read_toml(path, EnergyTableError, default=("reports", "data/energy_45nm.toml"))
     known = [f.name for f in fields(EnergyTable)]
     unknown = sorted(set(d) - set(known))
     missing = [k for k in known if k not in d]

@@ -17,14 +17,13 @@ import argparse
 import json
 import math
 import sys
-import tomllib
-from importlib import resources as _res
 from pathlib import Path
 
 import numpy as np
 
 from accel.config import HardwareConfig
 from accel.errors import AxwError
+from accel.fileio import read_toml
 
 __all__ = ["ResourceModelError", "load_coefficients", "estimate_resources", "features",
            "calibrate"]
@@ -39,19 +38,8 @@ class ResourceModelError(AxwError):
 
 
 def load_coefficients(path: str | Path | None = None) -> dict:
-    if path is None:
-        text = _res.files("reports").joinpath("data/fpga_resources.toml").read_text()
-        where = "fpga_resources.toml"
-    else:
-        where = str(path)
-        try:
-            text = Path(path).read_text()
-        except OSError as e:
-            raise ResourceModelError(f"{where}: cannot read ({e.strerror or e})") from None
-    try:
-        d = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ResourceModelError(f"{where}: not valid TOML ({e})") from None
+    d, where = read_toml(path, ResourceModelError,
+                         default=("reports", "data/fpga_resources.toml"))
     known = set(_KEYS) | {"calibrated", "source", "error"}
     unknown = sorted(set(d) - known)
     missing = [k for k in _KEYS if k not in d]
