@@ -25,7 +25,8 @@ import scipy.sparse as sp
 from .config import HardwareConfig
 from .errors import AxwError, ProgramError
 from .problem import Problem
-from .program import FLAG_FIRST, FLAG_FRESH, FLAG_LAST, SLOT_NONE, SLOT_ZERO, Program
+from .program import (FLAG_FIRST, FLAG_FRESH, FLAG_LAST, SLOT_NONE, SLOT_ZERO, Program,
+                      transfer_bytes)
 from .reference import ORDERS
 
 __all__ = ["compile_problem", "build_memory", "useful_macs_by_order", "choose_order"]
@@ -526,10 +527,8 @@ def _loop_order_bytes(ph: _Phase, cfg: HardwareConfig, nb: int, nct: int, mode: 
 
 def _phase_bytes(tens, ph: _Phase, cfg: HardwareConfig):
     """Bytes per streamed element, per loaded D value and per written output value."""
-    bits = [t["bits"] for t in tens.items]
-    nb = lambda x: (x + 7) // 8  # noqa: E731
-    return (nb(bits[ph.s_tensor]) + cfg.stream_index_bytes, nb(bits[ph.d_tensor]),
-            nb(bits[ph.out_tensor]))
+    return transfer_bytes([t["bits"] for t in tens.items], ph.s_tensor, ph.d_tensor,
+                          ph.out_tensor, cfg)
 
 
 def _schedule_phase(b: _Builder, pi: int, ph: _Phase, mode: str | None, decisions: list,

@@ -23,7 +23,7 @@ from .config import HardwareConfig
 from .errors import ProgramError, InputFileError
 from .fileio import atomic_write_bytes, atomic_write_text
 
-__all__ = ["Program", "FLAG_FIRST", "FLAG_LAST", "FLAG_FRESH", "SLOT_ZERO", "SLOT_NONE"]
+__all__ = ["Program", "transfer_bytes", "FLAG_FIRST", "FLAG_LAST", "FLAG_FRESH", "SLOT_ZERO", "SLOT_NONE"]
 
 #: element starts a segment: the PE accumulator restarts from this product.
 FLAG_FIRST = 1
@@ -54,6 +54,16 @@ _ARRAYS = {
     "row_stream_ptr": np.int64, "e_src": np.int64, "e_addr": np.int32, "e_slot": np.int32,
     "e_flags": np.int8,
 }
+
+
+def transfer_bytes(tensor_bits: list, s: int, d: int, out: int, config: HardwareConfig
+                   ) -> tuple[int, int, int]:
+    """Bytes of one DRAM transfer of a phase reading tensor ``s`` (a streamed element: its
+    value and its compressed index), loading tensor ``d`` (one value per column) and
+    writing tensor ``out`` (one value per column).  Simulator and RTL both use this."""
+    nb = lambda bits: (bits + 7) // 8  # noqa: E731
+    return (nb(tensor_bits[s]) + config.stream_index_bytes, nb(tensor_bits[d]),
+            nb(tensor_bits[out]))
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,6 +97,15 @@ class Program:
     @property
     def n_elements(self) -> int:
         return len(self.arrays["e_src"])
+
+    def phase_transfer_bytes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per phase: bytes per streamed element, per loaded value, per written value."""
+        bits = [t["bits"] for t in self.tensors]
+        a = self.arrays
+        rows = [transfer_bytes(bits, s, d, o, self.config)
+                for s, d, o in zip(a["ph_s"], a["ph_d"], a["ph_out"])]
+        cols = np.array(rows, np.int64).reshape(len(rows), 3)
+        return cols[:, 0].copy(), cols[:, 1].copy(), cols[:, 2].copy()
 
     def phase_dependencies(self) -> tuple[np.ndarray, np.ndarray]:
         """For each phase, the latest earlier phase that writes its S tensor and its D

@@ -202,10 +202,6 @@ class Image:
             ten["rows"], ten["cols"])
 
 
-def _nbytes(bits: int) -> int:
-    return (bits + 7) // 8
-
-
 def pack(program: Program, memory: list, params: CoreParams | None = None) -> Image:
     """Pack ``program`` and its memory (one 2-D array per tensor) for the core."""
     cfg = program.config
@@ -231,9 +227,7 @@ def pack(program: Program, memory: list, params: CoreParams | None = None) -> Im
     if max(tbits, default=0) > cfg.acc_bits:
         raise HdlError(f"a tensor is {max(tbits)} bits wide, memory words are {cfg.acc_bits}")
     s_dep, d_dep = program.phase_dependencies()
-    ph_s_bytes = [_nbytes(tbits[s]) + cfg.stream_index_bytes for s in a["ph_s"]]
-    ph_d_bytes = [_nbytes(tbits[d]) for d in a["ph_d"]]
-    ph_o_bytes = [_nbytes(tbits[o]) for o in a["ph_out"]]
+    ph_s_bytes, ph_d_bytes, ph_o_bytes = (v.tolist() for v in program.phase_transfer_bytes())
     cap = cfg.dram_bytes_per_cycle
     for q in range(nph):
         cap = max(cap, ph_s_bytes[q], ph_d_bytes[q] * C, ph_o_bytes[q] * C * R)

@@ -458,10 +458,6 @@ def _load_queues(program: Program, ph_d_bytes: np.ndarray):
     return lane_cum, lq_ptr, lq_ent, lq_phase, lq_bytes, lq_tensor
 
 
-def _bytes(bits: int) -> int:
-    return (bits + 7) // 8
-
-
 def simulate(program: Program, memory: list, *, stall_permille: int = 0,
              stall_seed: int = 1) -> SimResult:
     """Run ``program`` on ``memory`` (one 2-D int64 array per tensor; not modified).
@@ -487,10 +483,7 @@ def simulate(program: Program, memory: list, *, stall_permille: int = 0,
     flat = np.concatenate([np.asarray(m, np.int64).ravel() for m in memory]) if memory else \
         np.zeros(0, np.int64)
     a = program.arrays
-    tb = [program.tensors[i]["bits"] for i in range(len(program.tensors))]
-    ph_s_bytes = np.array([_bytes(tb[s]) + cfg.stream_index_bytes for s in a["ph_s"]], np.int64)
-    ph_d_bytes = np.array([_bytes(tb[d]) for d in a["ph_d"]], np.int64)
-    ph_o_bytes = np.array([_bytes(tb[o]) for o in a["ph_out"]], np.int64)
+    ph_s_bytes, ph_d_bytes, ph_o_bytes = program.phase_transfer_bytes()
     R = cfg.rows
     nph = program.n_phases
     nten = len(program.tensors)
