@@ -369,8 +369,30 @@ def _error(message: str) -> None:
     print(f"accel: error: {' '.join(message.split())}", file=sys.stderr)
 
 
+def _tune_malloc() -> None:
+    """Keep freed arrays in the heap instead of returning them to the kernel.
+
+    The compiler and the simulator allocate and free many arrays of a few to a few tens of
+    megabytes; glibc's default gives each back with munmap, so the next one page-faults
+    afresh (about a third of the compile time of a 1.7M-element layer).  Fixing the mmap
+    threshold at its maximum (32 MiB) and never trimming the heap reuses the pages.
+    Linux/glibc only; elsewhere nothing changes.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_mmap_threshold, 32 << 20)
+        libc.mallopt(m_trim_threshold, 2 ** 31 - 1)
+    except (OSError, AttributeError, ctypes.ArgumentError):   # not glibc
+        pass
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``accel`` console script; returns the exit status."""
+    _tune_malloc()
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)

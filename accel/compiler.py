@@ -102,12 +102,12 @@ def useful_macs_by_order(problem: Problem) -> dict:
         hp, cp = len(part.y_cols), len(part.x_cols)
         xp = problem.x_part(part)
         nnz_x = xp.nnz if sp.issparse(xp) else int(xp.size)
-        if problem.gather is not None:
-            g = _gather_structure(problem, part)
-            if g is not None:
-                out["(ax)w"] += int(g[1].size) * hp
-                out["a(xw)"] += int(g[1].size) * hp
-                continue
+        ch = _gather_channels(problem, part)
+        if ch is not None:
+            # every nonzero of A expands to the part's channels
+            out["(ax)w"] += part.a.nnz * ch.size * hp
+            out["a(xw)"] += part.a.nnz * ch.size * hp
+            continue
         out["a(xw)"] += nnz_x * hp + part.a.nnz * hp
         out["(ax)w"] += part.a.nnz * cp + _pattern_nnz(part.a, xp) * hp
     return out
@@ -133,26 +133,38 @@ def choose_order(problem: Problem, config: HardwareConfig) -> tuple[str, dict]:
     return best, est
 
 
-def _gather_structure(problem: Problem, part):
-    """(ptr, k, src) of the patch stream of a conv part, or None if not a clean gather."""
+def _gather_channels(problem: Problem, part) -> np.ndarray | None:
+    """The channels of a conv part whose X columns are a clean gather (every tap of the
+    same channels), or None: then the part is multiplied as an ordinary A·X."""
     g = problem.gather
-    T, P, C = g.taps, g.pixels, g.channels
+    if g is None:
+        return None
+    T, C = g.taps, g.channels
     xc = part.x_cols
     ch = xc[xc < C]
     if ch.size == 0 or xc.size != T * ch.size or \
             not np.array_equal(xc, (np.arange(T)[:, None] * C + ch[None, :]).ravel()):
         return None
+    return ch
+
+
+def _gather_structure(problem: Problem, part):
+    """(ptr, k, src) of the patch stream of a conv part, or None if not a clean gather."""
+    ch = _gather_channels(problem, part)
+    if ch is None:
+        return None
+    P, C = problem.gather.pixels, problem.gather.channels
     a = part.a
-    tap = a.indices // P
-    pix = a.indices % P
+    ind = a.indices.astype(np.int64)
+    tap = ind // P
+    pix = ind % P
     # each nonzero of A expands to the group's channels
     cg = ch.size
-    rows = np.repeat(np.arange(a.shape[0]), np.diff(a.indptr))
     k = (tap[:, None] * cg + np.arange(cg)[None, :]).ravel()
     src = (pix[:, None] * C + ch[None, :]).ravel()
-    counts = np.bincount(rows, minlength=a.shape[0]) * cg
+    counts = np.diff(a.indptr).astype(np.int64) * cg
     ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    return ptr, k.astype(np.int64), src.astype(np.int64)
+    return ptr, k, src
 
 
 # ---- tensors and phases ---------------------------------------------------------------
@@ -715,7 +727,7 @@ def compile_problem(problem: Problem, config: HardwareConfig, order: str = "auto
     if k.operand.bits != config.operand_bits or k.acc.bits != config.acc_bits:
         raise AxwError(f"contract {k.name} ({k.operand.name}/{k.acc.name}) does not match the "
                        f"hardware (s{config.operand_bits}/s{config.acc_bits})")
-    if problem.gather is not None and all(_gather_structure(problem, p) is not None
+    if problem.gather is not None and all(_gather_channels(problem, p) is not None
                                           for p in problem.parts):
         # the gather is lowered to addresses: A·X is never multiplied, so the order is
         # (ax)w; under an order-dependent contract a forced a(xw) cannot be honoured

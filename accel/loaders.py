@@ -138,17 +138,8 @@ def density_matched_features(n: int, f: int, density: float, seed: int = 0) -> s
     total = n * f
     k = int(round(total * density))
     rng = np.random.default_rng(seed)
-    if k > total // 2:
-        flat = rng.permutation(total)[:k]
-    else:
-        # Oversample with replacement, dedupe by sorting, then keep a random subset of k.
-        flat = np.empty(0, dtype=np.int64)
-        while flat.size < k:
-            extra = int((k - flat.size) * 1.05) + 16
-            flat = sorted_unique(np.concatenate([flat, rng.integers(0, total, extra, dtype=np.int64)]))
-        if flat.size > k:
-            flat = flat[np.sort(rng.permutation(flat.size)[:k])]
-    flat = np.sort(flat)
+    # k distinct positions, uniformly without replacement (Floyd's method inside numpy)
+    flat = np.sort(rng.choice(total, size=k, replace=False, shuffle=False))
     rows, cols = np.divmod(flat, f)
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])

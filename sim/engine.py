@@ -48,8 +48,19 @@ def _requant(v, shift, bits):
     return v
 
 
+@njit(cache=True, inline="always")
+def _mac(acc, lmem, ab, lb, n, sv, first):
+    # unsigned indices: no negative-index wrap-around test, so LLVM vectorizes the loop
+    if first:
+        for j in range(n):
+            acc[ab + j] = sv * lmem[lb + j]
+    else:
+        for j in range(n):
+            acc[ab + j] += sv * lmem[lb + j]
+
+
 @njit(cache=True, nogil=True)
-def _run(P, mem, t_off, t_cols,
+def _run(P, mem, lmem, acc, t_off, t_cols,
          ph_s, ph_d, ph_out, ph_rq_shift, ph_rq_bits, ph_s_rq_shift, ph_s_rq_bits,
          ph_oc_ptr, ph_oc,
          ph_s_bytes, ph_d_bytes, ph_o_bytes, ph_s_dep, ph_d_dep,
@@ -65,9 +76,10 @@ def _run(P, mem, t_off, t_cols,
     nt = t_phase.shape[0]
     nb = b_phase.shape[0]
     nph = ph_s.shape[0]
-    lmem = np.zeros(2 * R * depth * C, np.int64)    # [bank][row][addr][col], flat
     bank = np.zeros((2, R, obd, C), np.int64)
-    acc = np.zeros(R * C, np.int64)                 # [row][col], flat
+    # lmem [bank][row][addr][col] and acc [row][col], flat, zeroed by the caller: int32
+    # when acc_bits <= 32 (every value they hold is wrapped to acc_bits), int64 otherwise
+    narrow = acc_bits <= 32
     # token bucket: B bytes per cycle, holding up to two of the largest transfers
     cap = B
     for p in range(nph):
@@ -90,6 +102,7 @@ def _run(P, mem, t_off, t_cols,
     s_arr = np.zeros((R, sfifo), np.int64)
     s_el = np.zeros((R, sfifo), np.int64)
     cur = np.zeros(R, np.int64); rem = np.zeros(R, np.int64)
+    ready_tile = np.full(R, -1, np.int64)   # tile whose issue conditions a row has met
     last_issue = np.full(R, -_INF, np.int64)
     for i in range(R):
         if nt > 0:
@@ -328,7 +341,8 @@ def _run(P, mem, t_off, t_cols,
             if rem[i] == 0:
                 stall[i, _ST_IMBALANCE] += 1
                 continue
-            if load_done[t, i] >= c:
+            # the load, barrier and bank conditions, once met for a tile, stay met
+            if ready_tile[i] != t and load_done[t, i] >= c:
                 p = t_phase[t]
                 if phase_done[ph_d_dep[p]] > c:
                     stall[i, _ST_BARRIER] += 1
@@ -339,10 +353,12 @@ def _run(P, mem, t_off, t_cols,
                     stall[i, _ST_LOAD] += 1
                 continue
             blk = t_block[t]
-            pb = b_prev_half[blk]
-            if pb >= 0 and wb_done[pb] >= c:
-                stall[i, _ST_BANK] += 1
-                continue
+            if ready_tile[i] != t:
+                pb = b_prev_half[blk]
+                if pb >= 0 and wb_done[pb] >= c:
+                    stall[i, _ST_BANK] += 1
+                    continue
+                ready_tile[i] = t
             hp = h_pos[i]
             if h_seq[i] >= f_seq[i] or s_arr[i, hp] > c:
                 stall[i, _ST_STREAM] += 1
@@ -359,20 +375,22 @@ def _run(P, mem, t_off, t_cols,
             fl = e_flags[e]
             lb = ((bk * R + i) * depth + a) * C
             ab = i * C
-            if fl & 1:
-                for j in range(ncols):
-                    acc[ab + j] = _wrap(sv * lmem[lb + j], acc_bits)
+            # integer arithmetic wraps modulo 2**32 or 2**64 (the dtype of acc and lmem), so
+            # wrapping to acc_bits once, when the sum leaves the accumulator, gives the same
+            # bits as wrapping every step
+            if narrow:
+                _mac(acc, lmem, np.uint64(ab), np.uint64(lb), np.uint64(ncols), np.int32(sv),
+                     (fl & 1) != 0)
             else:
-                for j in range(ncols):
-                    acc[ab + j] = _wrap(acc[ab + j] + _wrap(sv * lmem[lb + j], acc_bits),
-                                        acc_bits)
+                _mac(acc, lmem, np.uint64(ab), np.uint64(lb), np.uint64(ncols), sv,
+                     (fl & 1) != 0)
             tile_issues[t] += 1
             if fl & 2:
                 half = b_half[blk]
                 sl = e_slot[e]
                 if fl & 4:
                     for j in range(ncols):
-                        bank[half, i, sl, j] = acc[ab + j]
+                        bank[half, i, sl, j] = _wrap(acc[ab + j], acc_bits)
                 else:
                     for j in range(ncols):
                         bank[half, i, sl, j] = _wrap(bank[half, i, sl, j] + acc[ab + j], acc_bits)
@@ -499,7 +517,10 @@ def simulate(program: Program, memory: list, *, stall_permille: int = 0,
                   cfg.load_fifo_depth, cfg.dram_bytes_per_cycle, cfg.dram_latency_cycles,
                   cfg.acc_bits, cfg.pe_latency_cycles, cfg.merge_latency_cycles,
                   stall_permille, stall_seed, 100_000 + 10 * cfg.dram_latency_cycles], np.int64)
-    rc = _run(P, flat, t_off, t_cols,
+    dt = np.int32 if cfg.acc_bits <= 32 else np.int64
+    lmem = np.zeros(2 * R * cfg.lmem_depth * cfg.cols, dt)
+    acc = np.zeros(R * cfg.cols, dt)
+    rc = _run(P, flat, lmem, acc, t_off, t_cols,
               a["ph_s"].astype(np.int64), a["ph_d"].astype(np.int64), a["ph_out"].astype(np.int64),
               a["ph_rq_shift"].astype(np.int64), a["ph_rq_bits"].astype(np.int64),
               a["ph_s_rq_shift"].astype(np.int64), a["ph_s_rq_bits"].astype(np.int64),
