@@ -1,5 +1,5 @@
 """``python -m accel``: the ``accel`` command line."""
 
-from .cli import main
+from .console import main
 
 raise SystemExit(main())

@@ -303,12 +303,15 @@ def _warm_simulator() -> None:
 
 def cmd_run(args) -> int:
     _check_run_flags(args)
-    _warm_simulator()
+    simulator = getattr(args, "simulator", None)
+    if simulator is None:
+        _warm_simulator()
     cfg = _hardware(args)
     name, source = _problem(args, cfg)
     out = Path(args.out) if args.out else RUNS_DIR / _slug(name)
     res = run_problems(source, cfg, order=args.order, out_dir=out,
-                       stall_permille=args.stall_permille, stall_seed=args.stall_seed)
+                       stall_permille=args.stall_permille, stall_seed=args.stall_seed,
+                       simulator=simulator)
     n = len(res.layers)
     if not args.no_report:
         # the report is a view of the run; a failure to draw it must not hide the results
@@ -390,10 +393,15 @@ def _tune_malloc() -> None:
         pass
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``accel`` console script; returns the exit status."""
+def main(argv: list[str] | None = None, *, simulator=None) -> int:
+    """Entry point of the ``accel`` console script; returns the exit status.
+
+    ``simulator``: what ``accel run`` simulates with (an :class:`accel.simproc.SimProcess`
+    started by :mod:`accel.console`); by default the :mod:`sim` module in this process.
+    """
     _tune_malloc()
     args = build_parser().parse_args(argv)
+    args.simulator = simulator
     try:
         return args.run(args)
     except _UsageError as e:

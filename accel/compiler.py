@@ -65,9 +65,11 @@ def _dense_parts(rows: int, cols: int):
 
 def _pattern_product(a: sp.csr_matrix, x, *, sort: bool = True) -> sp.csr_matrix:
     """Structural nonzeros of A·X: positions that can be nonzero whatever the values."""
-    pa = sp.csr_matrix((np.ones(a.nnz, np.int8), a.indices, a.indptr), shape=a.shape)
+    # int32 ones: the product counts each position's contributions, and a count must not
+    # wrap to zero (with int8, 256 contributions did, and the position was dropped)
+    pa = sp.csr_matrix((np.ones(a.nnz, np.int32), a.indices, a.indptr), shape=a.shape)
     if sp.issparse(x):
-        px = sp.csr_matrix((np.ones(x.nnz, np.int8), x.indices, x.indptr), shape=x.shape)
+        px = sp.csr_matrix((np.ones(x.nnz, np.int32), x.indices, x.indptr), shape=x.shape)
         pp = (pa @ px).tocsr()
     else:
         nonempty = (np.diff(a.indptr) > 0).astype(np.int8)
@@ -455,16 +457,26 @@ class _Builder:
         arr["wb_merge"] = cat(2, np.int8, (0, R))
         arr["wb_mrow"] = cat(3, np.int64, (0,))
         if self.elem:
-            lane = np.concatenate([e[0] for e in self.elem])
-            tile = np.concatenate([e[1] for e in self.elem])
-            key = lane * (ng + 1) + tile
-            order = np.argsort(key, kind="stable")   # keeps emission order inside a group
-            arr["e_src"] = np.concatenate([e[2] for e in self.elem])[order].astype(np.int64)
-            arr["e_addr"] = np.concatenate([e[3] for e in self.elem])[order].astype(np.int32)
-            arr["e_slot"] = np.concatenate([e[4] for e in self.elem])[order].astype(np.int32)
-            arr["e_flags"] = np.concatenate([e[5] for e in self.elem])[order].astype(np.int8)
-            key = key[order]
-            del lane, tile, order
+            # each chunk (one row block) is sorted by (lane, group) and its groups follow
+            # the previous chunk's, so lane by lane, chunk by chunk is the sorted order
+            cuts = [np.searchsorted(e[0], np.arange(R + 1)) for e in self.elem]
+            parts = [(ci, c[i], c[i + 1]) for i in range(R) for ci, c in enumerate(cuts)]
+
+            def column(i):
+                if len(self.elem) == 1:
+                    return self.elem[0][i]
+                return np.concatenate([self.elem[ci][i][lo:hi] for ci, lo, hi in parts])
+            key = column(0).astype(np.int64) * (ng + 1)
+            key += column(1)
+            order = None
+            if key.size > 1 and not (key[1:] >= key[:-1]).all():
+                order = np.argsort(key, kind="stable")   # keeps emission order in a group
+                key = key[order]
+            for i, (k, dt) in enumerate((("e_src", np.int64), ("e_addr", np.int32),
+                                         ("e_slot", np.int32), ("e_flags", np.int8)), start=2):
+                col = column(i)
+                arr[k] = (col if order is None else col[order]).astype(dt, copy=False)
+            del order
         else:
             for k, dt in (("e_src", np.int64), ("e_addr", np.int32), ("e_slot", np.int32),
                           ("e_flags", np.int8)):
@@ -592,29 +604,49 @@ def _schedule_phase(b: _Builder, pi: int, ph: _Phase, mode: str | None, decision
         prow, e0, e1, lane, slot, pn, load = plan
         # entries of every piece, in row order
         plen = e1 - e0
-        pid = np.repeat(np.arange(prow.size), plen)
-        ent = ph.s_ptr[prow][pid] + e0[pid] + (np.arange(pid.size)
-                                                 - np.repeat(np.cumsum(plen) - plen, plen))
+        # narrow dtypes where the range allows: these arrays have one entry per streamed
+        # element (millions for a conv layer), and fresh memory costs page faults
+        pid = np.repeat(np.arange(prow.size, dtype=np.int32), plen)
+        ent = np.repeat(ph.s_ptr[prow] + e0 - (np.cumsum(plen) - plen), plen)
+        ent += np.arange(ent.size)
         ek = ph.s_k[ent]
-        elane = lane[pid]
+        elane = lane.astype(np.int32)[pid]
         if broadcast:
             kb = np.arange(0, ph.d_rows + depth, depth, dtype=np.int64)
             kb[-1] = ph.d_rows
             kb = np.unique(np.minimum(kb, ph.d_rows))
         else:
             kb = _ktile_bounds_gathered(elane, ek, R, C, depth, ph.d_rows)
-        etile = np.searchsorted(kb, ek, side="right") - 1
+        if kb.size == 2:   # one K tile
+            etile = np.zeros(ek.size, np.int32)
+        else:
+            etile = np.searchsorted(kb, ek, side="right").astype(np.int32)
+            etile -= 1
         used = np.flatnonzero(np.bincount(etile, minlength=kb.size))
-        remap = np.full(kb.size, -1, np.int64)
-        remap[used] = np.arange(used.size)
-        etile = remap[etile]
         nkt = used.size
+        if nkt < kb.size - 1:
+            remap = np.full(kb.size, -1, np.int32)
+            remap[used] = np.arange(nkt)
+            etile = remap[etile]
+        # each piece's first K tile (entries are still in piece order here)
+        first_tile = np.zeros(prow.size, np.int32)
+        nonempty = plen > 0
+        if nonempty.any():
+            first_tile[nonempty] = np.minimum.reduceat(etile, (np.cumsum(plen) - plen)[nonempty])
         # pieces are generated in entry order, so a stable sort by (lane, tile, slot)
         # keeps each segment's entries in order
-        order = np.argsort((elane * (nkt + 1) + etile) * (cfg.out_bank_depth + 1) + slot[pid],
-                           kind="stable")
-        ent, ek, elane, etile, pid = ent[order], ek[order], elane[order], etile[order], pid[order]
-        eslot = slot[pid]
+        key = elane.astype(np.int64)
+        key *= nkt + 1
+        key += etile
+        key *= cfg.out_bank_depth + 1
+        key += slot[pid]
+        order = np.argsort(key, kind="stable")
+        del key
+        ent, pid = ent[order], pid[order]
+        ek, etile = ek[order], etile[order]
+        del order
+        elane = lane.astype(np.int32)[pid]
+        eslot = slot.astype(np.int32)[pid]
         n = ent.size
         seg = np.ones(n, bool)
         if n:
@@ -622,21 +654,20 @@ def _schedule_phase(b: _Builder, pi: int, ph: _Phase, mode: str | None, decision
         last = np.ones(n, bool)
         if n:
             last[:-1] = seg[1:]
-        first_tile = np.full(prow.size, np.iinfo(np.int64).max)
-        np.minimum.at(first_tile, pid, etile)
-        flags = (seg * FLAG_FIRST + last * FLAG_LAST
-                 + (last & (etile == first_tile[pid])) * FLAG_FRESH).astype(np.int8)
+        flags = seg.view(np.int8) * np.int8(FLAG_FIRST)
+        flags |= last.view(np.int8) * np.int8(FLAG_LAST)
+        flags |= (last & (etile == first_tile[pid])).view(np.int8) * np.int8(FLAG_FRESH)
         loads = []
         if broadcast:
             k0 = kb[used]
-            addr = ek - k0[etile]
+            addr = (ek - k0[etile]).astype(np.int32)
             for t in range(nkt):
                 lo, hi = kb[used[t]], kb[used[t] + 1]
                 ld = [(np.arange(lo, hi, dtype=np.int64), np.arange(hi - lo, dtype=np.int64))]
                 ld += [(np.zeros(0, np.int64), np.zeros(0, np.int64))] * (R - 1)
                 loads.append((ld, ("bc", pi, int(lo), int(hi))))
         else:
-            key = (elane * (nkt + 1) + etile) * (ph.d_rows + 1) + ek
+            key = (elane.astype(np.int64) * (nkt + 1) + etile) * (ph.d_rows + 1) + ek
             uk, inv = np.unique(key, return_inverse=True)
             grp = uk // (ph.d_rows + 1)
             gstart = np.searchsorted(grp, grp, side="left")

@@ -97,9 +97,10 @@ class RunResult:
 
 
 def _run_layer(problem: Problem, config: HardwareConfig, order: str, stall_permille: int,
-               stall_seed: int) -> LayerResult:
-    # sim is imported on use: accel itself stays importable without numba (DESIGN §3).
-    import sim
+               stall_seed: int, simulator=None) -> LayerResult:
+    if simulator is None:
+        # sim is imported on use: accel itself stays importable without numba (DESIGN §3).
+        import sim as simulator
 
     t0 = time.perf_counter()
     program = compile_problem(problem, config, order)
@@ -119,8 +120,8 @@ def _run_layer(problem: Problem, config: HardwareConfig, order: str, stall_permi
     worker = threading.Thread(target=run_reference, name="axw-reference")
     worker.start()
     try:
-        result = sim.simulate(program, memory, stall_permille=stall_permille,
-                              stall_seed=stall_seed)
+        result = simulator.simulate(program, memory, stall_permille=stall_permille,
+                                    stall_seed=stall_seed)
         t2 = time.perf_counter()
     finally:
         worker.join()
@@ -211,17 +212,18 @@ def _layer_sources(source, run_one) -> tuple[str, list[LayerResult]]:
 
 
 def evaluate(problems_or_chain, config: HardwareConfig, *, order: str = "auto",
-             stall_permille: int = 0, stall_seed: int = 1) -> RunResult:
+             stall_permille: int = 0, stall_seed: int = 1, simulator=None) -> RunResult:
     """Compile, simulate and check every layer in memory; write nothing.
 
     ``problems_or_chain`` is a Problem, a sequence of independent Problems, or a
     :class:`~accel.workloads.GcnModel` (its two layers, chained through the simulated
     output).  ``order`` applies to every layer.  A simulated output that differs from the
     reference is not an error: the layer's ``bit_exact`` is false and ``first_mismatch``
-    says where.
+    says where.  ``simulator`` is an object with ``sim.simulate``'s ``simulate`` (for
+    example an :class:`accel.simproc.SimProcess`); by default the :mod:`sim` module.
     """
     def run_one(problem):
-        return _run_layer(problem, config, order, stall_permille, stall_seed)
+        return _run_layer(problem, config, order, stall_permille, stall_seed, simulator)
 
     name, layers = _layer_sources(problems_or_chain, run_one)
     layer_stats = [lr.stats for lr in layers]
@@ -303,9 +305,10 @@ def write_run(result: RunResult, out_dir: str | Path) -> RunResult:
 
 
 def run_problems(problems_or_chain, config: HardwareConfig, *, order: str = "auto",
-                 out_dir: str | Path, stall_permille: int = 0, stall_seed: int = 1) -> RunResult:
+                 out_dir: str | Path, stall_permille: int = 0, stall_seed: int = 1,
+                 simulator=None) -> RunResult:
     """:func:`evaluate` then :func:`write_run`: a failure anywhere before the writes
     leaves ``out_dir`` untouched."""
     result = evaluate(problems_or_chain, config, order=order, stall_permille=stall_permille,
-                      stall_seed=stall_seed)
+                      stall_seed=stall_seed, simulator=simulator)
     return write_run(result, out_dir)

@@ -100,7 +100,13 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
     f_pos = np.zeros(R, np.int64); h_pos = np.zeros(R, np.int64)   # ring positions
     rot = np.int64(-1)
     s_arr = np.zeros((R, sfifo), np.int64)
-    s_el = np.zeros((R, sfifo), np.int64)
+    # a FIFO entry holds what the element brings to its PE row: the value (read when it
+    # is fetched: a phase streams S only once S's writer is done, so memory no longer
+    # changes under it), its local-memory offset, its flags and its output slot
+    s_val = np.zeros((R, sfifo), np.int64)
+    s_lb = np.zeros((R, sfifo), np.int64)
+    s_fl = np.zeros((R, sfifo), np.int64)
+    s_sl = np.zeros((R, sfifo), np.int64)
     cur = np.zeros(R, np.int64); rem = np.zeros(R, np.int64)
     ready_tile = np.full(R, -1, np.int64)   # tile whose issue conditions a row has met
     last_issue = np.full(R, -_INF, np.int64)
@@ -163,7 +169,13 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
             credit -= need
             q2 = f_pos[i]
             s_arr[i, q2] = c + L + 1
-            s_el[i, q2] = e
+            sv = mem[t_off[ph_s[p]] + e_src[e]]
+            if ph_s_rq_bits[p] != 0:
+                sv = _requant(sv, ph_s_rq_shift[p], ph_s_rq_bits[p])
+            s_val[i, q2] = sv
+            s_lb[i, q2] = ((t_bank[f_tile[i]] * R + i) * depth + e_addr[e]) * C
+            s_fl[i, q2] = e_flags[e]
+            s_sl[i, q2] = e_slot[e]
             f_pos[i] = q2 + 1 if q2 + 1 < sfifo else 0
             f_seq[i] += 1
             f_ptr[i] = e + 1
@@ -363,17 +375,12 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
             if h_seq[i] >= f_seq[i] or s_arr[i, hp] > c:
                 stall[i, _ST_STREAM] += 1
                 continue
-            e = s_el[i, hp]
-            # issue element e
+            # issue the element at the head of the FIFO
             p = t_phase[t]
             ncols = t_ncols[t]
-            bk = t_bank[t]
-            sv = mem[t_off[ph_s[p]] + e_src[e]]
-            if ph_s_rq_bits[p] != 0:
-                sv = _requant(sv, ph_s_rq_shift[p], ph_s_rq_bits[p])
-            a = e_addr[e]
-            fl = e_flags[e]
-            lb = ((bk * R + i) * depth + a) * C
+            sv = s_val[i, hp]
+            lb = s_lb[i, hp]
+            fl = s_fl[i, hp]
             ab = i * C
             # integer arithmetic wraps modulo 2**32 or 2**64 (the dtype of acc and lmem), so
             # wrapping to acc_bits once, when the sum leaves the accumulator, gives the same
@@ -387,7 +394,7 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
             tile_issues[t] += 1
             if fl & 2:
                 half = b_half[blk]
-                sl = e_slot[e]
+                sl = s_sl[i, hp]
                 if fl & 4:
                     for j in range(ncols):
                         bank[half, i, sl, j] = _wrap(acc[ab + j], acc_bits)

@@ -186,3 +186,17 @@ def test_forced_axw_on_a_conv_under_int8_is_refused():
         compile_problem(p8, HardwareConfig(rows=2, cols=2), "a(xw)")
     pe = wl.conv2d(img, ker)
     assert compile_problem(pe, HardwareConfig(rows=2, cols=2), "a(xw)").meta["order"] == "(ax)w"
+
+
+def test_a_position_fed_by_256_products_is_kept():
+    # regression: the structural product A·X counted contributions in int8, so a position
+    # fed by exactly 256 products wrapped to 0 and was dropped from U under (ax)w
+    n = 256
+    a = sp.csr_matrix(np.ones((1, n), np.int64))
+    x = sp.csr_matrix(np.ones((n, 1), np.int64))
+    problem = make_problem(a, x, np.ones((1, 2), np.int64), K)
+    assert useful_macs_by_order(problem)["(ax)w"] == n + 2
+    prog = compile_problem(problem, HardwareConfig(rows=2, cols=2), "(ax)w")
+    y, _ = _sim_y(problem, prog)
+    assert_ints_equal(y, reference(problem, "(ax)w"), "simulator vs reference")
+    assert_ints_equal(y, np.full((1, 2), n), "simulator vs hand count")
