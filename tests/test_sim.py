@@ -2,6 +2,7 @@
 hand from docs/machine.md, and the consistency of the statistics."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -277,3 +278,13 @@ def test_symmetric_rows_get_the_same_stall_causes():
                         d_mode="broadcast")
     per_row = res.stats["stall_row_cycles_per_row"]
     assert {k: v[0] for k, v in per_row.items()} == {k: v[1] for k, v in per_row.items()}
+
+
+def test_warm_up_rebuilds_an_unreadable_kept_program():
+    from sim import engine
+    folder = Path(engine.__file__).resolve().parent / "__pycache__" / "axw-warm-up"
+    engine.warm_up()
+    assert (folder / "program.json").exists()
+    (folder / "program.json").write_text("{not json")
+    engine.warm_up()                       # falls back to compiling it, and keeps it again
+    assert Program.load(folder).n_tiles >= 1
