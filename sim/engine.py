@@ -108,6 +108,12 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
     s_lb = np.zeros((R, sfifo), np.int64)
     s_fl = np.zeros((R, sfifo), np.int64)
     s_sl = np.zeros((R, sfifo), np.int64)
+    # the fetch side's tile facts per lane, set when it enters a tile: the phase's
+    # dependency, bytes per element, S's base address, requantization, and the lane's
+    # local-memory base in the tile's bank
+    f_dep = np.zeros(R, np.int64); f_need = np.zeros(R, np.int64)
+    f_sbase = np.zeros(R, np.int64); f_lbase = np.zeros(R, np.int64)
+    f_rqs = np.zeros(R, np.int64); f_rqb = np.zeros(R, np.int64)
     cur = np.zeros(R, np.int64); rem = np.zeros(R, np.int64)
     ready_tile = np.full(R, -1, np.int64)   # tile whose issue conditions a row has met
     last_issue = np.full(R, -_INF, np.int64)
@@ -116,6 +122,10 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
             g = t_stream[0]
             f_ptr[i] = rsp[i, g]; f_end[i] = rsp[i, g + 1]
             rem[i] = rsp[i, g + 1] - rsp[i, g]
+            p = t_phase[0]
+            f_dep[i] = ph_s_dep[p]; f_need[i] = ph_s_bytes[p]; f_sbase[i] = t_off[ph_s[p]]
+            f_rqs[i] = ph_s_rq_shift[p]; f_rqb[i] = ph_s_rq_bits[p]
+            f_lbase[i] = (t_bank[0] * R + i) * depth
         else:
             f_ptr[i] = 0; f_end[i] = 0
     read_done = np.full((max(nt, 1), R), _INF, np.int64)
@@ -152,29 +162,34 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
             i = q + rot if q + rot < R else q + rot - R
             if f_ptr[i] >= f_end[i] and f_tile[i] < nt:
                 # one tile advance per cycle on the fetch side
-                f_tile[i] += 1
-                if f_tile[i] < nt:
-                    g = t_stream[f_tile[i]]
+                t = f_tile[i] + 1
+                f_tile[i] = t
+                if t < nt:
+                    g = t_stream[t]
                     f_ptr[i] = rsp[i, g]; f_end[i] = rsp[i, g + 1]
+                    p = t_phase[t]
+                    f_dep[i] = ph_s_dep[p]; f_need[i] = ph_s_bytes[p]
+                    f_sbase[i] = t_off[ph_s[p]]
+                    f_rqs[i] = ph_s_rq_shift[p]; f_rqb[i] = ph_s_rq_bits[p]
+                    f_lbase[i] = (t_bank[t] * R + i) * depth
             if f_tile[i] >= nt or f_ptr[i] >= f_end[i]:
                 continue
             if f_seq[i] - h_seq[i] >= sfifo or not mem_ok:
                 continue
-            e = f_ptr[i]
-            p = t_phase[f_tile[i]]
-            if phase_done[ph_s_dep[p]] > c:
+            if phase_done[f_dep[i]] > c:
                 continue
-            need = ph_s_bytes[p]
+            need = f_need[i]
             if credit < need:
                 continue
             credit -= need
+            e = f_ptr[i]
             q2 = f_pos[i]
             s_arr[i, q2] = c + L + 1
-            sv = mem[t_off[ph_s[p]] + e_src[e]]
-            if ph_s_rq_bits[p] != 0:
-                sv = _requant(sv, ph_s_rq_shift[p], ph_s_rq_bits[p])
+            sv = mem[f_sbase[i] + e_src[e]]
+            if f_rqb[i] != 0:
+                sv = _requant(sv, f_rqs[i], f_rqb[i])
             s_val[i, q2] = sv
-            s_lb[i, q2] = ((t_bank[f_tile[i]] * R + i) * depth + e_addr[e]) * C
+            s_lb[i, q2] = (f_lbase[i] + e_addr[e]) * C
             s_fl[i, q2] = e_flags[e]
             s_sl[i, q2] = e_slot[e]
             f_pos[i] = q2 + 1 if q2 + 1 < sfifo else 0
