@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
-import io
 import os
 import tempfile
 import tomllib
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_save_npy", "read_toml"]
+__all__ = ["atomic_writer", "atomic_write_bytes", "atomic_write_text", "atomic_save_npy",
+           "read_toml"]
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+@contextmanager
+def atomic_writer(path: str | Path):
+    """A binary file to write ``path`` through: a temporary file in the same folder,
+    renamed to ``path`` when the block ends without an exception and removed otherwise."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -30,14 +34,18 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         raise
 
 
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    with atomic_writer(path) as f:
+        f.write(data)
+
+
 def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(path, text.encode())
 
 
 def atomic_save_npy(path: str | Path, arr: np.ndarray) -> None:
-    buf = io.BytesIO()
-    np.save(buf, arr, allow_pickle=False)
-    atomic_write_bytes(path, buf.getvalue())
+    with atomic_writer(path) as f:
+        np.save(f, arr, allow_pickle=False)
 
 
 def read_toml(path, error: type[Exception], *, default: tuple[str, str] | None = None

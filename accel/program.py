@@ -21,7 +21,7 @@ import numpy as np
 
 from .config import HardwareConfig
 from .errors import ProgramError, InputFileError
-from .fileio import atomic_write_bytes, atomic_write_text
+from .fileio import atomic_write_text, atomic_writer
 
 __all__ = ["Program", "transfer_bytes", "FLAG_FIRST", "FLAG_LAST", "FLAG_FRESH", "SLOT_ZERO", "SLOT_NONE"]
 
@@ -227,11 +227,9 @@ class Program:
     # ---- persistence ----------------------------------------------------------------
     def save(self, folder: str | Path) -> None:
         """Write ``program.npz`` (arrays) and ``program.json`` (config, tensors, meta)."""
-        import io
         folder = Path(folder)
-        buf = io.BytesIO()
-        np.savez(buf, **self.arrays)   # uncompressed: a run folder is written in milliseconds
-        atomic_write_bytes(folder / "program.npz", buf.getvalue())
+        with atomic_writer(folder / "program.npz") as f:
+            np.savez(f, **self.arrays)   # uncompressed: a run folder is written in milliseconds
         doc = {"format": "axw-program-1", "config": json.loads(self.config.to_json()),
                "tensors": list(self.tensors), "meta": self.meta}
         atomic_write_text(folder / "program.json", json.dumps(doc, indent=1, sort_keys=True))
