@@ -7,7 +7,8 @@ act: while the parent imports the compiler, builds the problem and compiles it, 
 imports :mod:`sim` and loads the kernel on the other core.  For each layer the parent then
 hands the child the Program and the memory image through files in a private temporary
 folder (``/dev/shm`` where it exists: no disk traffic) and reads back the memory and the
-statistics: NPZ and JSON, never pickle.  The child runs exactly ``sim.simulate``; its
+statistics: JSON and raw array bundles (a JSON header of names, dtypes, shapes and
+offsets, then the bytes: one read, no archive, no checksum pass), never pickle.  The child runs exactly ``sim.simulate``; its
 result is the same object, field for field (tests/test_simproc.py).
 
 The child exits when the parent closes its end of the pipe (or dies).  If the child is
@@ -39,6 +40,45 @@ class RemoteResult:
     memory: list
     cycles: int
     stats: dict
+
+
+_ALIGN = 64
+
+
+def _write_bundle(path: Path, arrays: dict) -> None:
+    """``arrays`` (name -> ndarray) as one file: header length (8 bytes), JSON header,
+    then each array's bytes at a 64-byte aligned offset."""
+    import numpy as np
+    items, off = [], 0
+    for name, a in arrays.items():
+        a = np.ascontiguousarray(a)
+        items.append((name, a, off))
+        off += -(-a.nbytes // _ALIGN) * _ALIGN
+    head = json.dumps([{"name": n, "dtype": a.dtype.str, "shape": list(a.shape), "offset": o}
+                       for n, a, o in items]).encode()
+    base = -(-(8 + len(head)) // _ALIGN) * _ALIGN
+    with open(path, "wb") as f:
+        f.write(len(head).to_bytes(8, "little"))
+        f.write(head)
+        for _, a, o in items:
+            f.seek(base + o)
+            f.write(memoryview(a.reshape(-1)).cast("B") if a.size else b"")
+
+
+def _read_bundle(path: Path) -> dict:
+    """The arrays of :func:`_write_bundle`, as writable views of one buffer."""
+    import numpy as np
+    buf = np.fromfile(path, dtype=np.uint8)
+    n = int.from_bytes(buf[:8].tobytes(), "little")
+    head = json.loads(buf[8:8 + n].tobytes())
+    base = -(-(8 + n) // _ALIGN) * _ALIGN
+    out = {}
+    for h in head:
+        dt = np.dtype(h["dtype"])
+        count = int(np.prod(h["shape"], dtype=np.int64))
+        start = base + h["offset"]
+        out[h["name"]] = buf[start:start + count * dt.itemsize].view(dt).reshape(tuple(h["shape"]))
+    return out
 
 
 def _shm_dir() -> str | None:
@@ -101,9 +141,12 @@ class SimProcess:
         from .errors import AxwError, ProgramError
         job = Path(tempfile.mkdtemp(prefix="axw-sim-", dir=_shm_dir()))
         try:
-            program.save(job)
-            with open(job / "memory.npz", "wb") as f:
-                np.savez(f, *[np.asarray(m) for m in memory])
+            doc = {"config": json.loads(program.config.to_json()),
+                   "tensors": list(program.tensors), "meta": program.meta}
+            (job / "program.json").write_text(json.dumps(doc))
+            _write_bundle(job / "program.bin", program.arrays)
+            _write_bundle(job / "memory.bin", {str(i): np.asarray(m)
+                                               for i, m in enumerate(memory)})
             req = {"job": str(job), "stall_permille": int(stall_permille),
                    "stall_seed": int(stall_seed)}
             try:
@@ -120,8 +163,8 @@ class SimProcess:
                 if ans["error"] in ("ProgramError", "AxwError"):
                     raise kind(ans["message"])
                 raise SimProcessError(f"simulator process: {ans['error']}: {ans['message']}")
-            with np.load(job / "result.npz", allow_pickle=False) as z:
-                out = [z[f"arr_{i}"] for i in range(len(z.files))]
+            res = _read_bundle(job / "result.bin")
+            out = [res[str(i)] for i in range(len(res))]
             stats = json.loads((job / "stats.json").read_text())
             return RemoteResult(out, int(ans["cycles"]), stats)
         finally:
@@ -146,22 +189,23 @@ class SimProcess:
 # ---- child side -----------------------------------------------------------------------
 def _serve(jobs, answers) -> None:
     """Load the kernel, then run one job per input line until end of input."""
-    import numpy as np
-
     import sim
+    from .config import HardwareConfig
     from .program import Program
     sim.warm_up()
     for line in jobs:
         req = json.loads(line)
         job = Path(req["job"])
         try:
-            program = Program.load(job)
-            with np.load(job / "memory.npz", allow_pickle=False) as z:
-                memory = [z[f"arr_{i}"] for i in range(len(z.files))]
+            # the parent compiled and validated this Program; it is rebuilt as it was
+            doc = json.loads((job / "program.json").read_text())
+            program = Program(HardwareConfig.from_dict(doc["config"]), tuple(doc["tensors"]),
+                              _read_bundle(job / "program.bin"), doc["meta"])
+            mem = _read_bundle(job / "memory.bin")
+            memory = [mem[str(i)] for i in range(len(mem))]
             res = sim.simulate(program, memory, stall_permille=req["stall_permille"],
                                stall_seed=req["stall_seed"])
-            with open(job / "result.npz", "wb") as f:
-                np.savez(f, *res.memory)
+            _write_bundle(job / "result.bin", {str(i): m for i, m in enumerate(res.memory)})
             (job / "stats.json").write_text(json.dumps(res.stats))
             ans = {"cycles": int(res.cycles)}
         except Exception as e:   # noqa: BLE001 - reported to the parent, typed there

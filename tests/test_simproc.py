@@ -84,3 +84,19 @@ def test_accel_run_through_the_console_script(tmp_path):
     here = evaluate(get_workload("gcn-cora-like-2layer"), HardwareConfig(rows=4, cols=4))
     assert stats["cycles"] == here.cycles
     assert np.array_equal(np.load(out / "output.npy"), here.y)
+
+
+def test_array_bundles_round_trip_every_dtype_and_shape(tmp_path):
+    from accel.simproc import _read_bundle, _write_bundle
+    arrays = {"i8": np.arange(-5, 6, dtype=np.int8), "i64": np.arange(12).reshape(3, 4),
+              "empty": np.zeros((0, 3), np.int32), "b": np.array([True, False, True]),
+              "scalar": np.array(7, np.int64), "big": np.int64(2) ** 62 - np.arange(3),
+              "strided": np.arange(20, dtype=np.int16)[::3]}
+    _write_bundle(tmp_path / "x.bin", arrays)
+    back = _read_bundle(tmp_path / "x.bin")
+    assert list(back) == list(arrays)
+    for k, a in arrays.items():
+        assert back[k].dtype == a.dtype and back[k].shape == a.shape
+        assert np.array_equal(back[k], a)
+        assert back[k].flags.writeable
+        assert back[k].ctypes.data % 8 == 0
