@@ -51,7 +51,9 @@ def _write_bundle(path: Path, arrays: dict) -> None:
     import numpy as np
     items, off = [], 0
     for name, a in arrays.items():
-        a = np.ascontiguousarray(a)
+        a = np.asarray(a)
+        if not a.flags.c_contiguous:
+            a = a.copy(order="C")
         items.append((name, a, off))
         off += -(-a.nbytes // _ALIGN) * _ALIGN
     head = json.dumps([{"name": n, "dtype": a.dtype.str, "shape": list(a.shape), "offset": o}
@@ -77,7 +79,8 @@ def _read_bundle(path: Path) -> dict:
         dt = np.dtype(h["dtype"])
         count = int(np.prod(h["shape"], dtype=np.int64))
         start = base + h["offset"]
-        out[h["name"]] = buf[start:start + count * dt.itemsize].view(dt).reshape(tuple(h["shape"]))
+        flat = buf[start:start + count * dt.itemsize].view(dt)
+        out[h["name"]] = flat.reshape(tuple(h["shape"]))
     return out
 
 
