@@ -143,28 +143,46 @@ def _simulate_point(cfg_dict: dict, order: str, problems=None) -> dict:
             "offchip_bytes_sim": byts}
 
 
-def _model_point(stats_list, cfg: HardwareConfig, order: str) -> dict:
+_ENERGY_FIELDS = ("operand_bits", "acc_bits", "cols", "lmem_depth", "out_bank_depth")
+
+
+def _model_points(stats_list, cfgs: list, ids: list, order: str) -> list[dict]:
+    """The model's record of each config (cycles, traffic and energy summed over the
+    layers; the resource estimate): :func:`accel.model.evaluate_many` on all of them, the
+    energy of all of them in one array expression."""
     from reports.energy import energy_from_counts
     from reports.resources import estimate_resources
-    from .model import evaluate
-    cycles = 0.0
-    macs = 0
-    byts = 0.0
+    from .model import evaluate_many
+    n = len(cfgs)
+    cycles = [0.0] * n
+    macs = [0] * n
+    byts = [0.0] * n
     counts: dict = {}
     for st in stats_list:
-        m = evaluate(st, cfg, order)
-        cycles += m.cycles
-        macs += m.useful_macs
-        byts += m.offchip_bytes
-        for k, v in m.counts.items():
-            counts[k] = counts.get(k, 0.0) + v
-    e = energy_from_counts(counts, cfg)
-    res = estimate_resources(cfg)
-    return {"config_id": cfg.id, "cycles_model": round(cycles, 1),
-            "utilization_model": macs / (cfg.pes * cycles) if cycles else 0.0,
-            "useful_macs": macs, "offchip_bytes_model": round(byts),
-            "energy_uj_model": e["total"] / 1e6,
-            **{f"{k}": v for k, v in res.items()}}
+        for i, m in enumerate(evaluate_many(st, cfgs, order)):
+            cycles[i] += m.cycles
+            macs[i] += m.useful_macs
+            byts[i] += m.offchip_bytes
+            for k, v in m.counts.items():
+                counts.setdefault(k, [0.0] * n)[i] += v
+    e = energy_from_counts({k: np.asarray(v) for k, v in counts.items()},
+                           {f: np.array([getattr(c, f) for c in cfgs]) for f in _ENERGY_FIELDS})
+    total = np.asarray(e["total"], float).tolist()
+    res_of: dict = {}
+    out = []
+    for i, cfg in enumerate(cfgs):
+        # the resource estimate does not depend on the bandwidth, latency or clock
+        key = (cfg.rows, cfg.cols, cfg.operand_bits, cfg.acc_bits, cfg.lmem_depth,
+               cfg.out_bank_depth, cfg.stream_fifo_depth, cfg.load_fifo_depth)
+        res = res_of.get(key)
+        if res is None:
+            res = res_of[key] = estimate_resources(cfg)
+        c = cycles[i]
+        out.append({"config_id": ids[i], "cycles_model": round(c, 1),
+                    "utilization_model": macs[i] / (cfg.pes * c) if c else 0.0,
+                    "useful_macs": macs[i], "offchip_bytes_model": round(byts[i]),
+                    "energy_uj_model": total[i] / 1e6, **res})
+    return out
 
 
 # ---- persistence ---------------------------------------------------------------------
@@ -223,6 +241,9 @@ class _Progress:
 
 
 # ---- the sweep ------------------------------------------------------------------------
+#: Configurations the model evaluates per batch (each batch is appended to points.jsonl).
+_MODEL_CHUNK = 512
+
 #: Columns of results.csv after config_id and the swept fields.
 CSV_FIELDS = ("cycles_model", "cycles_sim", "model_error", "utilization_model",
               "utilization_sim", "useful_macs", "offchip_bytes_model", "offchip_bytes_sim",
@@ -302,27 +323,31 @@ def sweep(problem_or_workload=None, space: dict | None = None, *, out_dir=None,
     # ---- model on every point
     stats_list = [problem_stats(p) for p in problems]
     done = _read_jsonl(out / "points.jsonl") if out else {}
+    ids = [c.id for c in configs]
     app = _Appender(out / "points.jsonl") if out else None
     bar = _Progress(len(configs), "model", progress)
-    bar.update(sum(1 for c in configs if c.id in done))
+    bar.update(sum(1 for i in ids if i in done))
     tm = time.perf_counter()
     n_model = 0
+    todo_m = [j for j, i in enumerate(ids) if i not in done]
     try:
-        for cfg in configs:
-            if cfg.id in done:
-                continue
-            rec = _model_point(stats_list, cfg, order)
-            done[cfg.id] = rec
-            n_model += 1
-            if app:
-                app.write(rec)
-            bar.update()
+        # in chunks, so a killed sweep keeps what the model has finished
+        for c0 in range(0, len(todo_m), _MODEL_CHUNK):
+            chunk = todo_m[c0:c0 + _MODEL_CHUNK]
+            recs = _model_points(stats_list, [configs[j] for j in chunk],
+                                 [ids[j] for j in chunk], order)
+            for rec in recs:
+                done[rec["config_id"]] = rec
+                if app:
+                    app.write(rec)
+            n_model += len(recs)
+            bar.update(len(recs))
     finally:
         bar.close()
         if app:
             app.close()
     model_seconds = time.perf_counter() - tm
-    recs = [done[c.id] for c in configs]
+    recs = [done[i] for i in ids]
     cyc = np.array([r["cycles_model"] for r in recs])
     energy = np.array([r["energy_uj_model"] for r in recs])
     area = np.array([r["lut"] for r in recs])
@@ -332,7 +357,7 @@ def sweep(problem_or_workload=None, space: dict | None = None, *, out_dir=None,
     sims = _read_jsonl(out / "sim.jsonl") if out else {}
     want = {"all": [True] * len(configs), "pareto": list(pe | pr),
             "none": [False] * len(configs)}[verify]
-    todo = [c for c, w in zip(configs, want) if w and c.id not in sims]
+    todo = [c for c, i, w in zip(configs, ids, want) if w and i not in sims]
     sapp = _Appender(out / "sim.jsonl") if out and todo else None
     sbar = _Progress(len(todo), "simulate", progress)
     ts = time.perf_counter()
@@ -350,9 +375,9 @@ def sweep(problem_or_workload=None, space: dict | None = None, *, out_dir=None,
             sapp.close()
     sim_seconds = time.perf_counter() - ts
     rows = []
-    for cfg, rec, w, ep, rp in zip(configs, recs, want, pe, pr):
-        s = sims.get(cfg.id) if w or verify == "all" else sims.get(cfg.id)
-        row = {"config_id": cfg.id, **{k: getattr(cfg, k) for k in swept}}
+    for cfg, cid, rec, ep, rp in zip(configs, ids, recs, pe, pr):
+        s = sims.get(cid)
+        row = {"config_id": cid, **{k: getattr(cfg, k) for k in swept}}
         for k in CSV_FIELDS:
             row[k] = rec.get(k)
         if s:

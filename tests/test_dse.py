@@ -140,3 +140,25 @@ def test_cli_dse_errors(tmp_path, capsys):
     s.write_text("rows = [4]\nbogus = 1\n")
     assert main(["dse", "--space", str(s), "--out", str(tmp_path / "o")]) == 2
     assert "bogus" in capsys.readouterr().err
+
+
+def test_model_records_equal_evaluate():
+    from accel.model import evaluate, problem_stats
+    rows = sweep(_problem(), SPACE, verify="none")
+    st = problem_stats(_problem())
+    _, cfgs, _ = expand_space(SPACE)
+    by_id = {r["config_id"]: r for r in rows}
+    for c in cfgs:
+        m = evaluate(st, c)
+        assert by_id[c.id]["cycles_model"] == round(m.cycles, 1)
+        assert by_id[c.id]["offchip_bytes_model"] == round(m.offchip_bytes)
+        assert by_id[c.id]["useful_macs"] == m.useful_macs
+    assert sweep.last_summary["model_points_evaluated"] == len(cfgs)
+
+
+def test_cora1000_space_file():
+    root = Path(__file__).resolve().parents[1]
+    swept, cfgs, bad = expand_space(load_space(root / "bench" / "spaces" / "cora1000.toml"))
+    assert len(cfgs) == 1000 and not bad
+    assert set(swept) == {"rows", "cols", "lmem_depth", "dram_bytes_per_cycle",
+                          "dram_latency_cycles"}
