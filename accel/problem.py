@@ -24,8 +24,9 @@ def _check_integer_values(vals: np.ndarray, what: str, fmt: IntFormat, coords=No
         raise ValueRangeError(f"{what}: dtype {vals.dtype} is not numeric")
 
     def where(flat_i):
-        if coords is not None:
-            return tuple(int(c[flat_i]) for c in coords)
+        if coords is not None:   # arrays, or a function making them (only on an error)
+            cs = coords() if callable(coords) else coords
+            return tuple(int(c[flat_i]) for c in cs)
         return tuple(int(i) for i in np.unravel_index(flat_i, vals.shape))
 
     flat = vals.reshape(-1)
@@ -71,8 +72,9 @@ def as_int_sparse(m, what: str, fmt: IntFormat) -> sp.csr_matrix:
     m = sp.csr_matrix(m)
     m.sum_duplicates()
     m.sort_indices()
-    rows = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
-    data = _check_integer_values(m.data, what, fmt, coords=(rows, m.indices))
+    def coords():
+        return np.repeat(np.arange(m.shape[0]), np.diff(m.indptr)), m.indices
+    data = _check_integer_values(m.data, what, fmt, coords=coords)
     out = sp.csr_matrix((data, m.indices.astype(np.int64), m.indptr.astype(np.int64)), shape=m.shape)
     out.eliminate_zeros()
     return out

@@ -459,11 +459,15 @@ def _block_diag_image(img: np.ndarray, T: int) -> sp.csr_matrix:
     flat = img.reshape(P, C)
     pr, pc = np.nonzero(flat)
     vals = flat[pr, pc]
-    t = np.arange(T)[:, None]
-    rows = (t * P + pr[None, :]).ravel()
+    nnz = pc.size
+    # copy t: rows t·P.., columns t·C + pc, entries at offset t·nnz
+    ptr1 = np.zeros(P + 1, dtype=np.int64)
+    np.cumsum(np.bincount(pr, minlength=P), out=ptr1[1:])
+    t = np.arange(T, dtype=np.int64)[:, None]
+    indptr = np.empty(T * P + 1, dtype=np.int64)
+    indptr[:-1] = (ptr1[:-1][None, :] + t * nnz).ravel()
+    indptr[-1] = T * nnz
     cols = (t * C + pc[None, :]).ravel()
-    indptr = np.zeros(T * P + 1, dtype=np.int64)
-    np.cumsum(np.bincount(rows, minlength=T * P), out=indptr[1:])
     return sp.csr_matrix((np.tile(vals, T), cols, indptr), shape=(T * P, T * C))
 
 

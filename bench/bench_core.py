@@ -42,6 +42,11 @@ def run_measured(cmd: list[str], env=None) -> tuple[float, int, int]:
 
     The child's output goes to temporary files (a pipe that nobody reads while waiting
     would block a chatty child); its stderr is shown when it fails."""
+    if env is None:
+        # Python's default: compiled bytecode is kept (the warm-up run writes it), as on a
+        # user's machine; some shells here set PYTHONDONTWRITEBYTECODE, which would make
+        # every measured run recompile the project's modules from source
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
         proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
