@@ -116,6 +116,7 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
     f_rqs = np.zeros(R, np.int64); f_rqb = np.zeros(R, np.int64)
     cur = np.zeros(R, np.int64); rem = np.zeros(R, np.int64)
     ready_tile = np.full(R, -1, np.int64)   # tile whose issue conditions a row has met
+    fin = np.zeros(R, np.int64)             # rows past their last tile, this cycle
     last_issue = np.full(R, -_INF, np.int64)
     for i in range(R):
         if nt > 0:
@@ -348,8 +349,10 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
                         lanes_loading -= 1
                 progress = True
         # ---- 4. stream issue: at most one element per PE row per cycle -----------------
-        # rows first move past exhausted tiles (all rows, so the causes below do not
-        # depend on the order rows are looked at), then each row issues or stalls
+        # a row first moves past an exhausted tile, then issues or stalls; a row past its
+        # last tile is counted once every row has moved (drain if all are done), so the
+        # causes do not depend on the order rows are looked at
+        n_fin = 0
         for i in range(R):
             if cur[i] < nt and rem[i] == 0:
                 t = cur[i]
@@ -361,9 +364,9 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
                 else:
                     rows_done += 1
                 progress = True
-        for i in range(R):
             if cur[i] >= nt:
-                stall[i, _ST_DRAIN if rows_done == R else _ST_IMBALANCE] += 1
+                fin[n_fin] = i
+                n_fin += 1
                 continue
             t = cur[i]
             if rem[i] == 0:
@@ -407,7 +410,6 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
             else:
                 _mac(acc, lmem, np.uint64(ab), np.uint64(lb), np.uint64(ncols), sv,
                      (fl & 1) != 0)
-            tile_issues[t] += 1
             if fl & 2:
                 half = b_half[blk]
                 sl = s_sl[i, hp]
@@ -424,12 +426,13 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
                     blk_merge[blk] = m
             if ph_first[p] > c:
                 ph_first[p] = c
-            busy[i] += 1
             last_issue[i] = c
             h_seq[i] += 1
             h_pos[i] = hp + 1 if hp + 1 < sfifo else 0
             rem[i] -= 1
             progress = True
+        for k in range(n_fin):
+            stall[fin[k], _ST_DRAIN if rows_done == R else _ST_IMBALANCE] += 1
         if progress:
             idle = 0
         else:
@@ -583,8 +586,14 @@ def simulate(program: Program, memory: list, *, stall_permille: int = 0,
     if rc != 0:
         raise ProgramError(f"simulation made no progress for {P[13]} cycles at cycle "
                            f"{counters[_C_CYCLES]}: the program deadlocks on this hardware")
-    # per-element counts follow from the issues of each tile
+    # a run that completes issues every element of every tile once: the issues of a
+    # tile, and each row's busy cycles, follow from the stream groups
     nt = program.n_tiles
+    rsp = a["row_stream_ptr"]
+    if nt:
+        per_row = (rsp[:, 1:] - rsp[:, :-1])[:, a["t_stream"].astype(np.int64)]   # R × nt
+        tile_issues[:nt] = per_row.sum(axis=0)
+        busy[:] = per_row.sum(axis=1)
     issues = tile_issues[:nt]
     ncols = a["t_ncols"].astype(np.int64)
     counters[_C_ELEMS] = issues.sum()
