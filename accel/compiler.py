@@ -311,12 +311,14 @@ def _assign(rows: np.ndarray, nnz: np.ndarray, R: int, depth: int):
         # deficit from the light tail with contiguous runs of the sorted weights
         rest = rest[np.argsort(-pw[rest], kind="stable")]
         head = rest[:4 * R]
-        heap = [(int(load[i]), i) for i in range(R)]
+        heap = [(ld, i) for i, ld in enumerate(load.tolist())]
         heapq.heapify(heap)
-        for p_ in head:
+        head_lane = []
+        for wgt in pw[head].tolist():   # Python ints: no NumPy scalar per step
             ld, i = heapq.heappop(heap)
-            lane[p_] = i
-            heapq.heappush(heap, (ld + int(pw[p_]), i))
+            head_lane.append(i)
+            heapq.heappush(heap, (ld + wgt, i))
+        lane[head] = head_lane
         load = np.zeros(R, dtype=np.int64)
         done = np.flatnonzero(lane >= 0)
         np.add.at(load, lane[done], pw[done])
@@ -338,7 +340,8 @@ def _assign(rows: np.ndarray, nnz: np.ndarray, R: int, depth: int):
             lane[tail] = who[np.argsort(vt, kind="stable")]
             np.add.at(load, lane[tail], tw)
     # slots: order of pieces within each lane by row index
-    order = np.lexsort((prow, lane))
+    # (lane, row) pairs are distinct: one stable sort of the combined key is lexsort's order
+    order = np.argsort(lane * (int(prow.max(initial=0)) + 1) + prow, kind="stable")
     slot = np.empty(prow.size, dtype=np.int64)
     counts = np.bincount(lane, minlength=R)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
