@@ -17,7 +17,10 @@ and y_expected.hex ($readmemh images), config.json and files.f.  From DIR:
 print AXW_CYCLES <n> (equal to `accel run`'s cycles) and AXW_PASS or AXW_FAIL <n>, and
 write y_rtl.hex.  Without a problem (no --a/--x/--w, --conv2d or --workload) only the
 core for the hardware options is written.  --synth ecp5|ice40 also runs Yosys and
-nextpnr (pip install "axw[synth]") and writes DIR/synth.json.
+nextpnr (pip install "axw[synth]") and writes DIR/synth.json; the synthesized core has the
+program-memory capacities of hdl.synth.SYNTH_CAPACITIES (max_tiles 32, max_blocks 16,
+max_steps 128, max_lane_elems 256, max_lane_loads 128), each changed with
+--synth-capacity NAME=N.
 """
 
 
@@ -28,6 +31,32 @@ def add_hdl_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--synth", choices=("ecp5", "ice40"),
                    help="synthesize the core and place and route it (3 seeds)")
     g.add_argument("--device", help="synthesis device (default LFE5U-85F CABGA381 / UP5K)")
+    g.add_argument("--synth-capacity", action="append", default=[], type=_capacity,
+                   metavar="NAME=N", help="program-memory capacity of the synthesized core, "
+                   "e.g. max_lane_elems=256 (repeatable)")
+    g.add_argument("--synth-seeds", type=_seeds, default=(1, 2, 3), metavar="S,S,...",
+                   help="nextpnr placement seeds; fmax is the minimum (default 1,2,3)")
+
+
+def _capacity(text: str) -> tuple[str, int]:
+    name, sep, value = text.partition("=")
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if not sep or n < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=N with N a positive integer, got {text!r}")
+    return name.strip(), n
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    try:
+        seeds = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}") from None
+    return seeds
 
 
 def cmd_hdl(args) -> int:
@@ -57,8 +86,14 @@ def cmd_hdl(args) -> int:
         print(f"out dir      {out}")
         print(f"files        {', '.join(info['files'])}")
     if args.synth:
-        from hdl.synth import synthesize
-        res = synthesize(out, cfg, args.synth, device=args.device)
+        from hdl.synth import synth_params, synthesize
+        params = synth_params(cfg, **dict(args.synth_capacity))
+        res = synthesize(out, cfg, args.synth, device=args.device, seeds=args.synth_seeds,
+                         params=params)
+        caps = ", ".join(f"{k} {v}" for k, v in res["capacities"].items())
         print(f"synth        {res['device']}: lut {res['lut']}, ff {res['ff']}, dsp {res['dsp']}, "
-              f"bram {res['bram']}, fmax {res['fmax_mhz']:.1f} MHz")
+              f"bram {res['bram']}, fmax {res['fmax_mhz']:.1f} MHz (min of seeds "
+              f"{','.join(map(str, res['seeds']))})")
+        print(f"capacities   {caps}")
+        print(f"synth.json   {out / 'synth.json'}")
     return EXIT_OK

@@ -20,8 +20,6 @@ from .pe import element_layout
 
 __all__ = ["Core", "table_ids"]
 
-_CREDIT = 40
-
 
 def table_ids(rows: int) -> dict:
     """Program-load table numbers: the global tables, then three per lane."""
@@ -161,7 +159,8 @@ class Core(wiring.Component):
         # ---------------------------------------------------------- state
         running = Signal()
         c = Signal(CYCLE_BITS)
-        credit = Signal(_CREDIT)
+        CR = p.credit_bits  # the credit never exceeds the cap (CoreParams.max_credit)
+        credit = Signal(CR)
         rot = Signal(range(max(R, 2)))
         ph_done = Signal(p.max_phases)
         TB = p.tile_bits + 1
@@ -216,7 +215,7 @@ class Core(wiring.Component):
             grants = [Signal(name=f"{tag}_grant{i}") for i in range(R)]
             for q, (idx, (w, n)) in enumerate(pos):
                 g = Signal(name=f"{tag}_g{q}")
-                nxt = Signal(_CREDIT, name=f"{tag}_cr{q}")
+                nxt = Signal(CR, name=f"{tag}_cr{q}")
                 m.d.comb += [g.eq(w & (cr >= n)), nxt.eq(Mux(g, cr - n, cr))]
                 for i in range(R):
                     with m.If(g & (idx == i)):
@@ -224,7 +223,7 @@ class Core(wiring.Component):
                 cr = nxt
             return grants, cr
 
-        credit0 = Signal(_CREDIT)
+        credit0 = Signal(CR)
         m.d.comb += credit0.eq(Mux(credit + B > cap, cap, credit + B))
 
         # ---------------------------------------------------------- 1. stream fetch
@@ -277,7 +276,7 @@ class Core(wiring.Component):
         m.d.comb += wb_try.eq(wb_ready & (wb_cur < br("s1")))
         wb_need = sr("need")
         wb_grant = Signal()
-        credit2 = Signal(_CREDIT)
+        credit2 = Signal(CR)
         m.d.comb += [wb_grant.eq(wb_try & (credit1 >= wb_need)),
                      credit2.eq(Mux(wb_grant, credit1 - wb_need, credit1))]
         wb_fire = Signal()

