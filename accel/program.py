@@ -107,6 +107,15 @@ class Program:
         cols = np.array(rows, np.int64).reshape(len(rows), 3)
         return cols[:, 0].copy(), cols[:, 1].copy(), cols[:, 2].copy()
 
+    def credit_cap(self) -> int:
+        """The token bucket's cap (docs/machine.md): it holds up to two of the largest
+        transfers of the program, and at least two cycles' bandwidth."""
+        s, d, o = self.phase_transfer_bytes()
+        C, R = self.config.cols, self.config.rows
+        cap = max([self.config.dram_bytes_per_cycle]
+                  + [int(max(a, b * C, c * C * R)) for a, b, c in zip(s, d, o)])
+        return 2 * cap
+
     def phase_dependencies(self) -> tuple[np.ndarray, np.ndarray]:
         """For each phase, the latest earlier phase that writes its S tensor and its D
         tensor (-1: none; such a tensor is an input, readable from the start)."""

@@ -162,9 +162,9 @@ class SimProcess:
                 raise SimProcessError("simulator process exited")
             ans = json.loads(line)
             if "error" in ans:
-                kind = {"ProgramError": ProgramError}.get(ans["error"], AxwError)
-                if ans["error"] in ("ProgramError", "AxwError"):
-                    raise kind(ans["message"])
+                typed = {"ProgramError": ProgramError, "AxwError": AxwError}.get(ans["error"])
+                if typed is not None:   # the simulator's own refusals keep their type
+                    raise typed(ans["message"])
                 raise SimProcessError(f"simulator process: {ans['error']}: {ans['message']}")
             res = _read_bundle(job / "result.bin")
             out = [res[str(i)] for i in range(len(res))]

@@ -238,10 +238,7 @@ def pack(program: Program, memory: list, params: CoreParams | None = None) -> Im
         raise HdlError(f"a tensor is {max(tbits)} bits wide, memory words are {cfg.acc_bits}")
     s_dep, d_dep = program.phase_dependencies()
     ph_s_bytes, ph_d_bytes, ph_o_bytes = (v.tolist() for v in program.phase_transfer_bytes())
-    cap = cfg.dram_bytes_per_cycle
-    for q in range(nph):
-        cap = max(cap, ph_s_bytes[q], ph_d_bytes[q] * C, ph_o_bytes[q] * C * R)
-    cap *= 2
+    cap = program.credit_cap()
     if cap > p.max_credit:  # unreachable while every tensor fits acc_bits (checked above)
         raise HdlError(f"credit cap {cap} exceeds the core's bound {p.max_credit}")
     # which operand is narrow enough for the PE's operand_bits port

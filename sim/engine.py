@@ -81,11 +81,7 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
     # lmem [bank][row][addr][col] and acc [row][col], flat, zeroed by the caller: int32
     # when acc_bits <= 32 (every value they hold is wrapped to acc_bits), int64 otherwise
     narrow = acc_bits <= 32
-    # token bucket: B bytes per cycle, holding up to two of the largest transfers
-    cap = B
-    for p in range(nph):
-        cap = max(cap, ph_s_bytes[p], ph_d_bytes[p] * C, ph_o_bytes[p] * C * R)
-    cap = 2 * cap
+    cap = P[14]     # token bucket: B bytes per cycle up to Program.credit_cap()
     credit = np.int64(0)
     lfsr = np.int64(seed if seed != 0 else 1)   # xorshift32 state, kept in 32 bits
     # phase barrier: cycle from which phase p may read memory
@@ -560,7 +556,8 @@ def simulate(program: Program, memory: list, *, stall_permille: int = 0,
     P = np.array([R, cfg.cols, cfg.lmem_depth, cfg.out_bank_depth, cfg.stream_fifo_depth,
                   cfg.load_fifo_depth, cfg.dram_bytes_per_cycle, cfg.dram_latency_cycles,
                   cfg.acc_bits, cfg.pe_latency_cycles, cfg.merge_latency_cycles,
-                  stall_permille, stall_seed, 100_000 + 10 * cfg.dram_latency_cycles], np.int64)
+                  stall_permille, stall_seed, 100_000 + 10 * cfg.dram_latency_cycles,
+                  program.credit_cap()], np.int64)
     dt = np.int32 if cfg.acc_bits <= 32 else np.int64
     lmem = np.zeros(2 * R * cfg.lmem_depth * cfg.cols, dt)
     acc = np.zeros(R * cfg.cols, dt)
