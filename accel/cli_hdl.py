@@ -36,6 +36,9 @@ def add_hdl_arguments(p: argparse.ArgumentParser) -> None:
                    "e.g. max_lane_elems=256 (repeatable)")
     g.add_argument("--synth-seeds", type=_seeds, default=(1, 2, 3), metavar="S,S,...",
                    help="nextpnr placement seeds; fmax is the minimum (default 1,2,3)")
+    g.add_argument("--synth-pack-only", action="store_true",
+                   help="stop after nextpnr's packing: LUT/FF/DSP/BRAM counts and whether "
+                   "they fit, no placement and no fmax (minutes instead of tens of minutes)")
 
 
 def _capacity(text: str) -> tuple[str, int]:
@@ -67,6 +70,8 @@ def cmd_hdl(args) -> int:
     from hdl.bundle import write_bundle
 
     _check_run_flags(args)
+    if args.synth_pack_only and not args.synth:
+        raise AxwError("--synth-pack-only needs --synth ecp5|ice40")
     cfg = _hardware(args)
     out = Path(args.out) if args.out else Path("hdl_out")
     has_problem = bool(args.a or args.conv2d or args.workload)
@@ -89,11 +94,13 @@ def cmd_hdl(args) -> int:
         from hdl.synth import synth_params, synthesize
         params = synth_params(cfg, **dict(args.synth_capacity))
         res = synthesize(out, cfg, args.synth, device=args.device, seeds=args.synth_seeds,
-                         params=params)
+                         params=params, place=not args.synth_pack_only)
         caps = ", ".join(f"{k} {v}" for k, v in res["capacities"].items())
+        timing = (f"fmax {res['fmax_mhz']:.1f} MHz (min of seeds "
+                  f"{','.join(map(str, res['seeds']))})" if res["placed"] else
+                  f"packed only, {'fits' if res['fits'] else 'does NOT fit'} the device")
         print(f"synth        {res['device']}: lut {res['lut']}, ff {res['ff']}, dsp {res['dsp']}, "
-              f"bram {res['bram']}, fmax {res['fmax_mhz']:.1f} MHz (min of seeds "
-              f"{','.join(map(str, res['seeds']))})")
+              f"bram {res['bram']}, {timing}")
         print(f"capacities   {caps}")
         print(f"synth.json   {out / 'synth.json'}")
     return EXIT_OK

@@ -111,10 +111,16 @@ def _version(tool: str) -> str:
 
 
 def _utilisation(report: dict, target: str) -> dict:
+    """LUT, FF, DSP and BRAM counts of a nextpnr report, and whether each fits the device
+    (``fits``: every counted cell type within what the device has)."""
     util = report.get("utilization", {})
     counts = {}
+    fits = True
     for key, cells in _CELLS[target].items():
         counts[key] = int(sum(util.get(c, {}).get("used", 0) for c in cells))
+        fits &= all(util[c]["used"] <= util[c].get("available", util[c]["used"])
+                    for c in cells if c in util)
+    counts["fits"] = bool(fits)
     return counts
 
 
@@ -175,11 +181,16 @@ def _critical_path(log_text: str) -> dict:
 
 def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=None,
                seeds=(1, 2, 3), freq_mhz: float | None = None,
-               params: CoreParams | None = None) -> dict:
+               params: CoreParams | None = None, place: bool = True) -> dict:
     """Synthesize the core for ``config`` (with ``params``, default
     :func:`synth_params`) and place and route it with each seed; return and write
     ``synth.json``.  If the netlist does not fit the device, ``synth.json`` still records
-    Yosys's cell counts (``placed: false``, ``error``) and :class:`SynthError` is raised."""
+    Yosys's cell counts (``placed: false``, ``error``) and :class:`SynthError` is raised.
+
+    ``place=False`` stops after nextpnr's packing (``--pack-only``): the LUT, FF, DSP and
+    BRAM counts of the packed design (the same as after placement) and whether they fit
+    the device, with no ``fmax_mhz`` (None); minutes where placement takes tens of
+    minutes, and it also counts a design too large to place (``fits: false``)."""
     if target not in DEVICES:
         raise SynthError(f"unknown synthesis target {target!r}; known: {', '.join(DEVICES)}")
     seeds = tuple(seeds)
@@ -216,6 +227,8 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
     res["yosys_cells"] = _yosys_cells((work / "yosys_stat.txt").read_text())
     freq = freq_mhz or config.clock_mhz
     res["target_mhz"] = freq
+    if not place:
+        return _pack_only(out, res, nextpnr, pnr_args, netlist, work, target)
     per_seed, paths = [], []
     counts = None
     for seed in seeds:
@@ -236,10 +249,29 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
         paths.append(_critical_path(text))
         counts = counts or _utilisation(report, target)
     worst = min(range(len(seeds)), key=per_seed.__getitem__)
-    res.update(placed=True, **counts, fmax_mhz=round(min(per_seed), 2),
+    res.update(placed=True, packed=True, **counts, fmax_mhz=round(min(per_seed), 2),
                fmax_mhz_per_seed=[round(f, 2) for f in per_seed],
                critical_path={"seed": seeds[worst], **paths[worst]},
                logs=sorted(p.name for p in work.glob("*.log")))
+    _write(out, res)
+    return res
+
+
+def _pack_only(out: Path, res: dict, nextpnr: str, pnr_args, netlist: str, work: Path,
+               target: str) -> dict:
+    log = work / "nextpnr_pack.log"
+    cmd = [nextpnr, *pnr_args, "--json", netlist, "--out-of-context", "--pack-only",
+           "--report", "report_pack.json"]
+    text, res["wall_s"]["nextpnr_pack"], code = _run(cmd, log, work)
+    res["seeds"] = []
+    if code != 0:
+        res.update(placed=False, packed=False, fmax_mhz=None, error=_failure(cmd, log, text, code),
+                   logs=sorted(p.name for p in work.glob("*.log")))
+        _write(out, res)
+        raise SynthError(res["error"])
+    report = json.loads((work / "report_pack.json").read_text())
+    res.update(placed=False, packed=True, **_utilisation(report, target), fmax_mhz=None,
+               fmax_mhz_per_seed=[], logs=sorted(p.name for p in work.glob("*.log")))
     _write(out, res)
     return res
 

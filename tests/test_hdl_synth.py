@@ -132,7 +132,7 @@ def test_synthesize_ecp5_tiny_core(yowasp, tmp_path):
     on_disk = json.loads((tmp_path / "synth.json").read_text())
     assert on_disk == res
     assert res["device"] == "LFE5U-85F CABGA381"
-    assert res["placed"] is True
+    assert res["placed"] is True and res["packed"] is True and res["fits"] is True
     assert (res["rows"], res["cols"], res["config_id"]) == (2, 2, TINY.id)
     assert res["capacities"] == {**TINY_CAPACITIES}
     assert res["lut"] > 0 and res["ff"] > 0
@@ -149,3 +149,23 @@ def test_synthesize_ecp5_tiny_core(yowasp, tmp_path):
     assert "nextpnr" in res["tools"]["nextpnr"].lower()
     assert {"yosys.log", "nextpnr_seed1.log"} <= set(res["logs"])
     assert res["wall_s"]["yosys"] > 0 and res["wall_s"]["nextpnr_seed1"] > 0
+
+
+def test_utilisation_counts_and_fit():
+    from hdl.synth import _utilisation
+    rep = {"utilization": {"TRELLIS_COMB": {"used": 90, "available": 100},
+                           "TRELLIS_FF": {"used": 5, "available": 100},
+                           "MULT18X18D": {"used": 3, "available": 2}}}
+    assert _utilisation(rep, "ecp5") == {"lut": 90, "ff": 5, "dsp": 3, "bram": 0, "fits": False}
+    rep["utilization"]["MULT18X18D"]["used"] = 2
+    assert _utilisation(rep, "ecp5")["fits"] is True
+
+
+def test_synthesize_ecp5_pack_only(yowasp, tmp_path):
+    params = CoreParams(TINY, **TINY_CAPACITIES)
+    res = synthesize(tmp_path, TINY, "ecp5", params=params, place=False)
+    assert json.loads((tmp_path / "synth.json").read_text()) == res
+    assert (res["placed"], res["packed"], res["fits"]) == (False, True, True)
+    assert res["fmax_mhz"] is None and res["seeds"] == []
+    assert res["lut"] > 0 and res["ff"] > 0 and 0 < res["dsp"] <= 2 * TINY.pes
+    assert "nextpnr_pack.log" in res["logs"] and res["wall_s"]["nextpnr_pack"] > 0
