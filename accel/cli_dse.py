@@ -72,6 +72,13 @@ def cmd_dse(args) -> int:
               f"over the simulated points)")
     best = min(rows, key=lambda r: r["cycles_model"])
     print(f"fastest      {best['config_id']} {best['cycles_model']:,.0f} cycles (model)")
-    print(f"resources    {'calibrated' if s['resources_calibrated'] else 'UNCALIBRATED estimates'}")
+    if s["resources_calibrated"]:
+        e = s["resources_error_loo"]
+        errs = ", ".join(f"{k.split('_')[0].upper()} {100 * e[k]['median']:.1f}/"
+                         f"{100 * e[k]['max']:.1f} %" for k in ("lut", "ff", "fmax_mhz") if k in e)
+        print(f"resources    calibrated model (leave-one-out error median/max: {errs}); "
+              f"{s['points_fitting_device']} of {s['points']} points fit the LFE5U-85F")
+    else:
+        print("resources    UNCALIBRATED estimates")
     print(f"results      {out / 'results.csv'}")
     return 0

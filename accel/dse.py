@@ -247,7 +247,8 @@ _MODEL_CHUNK = 512
 #: Columns of results.csv after config_id and the swept fields.
 CSV_FIELDS = ("cycles_model", "cycles_sim", "model_error", "utilization_model",
               "utilization_sim", "useful_macs", "offchip_bytes_model", "offchip_bytes_sim",
-              "energy_uj_model", "lut", "ff", "dsp", "bram", "fmax_mhz", "pareto_energy",
+              "energy_uj_model", "lut", "ff", "dsp", "bram", "fmax_mhz", "fits_device",
+              "pareto_energy",
               "pareto_resources", "simulated")
 
 
@@ -397,8 +398,9 @@ def sweep(problem_or_workload=None, space: dict | None = None, *, out_dir=None,
                "simulated_points": int(errs.size), "sim_seconds": sim_seconds,
                "model_error_median": float(np.median(errs)) if errs.size else None,
                "model_error_max": float(errs.max()) if errs.size else None,
-               "resources_calibrated": rows[0].get("resources_calibrated", False)
-               if rows else False,
+               "resources_calibrated": bool(recs and recs[0].get("resources_calibrated")),
+               "resources_error_loo": _resource_error(),
+               "points_fitting_device": sum(1 for r in rows if r.get("fits_device")),
                "seconds": time.perf_counter() - t0}
     if out:
         _write_outputs(out, rows, swept, summary)
@@ -407,6 +409,14 @@ def sweep(problem_or_workload=None, space: dict | None = None, *, out_dir=None,
 
 
 sweep.last_summary = None
+
+
+def _resource_error() -> dict:
+    """The resource model's leave-one-out relative error per figure (median, max), as
+    stated by its calibration."""
+    from reports.resources import load_coefficients
+    loo = load_coefficients().get("error", {}).get("loo", {})
+    return {k: {"median": e.get("median"), "max": e.get("max")} for k, e in loo.items()}
 
 
 def _write_outputs(out: Path, rows, swept, summary) -> None:

@@ -1,14 +1,39 @@
-"""FPGA resource model (LUT, FF, DSP, BRAM, Fmax) of a HardwareConfig, with a calibrator.
+"""FPGA resource model (LUT, FF, DSP, BRAM, Fmax) of the core of a HardwareConfig, and its
+calibrator.
 
-The form is fixed (per-PE, per-row and per-column terms; memory bits to block RAMs) and
-the coefficients live in a TOML table, ``reports/data/fpga_resources.toml`` by default.
-Those default coefficients are UNCALIBRATED estimates until :func:`calibrate` fits them to
-synthesis results::
+The model describes the core that ``accel hdl --synth ecp5`` builds (hdl/core.py with the
+program-memory capacities of ``hdl.synth.SYNTH_CAPACITIES``), on an ECP5 with Yosys's
+``synth_ecp5`` and nextpnr.  Its form follows the RTL:
 
-    python -m reports.resources calibrate run1/synth.json run2/synth.json ... --out fit.toml
+* **DSP** and **BRAM** are counted from the structure, not fitted.  Each PE multiplies an
+  ``operand_bits`` value by an ``acc_bits`` value: ``ceil(acc_bits/18)·ceil(operand_bits/18)``
+  18×18 multipliers.  Each PE has two local-memory banks (``lmem_depth × acc_bits``) and two
+  output-bank halves (``out_bank_depth × acc_bits``), read synchronously: Yosys puts one
+  in distributed RAM when it holds at most ``lutram_max_bits`` bits, else in the fewest
+  ``DP16KD`` of one aspect ratio (16K×1 … 512×36).  Every other memory of the core is read
+  combinationally and so is distributed RAM (LUTs).
+* **LUT** and **FF** are linear in terms of the structure, with coefficients fitted to
+  synthesis results by non-negative least squares on relative error::
 
-A synth.json is read as ``{"config": {HardwareConfig fields}, "lut": N, "ff": N,
-"dsp": N, "bram": N, "fmax_mhz": F}`` (the keys may also sit under ``"resources"``).
+      lut = lut_base + lut_rows·R + lut_cols·C + lut_pe_bits·P·a + lut_lutram_bits·M
+            + lut_flag_bits·F
+      ff  = ff_base  + ff_rows·R  + ff_cols·C  + ff_pe_bits·P·a  + ff_flag_bits·F
+
+  (R rows, C cols, P = R·C PEs, a = acc_bits; M the bits of the combinationally read
+  FIFOs, ``R·a·(stream_fifo_depth + C·load_fifo_depth)``, plus the PE memories small
+  enough for distributed RAM; F the FIFOs' arrival flags, ``R·(stream_fifo_depth +
+  load_fifo_depth)``, each a register with its set/clear logic).
+* **Fmax**: the critical path is the load-write controller, whose decision chains
+  through the lanes (docs/rtl.md); ``1000/fmax = fmax_ns_base + fmax_ns_log2_rows·log2 R +
+  fmax_ns_log2_cols·log2 C`` (nanoseconds), fitted to placed results.
+
+The coefficients live in ``reports/data/fpga_resources.toml``, written by::
+
+    python -m reports.resources calibrate reports/data/synth/*.json --out reports/data/fpga_resources.toml
+
+which also states the error of each figure: in-sample and leave-one-out (each result
+predicted by a fit without it).  ``synth.json`` files are those of ``accel hdl --synth``
+(``--synth-pack-only`` results count for LUT/FF/DSP/BRAM but not for Fmax).
 """
 
 from __future__ import annotations
@@ -26,11 +51,21 @@ from accel.errors import AxwError
 from accel.fileio import read_toml
 
 __all__ = ["ResourceModelError", "load_coefficients", "estimate_resources", "features",
-           "calibrate"]
+           "bram_blocks", "calibrate", "DEVICE_LIMITS"]
 
-_KEYS = ("lut_base", "lut_per_pe", "lut_per_pe_bit", "lut_per_row", "lut_per_col", "ff_base",
-         "ff_per_pe", "ff_per_pe_bit", "ff_per_row", "ff_per_col", "dsp_per_pe", "dsp_width",
-         "bram_bits", "lutram_max_bits", "fmax_base_mhz", "fmax_log2_pe")
+#: one DP16KD's aspect ratios (depth, width)
+_ASPECTS = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+
+#: what the default device (LFE5U-85F) holds, for ``fits_device``
+DEVICE_LIMITS = {"lut": 83640, "ff": 83640, "dsp": 156, "bram": 208}
+
+_FIT = {"lut": ("base", "rows", "rows_sq", "cols", "pe_bits", "lutram_bits", "flag_bits"),
+        "ff": ("base", "rows", "rows_sq", "cols", "pe_bits", "flag_bits")}
+_FMAX = ("base", "log2_rows", "log2_cols")
+_KEYS = tuple(f"{w}_{n}" for w, ns in _FIT.items() for n in ns) + tuple(
+    f"fmax_ns_{n}" for n in _FMAX) + ("dsp_width", "lutram_max_bits")
+_CAPACITY_KEYS = ("max_tiles", "max_blocks", "max_steps", "max_lane_elems", "max_lane_loads",
+                  "max_phases", "mem_words")
 
 
 class ResourceModelError(AxwError):
@@ -40,11 +75,15 @@ class ResourceModelError(AxwError):
 def load_coefficients(path: str | Path | None = None) -> dict:
     d, where = read_toml(path, ResourceModelError,
                          default=("reports", "data/fpga_resources.toml"))
-    known = set(_KEYS) | {"calibrated", "source", "error"}
+    known = set(_KEYS) | {"calibrated", "source", "error", "capacities", "device", "results"}
     unknown = sorted(set(d) - known)
     missing = [k for k in _KEYS if k not in d]
     if unknown or missing:
         raise ResourceModelError(f"{where}: unknown key(s) {unknown} / missing key(s) {missing}")
+    for k in _KEYS:
+        if not isinstance(d[k], (int, float)) or isinstance(d[k], bool) or not \
+                math.isfinite(d[k]) or d[k] < 0:
+            raise ResourceModelError(f"{where}: {k} must be a non-negative number, got {d[k]!r}")
     return d
 
 
@@ -57,89 +96,168 @@ def _default() -> dict:
     return _DEFAULT[0]
 
 
-def _blocks(bits, k) -> int:
-    return 0 if bits <= k["lutram_max_bits"] else math.ceil(bits / k["bram_bits"])
+def bram_blocks(depth: int, width: int, lutram_max_bits: int) -> int:
+    """DP16KD blocks of one synchronously read ``depth × width`` memory (0: distributed
+    RAM)."""
+    if depth * width <= lutram_max_bits:
+        return 0
+    return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in _ASPECTS)
 
 
-def features(cfg: HardwareConfig) -> dict:
-    """The model's linear terms for LUT and FF."""
-    P = cfg.pes
-    return {"base": 1.0, "per_pe": P, "per_pe_bit": P * cfg.acc_bits, "per_row": cfg.rows,
-            "per_col": cfg.cols}
+def _pe_memories(cfg: HardwareConfig):
+    a = cfg.acc_bits
+    return ((cfg.lmem_depth, a), (cfg.lmem_depth, a), (cfg.out_bank_depth, a),
+            (cfg.out_bank_depth, a))
+
+
+def features(cfg: HardwareConfig, coeffs: dict | None = None) -> dict:
+    """The model's structural terms: ``{"lut": {term: value}, "ff": {term: value}}``."""
+    k = coeffs or _default()
+    R, C, P, a = cfg.rows, cfg.cols, cfg.pes, cfg.acc_bits
+    SF, LF = cfg.stream_fifo_depth, cfg.load_fifo_depth
+    small = sum(d * w for d, w in _pe_memories(cfg)
+                if bram_blocks(d, w, k["lutram_max_bits"]) == 0)
+    flags = R * (SF + LF)
+    return {"lut": {"base": 1.0, "rows": R, "rows_sq": R * R, "cols": C, "pe_bits": P * a,
+                    "lutram_bits": R * a * (SF + C * LF) + P * small, "flag_bits": flags},
+            "ff": {"base": 1.0, "rows": R, "rows_sq": R * R, "cols": C, "pe_bits": P * a,
+                   "flag_bits": flags}}
+
+
+def _fmax_terms(cfg: HardwareConfig) -> dict:
+    return {"base": 1.0, "log2_rows": math.log2(cfg.rows), "log2_cols": math.log2(cfg.cols)}
 
 
 def estimate_resources(cfg: HardwareConfig, coeffs: dict | None = None) -> dict:
-    """``lut, ff, dsp, bram, fmax_mhz`` and whether the coefficients are calibrated."""
+    """``lut, ff, dsp, bram, fmax_mhz``, whether that fits the LFE5U-85F
+    (``fits_device``) and whether the coefficients are calibrated."""
     k = coeffs or _default()
-    f = features(cfg)
-    lut = sum(k[f"lut_{n}"] * v for n, v in f.items())
-    ff = sum(k[f"ff_{n}"] * v for n, v in f.items())
-    dsp = k["dsp_per_pe"] * cfg.pes * math.ceil(cfg.operand_bits / k["dsp_width"])
-    elem = cfg.operand_bits + cfg.lmem_addr_bits + cfg.slot_bits + 3
-    a = cfg.acc_bits
-    bram = (cfg.pes * _blocks(2 * cfg.lmem_depth * a, k)
-            + cfg.rows * _blocks(2 * cfg.out_bank_depth * cfg.cols * a, k)
-            + cfg.rows * _blocks(cfg.stream_fifo_depth * elem, k)
-            + cfg.rows * _blocks(cfg.load_fifo_depth * cfg.cols * a, k))
-    fmax = k["fmax_base_mhz"] / (1.0 + k["fmax_log2_pe"] * math.log2(max(cfg.pes, 1)))
-    return {"lut": round(lut), "ff": round(ff), "dsp": int(dsp), "bram": int(bram),
-            "fmax_mhz": round(fmax, 1), "resources_calibrated": bool(k.get("calibrated"))}
+    f = features(cfg, k)
+    lut = sum(k[f"lut_{n}"] * v for n, v in f["lut"].items())
+    ff = sum(k[f"ff_{n}"] * v for n, v in f["ff"].items())
+    w = k["dsp_width"]
+    dsp = cfg.pes * math.ceil(cfg.acc_bits / w) * math.ceil(cfg.operand_bits / w)
+    bram = cfg.pes * sum(bram_blocks(d, wd, k["lutram_max_bits"]) for d, wd in _pe_memories(cfg))
+    ns = sum(k[f"fmax_ns_{n}"] * v for n, v in _fmax_terms(cfg).items())
+    out = {"lut": round(lut), "ff": round(ff), "dsp": int(dsp), "bram": int(bram),
+           "fmax_mhz": round(1000.0 / ns, 1) if ns > 0 else None}
+    out["fits_device"] = all(out[r] <= lim for r, lim in DEVICE_LIMITS.items())
+    out["resources_calibrated"] = bool(k.get("calibrated"))
+    return out
 
 
+# ---- calibration ------------------------------------------------------------------------
 def _read_synth(path: Path):
     try:
         d = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise ResourceModelError(f"{path}: cannot read synthesis result ({e})") from None
-    r = d.get("resources", d)
+    if not isinstance(d, dict):
+        raise ResourceModelError(f"{path}: expected a JSON object")
     try:
         cfg = HardwareConfig.from_dict(d["config"], source=str(path))
-        return cfg, {k: float(r[k]) for k in ("lut", "ff", "dsp", "bram", "fmax_mhz")}
-    except KeyError as e:
-        raise ResourceModelError(f"{path}: missing key {e}") from None
+        r = {k: float(d[k]) for k in ("lut", "ff", "dsp", "bram")}
+        caps = {k: d["capacities"][k] for k in _CAPACITY_KEYS}
+    except (KeyError, TypeError, ValueError) as e:
+        raise ResourceModelError(f"{path}: missing or bad key {e}") from None
+    fm = d.get("fmax_mhz")
+    r["fmax_mhz"] = float(fm) if d.get("placed") and fm else None
+    return {"path": str(path), "config": cfg, "capacities": caps, "device": d.get("device"),
+            **r}
+
+
+def _nnls_relative(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Non-negative coefficients minimizing the sum of squared relative errors."""
+    from scipy.optimize import nnls
+    scale = X.max(axis=0)
+    scale[scale == 0] = 1.0
+    coef, _ = nnls((X / scale) / y[:, None], np.ones_like(y))
+    return coef / scale
+
+
+def _fit(data, k: dict) -> dict:
+    out = dict(k)
+    for what, names in _FIT.items():
+        X = np.array([[features(d["config"], k)[what][n] for n in names] for d in data], float)
+        y = np.array([d[what] for d in data])
+        for n, v in zip(names, _nnls_relative(X, y)):
+            out[f"{what}_{n}"] = float(v)
+    placed = [d for d in data if d["fmax_mhz"]]
+    if placed:
+        X = np.array([[_fmax_terms(d["config"])[n] for n in _FMAX] for d in placed])
+        y = np.array([1000.0 / d["fmax_mhz"] for d in placed])
+        for n, v in zip(_FMAX, _nnls_relative(X, y)):
+            out[f"fmax_ns_{n}"] = float(v)
+    return out
+
+
+def _errors(data, predict) -> dict:
+    err = {}
+    for what in ("lut", "ff", "dsp", "bram", "fmax_mhz"):
+        rel = []
+        for i, d in enumerate(data):
+            if d[what]:
+                est = predict(i)[what]
+                rel.append(abs(est - d[what]) / d[what] if est is not None else math.inf)
+        err[what] = {"median": float(np.median(rel)) if rel else None,
+                     "max": float(max(rel)) if rel else None, "results": len(rel)}
+    return err
+
+
+def _result_name(path: Path) -> str:
+    return path.parent.name if path.name == "synth.json" else path.name
 
 
 def calibrate(synth_files, base: dict | None = None) -> dict:
-    """Least-squares LUT and FF coefficients and the Fmax curve from synthesis results;
-    the relative error of each figure is returned under ``error``."""
+    """Fit the LUT, FF and Fmax coefficients to ``synth.json`` results; ``error`` holds
+    each figure's relative error in-sample and leave-one-out (``loo``)."""
     data = [_read_synth(Path(p)) for p in synth_files]
-    if len(data) < 2:
-        raise ResourceModelError("calibration needs at least 2 synthesis results")
     k = dict(base or _default())
-    names = list(features(data[0][0]))
-    X = np.array([[features(c)[n] for n in names] for c, _ in data], float)
-    for what in ("lut", "ff"):
-        y = np.array([r[what] for _, r in data])
-        coef, *_ = np.linalg.lstsq(X, y, rcond=None)
-        for n, v in zip(names, coef):
-            k[f"{what}_{n}"] = float(v)
-    # 1/fmax = (1 + a·log2 P) / f0 is linear in log2 P
-    lp = np.array([math.log2(c.pes) for c, _ in data])
-    inv = np.array([1.0 / r["fmax_mhz"] for _, r in data])
-    slope, icpt = np.polyfit(lp, inv, 1) if len(set(lp)) > 1 else (0.0, inv.mean())
-    k["fmax_base_mhz"] = float(1.0 / icpt)
-    k["fmax_log2_pe"] = float(slope / icpt)
-    k["calibrated"] = True
-    k["source"] = f"calibrated on {len(data)} synthesis result(s)"
-    err = {}
-    for what in ("lut", "ff", "dsp", "bram", "fmax_mhz"):
-        rel = [abs(estimate_resources(c, k)[what] - r[what]) / r[what] for c, r in data if r[what]]
-        err[what] = {"median": float(np.median(rel)) if rel else None,
-                     "max": float(max(rel)) if rel else None}
-    k["error"] = err
-    return k
+    caps = {json.dumps(d["capacities"], sort_keys=True) for d in data}
+    if len(caps) > 1:
+        raise ResourceModelError("the synthesis results were built with different program "
+                                 "capacities; calibrate on one set")
+    n_coef = max(len(v) for v in _FIT.values())
+    if len(data) <= n_coef:
+        raise ResourceModelError(f"calibration needs more than {n_coef} synthesis results "
+                                 f"(got {len(data)})")
+    if sum(1 for d in data if d["fmax_mhz"]) <= len(_FMAX):
+        raise ResourceModelError(f"calibration needs more than {len(_FMAX)} placed results "
+                                 "(with fmax_mhz)")
+    fit = _fit(data, k)
+
+    def loo(i):
+        rest = data[:i] + data[i + 1:]
+        return estimate_resources(data[i]["config"], _fit(rest, k))
+    fit.update(calibrated=True, device=data[0]["device"] or "",
+               capacities=json.loads(caps.pop()),
+               source=f"calibrated on {len(data)} synthesis results "
+                      f"({sum(1 for d in data if d['fmax_mhz'])} placed)",
+               results=[_result_name(Path(d["path"])) for d in data])
+    fit["error"] = {"in_sample": _errors(data, lambda i: estimate_resources(data[i]["config"],
+                                                                             fit)),
+                    "loo": _errors(data, loo)}
+    return fit
 
 
 def _toml(k: dict) -> str:
-    lines = []
-    for key, v in k.items():
-        if key == "error":
-            continue
-        lines.append(f"{key} = {json.dumps(v)}")
-    lines.append("")
-    lines.append("[error]")
-    for what, e in k.get("error", {}).items():
-        lines.append(f"{what} = {{ median = {e['median']}, max = {e['max']} }}")
+    lines = ["# FPGA resource model of the core (reports/resources.py explains the form).",
+             "# Written by: python -m reports.resources calibrate "
+             "reports/data/synth/*.json --out reports/data/fpga_resources.toml", ""]
+    order = [key for key in ("calibrated", "source", "device", "results") if key in k]
+    order += [key for key in _KEYS] + [key for key in k if key not in order and key not in
+                                       _KEYS and key not in ("error", "capacities")]
+    for key in order:
+        lines.append(f"{key} = {json.dumps(k[key])}")
+    lines += ["", "[capacities]"]
+    lines += [f"{n} = {v}" for n, v in k.get("capacities", {}).items()]
+    for kind, errs in k.get("error", {}).items():
+        lines += ["", f"[error.{kind}]"]
+        for what, e in errs.items():
+            if e["median"] is None:
+                continue
+            fields = ", ".join(f"{n} = {json.dumps(v)}" for n, v in e.items())
+            lines.append(f"{what} = {{ {fields} }}")
     return "\n".join(lines) + "\n"
 
 
@@ -158,7 +276,11 @@ def main(argv=None) -> int:
         return 2
     from accel.fileio import atomic_write_text
     atomic_write_text(a.out, _toml(k))
-    print(json.dumps(k["error"], indent=1))
+    for kind, errs in k["error"].items():
+        for what, e in errs.items():
+            if e["median"] is not None:
+                print(f"{kind:9s} {what:8s} median {100 * e['median']:5.1f} %  "
+                      f"max {100 * e['max']:5.1f} %  ({e['results']} results)")
     return 0
 
 

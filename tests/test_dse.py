@@ -66,8 +66,20 @@ def test_sweep_table_and_verify_all(tmp_path):
         table = list(csv.DictReader(f))
     assert len(table) == 8
     for k in ("config_id", "rows", "cols", "dram_bytes_per_cycle", "cycles_model", "cycles_sim",
-              "utilization_model", "offchip_bytes_model", "energy_uj_model", "lut", "bram"):
+              "utilization_model", "offchip_bytes_model", "energy_uj_model", "lut", "bram",
+              "fits_device"):
         assert k in table[0]
+    # the area axis is the calibrated resource model, and the summary states its error
+    from reports.resources import estimate_resources
+    cfg0 = expand_space(SPACE)[1][0]
+    r0 = next(r for r in rows if r["config_id"] == cfg0.id)
+    est = estimate_resources(cfg0)
+    assert (r0["lut"], r0["dsp"], r0["bram"], r0["fits_device"]) == \
+        (est["lut"], est["dsp"], est["bram"], est["fits_device"])
+    s = sweep.last_summary
+    assert s["resources_calibrated"] is True
+    assert s["points_fitting_device"] == sum(r["fits_device"] for r in rows)
+    assert 0 <= s["resources_error_loo"]["lut"]["median"] <= s["resources_error_loo"]["lut"]["max"]
     assert (tmp_path / "pareto_energy.png").stat().st_size > 1000
     assert (tmp_path / "pareto_resources.png").stat().st_size > 1000
 

@@ -1,0 +1,138 @@
+"""reports.resources: the structural counts, the calibrator on results made from known
+coefficients, and the committed calibration against the committed synthesis results."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from accel.config import HardwareConfig
+from reports import resources as rs
+
+SYNTH_DIR = Path(__file__).resolve().parent.parent / "reports" / "data" / "synth"
+CAPS = {"max_tiles": 32, "max_blocks": 16, "max_steps": 128, "max_lane_elems": 256,
+        "max_lane_loads": 128, "max_phases": 8, "mem_words": 1 << 20}
+
+
+@pytest.mark.parametrize("depth,width,blocks", [
+    (16, 32, 0), (32, 32, 0),            # distributed RAM (Yosys synth_ecp5, measured)
+    (64, 32, 1), (512, 32, 1),           # 512×36
+    (1024, 32, 2),                       # 1K×18 twice
+    (2048, 32, 4),                       # 2K×9 four times
+    (1024, 16, 1), (4096, 4, 1), (16384, 1, 1), (16384, 36, 32),
+])
+def test_bram_blocks(depth, width, blocks):
+    assert rs.bram_blocks(depth, width, 1024) == blocks
+
+
+def test_dsp_and_bram_are_structural():
+    k = rs.load_coefficients()
+    cfg = HardwareConfig(rows=4, cols=2)
+    r = rs.estimate_resources(cfg, k)
+    # 8-bit × 32-bit product: two 18×18 multipliers; 2 lmem banks of 1024×32 (2 blocks
+    # each) and 2 output halves of 512×32 (1 block each)
+    assert (r["dsp"], r["bram"]) == (8 * 2, 8 * 6)
+    r16 = rs.estimate_resources(cfg.with_(acc_bits=16, lmem_depth=32, out_bank_depth=32), k)
+    assert (r16["dsp"], r16["bram"]) == (8, 0)
+    assert rs.estimate_resources(HardwareConfig(rows=16, cols=16), k)["fits_device"] is False
+
+
+def _fake_results(tmp_path, k, configs, placed=True):
+    paths = []
+    for i, cfg in enumerate(configs):
+        est = rs.estimate_resources(cfg, k)
+        d = {"config": cfg.to_dict(), "capacities": CAPS, "device": "LFE5U-85F CABGA381",
+             "placed": placed, **{f: est[f] for f in ("lut", "ff", "dsp", "bram")},
+             "fmax_mhz": 1000.0 / sum(k[f"fmax_ns_{n}"] * v
+                                      for n, v in rs._fmax_terms(cfg).items())}
+        p = tmp_path / f"r{i}" / "synth.json"
+        p.parent.mkdir()
+        p.write_text(json.dumps(d))
+        paths.append(p)
+    return paths
+
+
+CONFIGS = [HardwareConfig(rows=r, cols=c, load_fifo_depth=lf, stream_fifo_depth=sf)
+           for r, c, lf, sf in [(1, 4, 128, 128), (2, 2, 128, 128), (2, 4, 128, 128),
+                                (4, 2, 128, 128), (4, 4, 128, 128), (2, 2, 32, 128),
+                                (2, 2, 512, 128), (2, 2, 128, 512), (4, 1, 128, 128),
+                                (4, 2, 64, 256), (1, 4, 256, 64)]]
+
+
+def test_calibrate_recovers_known_coefficients(tmp_path):
+    true = dict(rs.load_coefficients(), lut_base=3000.0, lut_rows=4000.0, lut_cols=50.0,
+                lut_pe_bits=12.0, lut_lutram_bits=0.02, lut_flag_bits=2.0, lut_rows_sq=100.0, ff_base=400.0, ff_rows=300.0,
+                ff_cols=20.0, ff_pe_bits=4.0, ff_flag_bits=1.0, fmax_ns_base=30.0,
+                fmax_ns_log2_rows=6.0, fmax_ns_log2_cols=1.5)
+    fit = rs.calibrate(_fake_results(tmp_path, true, CONFIGS), base=true)
+    for name in ("lut_base", "lut_rows", "lut_lutram_bits", "ff_pe_bits", "fmax_ns_log2_rows"):
+        assert fit[name] == pytest.approx(true[name], rel=0.02), name
+    assert fit["calibrated"] is True and fit["capacities"] == CAPS
+    # results are rounded to whole cells: the errors are tiny, not zero by construction
+    for kind in ("in_sample", "loo"):
+        assert fit["error"][kind]["lut"]["max"] < 0.01
+        assert fit["error"][kind]["fmax_mhz"]["results"] == len(CONFIGS)
+    # the written table loads back and predicts the same
+    out = tmp_path / "fit.toml"
+    out.write_text(rs._toml(fit))
+    back = rs.load_coefficients(out)
+    cfg = HardwareConfig(rows=8, cols=8)
+    assert rs.estimate_resources(cfg, back) == rs.estimate_resources(cfg, fit)
+
+
+def test_calibrate_rejects_bad_input(tmp_path):
+    k = rs.load_coefficients()
+    paths = _fake_results(tmp_path, k, CONFIGS[:3])
+    with pytest.raises(rs.ResourceModelError, match="more than 7 synthesis results"):
+        rs.calibrate(paths)
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(rs.ResourceModelError, match="bad.json"):
+        rs.calibrate([bad] * 6)
+    bad.write_text(json.dumps({"config": {"rows": 2}}))
+    with pytest.raises(rs.ResourceModelError, match="missing or bad key"):
+        rs.calibrate([bad] * 6)
+    (tmp_path / "o").mkdir()
+    other = _fake_results(tmp_path / "o", k, CONFIGS)
+    d = json.loads(other[0].read_text())
+    d["capacities"] = {**CAPS, "max_tiles": 64}
+    other[0].write_text(json.dumps(d))
+    with pytest.raises(rs.ResourceModelError, match="different program capacities"):
+        rs.calibrate(other)
+
+
+def test_load_coefficients_rejects_bad_tables(tmp_path):
+    good = (Path(rs.__file__).parent / "data" / "fpga_resources.toml").read_text()
+    p = tmp_path / "t.toml"
+    p.write_text("lut_per_banana = 1\n" + good)
+    with pytest.raises(rs.ResourceModelError, match="lut_per_banana"):
+        rs.load_coefficients(p)
+    p.write_text(good.replace("lut_rows = ", "lut_rows = -", 1))
+    with pytest.raises(rs.ResourceModelError, match="lut_rows"):
+        rs.load_coefficients(p)
+
+
+def test_committed_calibration_matches_committed_results():
+    """The shipped coefficients are calibrated on reports/data/synth/ and reproduce each
+    result within the in-sample error they state."""
+    k = rs.load_coefficients()
+    assert k["calibrated"] is True
+    files = sorted(SYNTH_DIR.glob("*.json"))
+    assert len(files) == len(k["results"])
+    refit = rs.calibrate(files, base=k)
+    for name in rs._KEYS:
+        assert refit[name] == pytest.approx(k[name], rel=1e-9), name
+    for f in files:
+        d = json.loads(f.read_text())
+        est = rs.estimate_resources(HardwareConfig.from_dict(d["config"]), k)
+        assert (est["dsp"], est["bram"]) == (d["dsp"], d["bram"]), f.name
+        for what in ("lut", "ff"):
+            assert abs(est[what] - d[what]) / d[what] <= \
+                k["error"]["in_sample"][what]["max"] + 1e-3, (f.name, what)
+        if d.get("placed"):
+            rel = abs(est["fmax_mhz"] - d["fmax_mhz"]) / d["fmax_mhz"]
+            assert rel <= k["error"]["in_sample"]["fmax_mhz"]["max"] + 1e-2, f.name
+    assert not math.isnan(k["error"]["loo"]["lut"]["max"])
