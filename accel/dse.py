@@ -421,6 +421,7 @@ def _resource_error() -> dict:
 
 def _write_outputs(out: Path, rows, swept, summary) -> None:
     from reports.plots import pareto_png
+    from reports.resources import DEVICE_LIMITS
     header = ["config_id", *swept, *CSV_FIELDS]
     buf = io.StringIO()
     w = csv.DictWriter(buf, header, extrasaction="ignore", lineterminator="\n")
@@ -436,4 +437,5 @@ def _write_outputs(out: Path, rows, swept, summary) -> None:
         "energy (µJ, model)", "cycles (model)", "Latency vs energy", sim))
     atomic_write_bytes(out / "pareto_resources.png", pareto_png(
         [r["lut"] for r in rows], cyc, [r["pareto_resources"] for r in rows],
-        "LUTs (resource model)", "cycles (model)", "Latency vs resources", sim))
+        "LUTs (resource model)", "cycles (model)", "Latency vs resources", sim,
+        limit=(DEVICE_LIMITS["lut"], "LFE5U-85F LUTs")))

@@ -132,8 +132,9 @@ def energy_png(names, parts: dict) -> bytes:
 
 
 def pareto_png(x, y, front_mask, xlabel: str, ylabel: str, title: str,
-               verified=None) -> bytes:
-    """All points, the Pareto front highlighted (minimise both axes)."""
+               verified=None, limit: tuple[float, str] | None = None) -> bytes:
+    """All points, the Pareto front highlighted (minimise both axes); ``limit``
+    ``(x, label)`` draws a vertical line, e.g. what a device holds."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.scatter(x, y, s=6, color="#bab0ac", label="design points")
@@ -145,6 +146,8 @@ def pareto_png(x, y, front_mask, xlabel: str, ylabel: str, title: str,
         if v.any():
             ax.scatter(x[v], y[v], s=30, facecolors="none", edgecolors=_COLORS[0],
                        label="simulated")
+    if limit is not None:
+        ax.axvline(limit[0], ls="--", lw=1, color="#555555", label=limit[1])
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(xlabel)
