@@ -20,7 +20,9 @@ core for the hardware options is written.  --synth ecp5|ice40 also runs Yosys an
 nextpnr (pip install "axw[synth]") and writes DIR/synth.json; the synthesized core has the
 program-memory capacities of hdl.synth.SYNTH_CAPACITIES (max_tiles 32, max_blocks 16,
 max_steps 128, max_lane_elems 256, max_lane_loads 128), each changed with
---synth-capacity NAME=N.
+--synth-capacity NAME=N.  --synth-pack-only stops after nextpnr's packing (resource
+counts and whether they fit, no fmax); --synth-top array synthesizes only the grid of
+PEs, to time the datapath apart from the controller.
 """
 
 
@@ -36,6 +38,9 @@ def add_hdl_arguments(p: argparse.ArgumentParser) -> None:
                    "e.g. max_lane_elems=256 (repeatable)")
     g.add_argument("--synth-seeds", type=_seeds, default=(1, 2, 3), metavar="S,S,...",
                    help="nextpnr placement seeds; fmax is the minimum (default 1,2,3)")
+    g.add_argument("--synth-top", choices=("core", "array"), default="core",
+                   help="what to synthesize: the whole core (default) or only its grid of "
+                   "PEs (the datapath without the controller)")
     g.add_argument("--synth-pack-only", action="store_true",
                    help="stop after nextpnr's packing: LUT/FF/DSP/BRAM counts and whether "
                    "they fit, no placement and no fmax (minutes instead of tens of minutes)")
@@ -70,8 +75,10 @@ def cmd_hdl(args) -> int:
     from hdl.bundle import write_bundle
 
     _check_run_flags(args)
-    if args.synth_pack_only and not args.synth:
-        raise AxwError("--synth-pack-only needs --synth ecp5|ice40")
+    for flag, on in (("--synth-pack-only", args.synth_pack_only),
+                     ("--synth-top", args.synth_top != "core")):
+        if on and not args.synth:
+            raise AxwError(f"{flag} needs --synth ecp5|ice40")
     cfg = _hardware(args)
     out = Path(args.out) if args.out else Path("hdl_out")
     has_problem = bool(args.a or args.conv2d or args.workload)
@@ -94,7 +101,7 @@ def cmd_hdl(args) -> int:
         from hdl.synth import synth_params, synthesize
         params = synth_params(cfg, **dict(args.synth_capacity))
         res = synthesize(out, cfg, args.synth, device=args.device, seeds=args.synth_seeds,
-                         params=params, place=not args.synth_pack_only)
+                         params=params, place=not args.synth_pack_only, top=args.synth_top)
         caps = ", ".join(f"{k} {v}" for k, v in res["capacities"].items())
         timing = (f"fmax {res['fmax_mhz']:.1f} MHz (min of seeds "
                   f"{','.join(map(str, res['seeds']))})" if res["placed"] else

@@ -35,7 +35,7 @@ from accel.fileio import atomic_write_text
 from .bundle import CORE, core_verilog
 from .image import CoreParams
 
-__all__ = ["synthesize", "synth_params", "DEVICES", "SYNTH_CAPACITIES", "SynthError"]
+__all__ = ["synthesize", "synth_params", "DEVICES", "SYNTH_CAPACITIES", "SynthError", "TOPS"]
 
 
 class SynthError(AxwError):
@@ -78,6 +78,19 @@ def synth_params(config: HardwareConfig, **capacities) -> CoreParams:
         raise SynthError(f"unknown core capacity {unknown[0]!r}; known: "
                          f"{', '.join(_CAPACITY_FIELDS)}")
     return CoreParams(config, **{**SYNTH_CAPACITIES, **capacities})
+
+
+#: what ``synthesize`` can build: the whole core, or only its grid of PEs
+TOPS = {"core": CORE, "array": "axw_array"}
+
+
+def _verilog(top: str, params: CoreParams) -> str:
+    if top == "core":
+        return core_verilog(params, waivers=False)
+    from amaranth.back import verilog
+
+    from .array import Array
+    return verilog.convert(Array(params.config), name=TOPS[top], emit_src=False)
 
 
 def _tool(name: str) -> str:
@@ -181,7 +194,8 @@ def _critical_path(log_text: str) -> dict:
 
 def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=None,
                seeds=(1, 2, 3), freq_mhz: float | None = None,
-               params: CoreParams | None = None, place: bool = True) -> dict:
+               params: CoreParams | None = None, place: bool = True,
+               top: str = "core") -> dict:
     """Synthesize the core for ``config`` (with ``params``, default
     :func:`synth_params`) and place and route it with each seed; return and write
     ``synth.json``.  If the netlist does not fit the device, ``synth.json`` still records
@@ -190,9 +204,15 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
     ``place=False`` stops after nextpnr's packing (``--pack-only``): the LUT, FF, DSP and
     BRAM counts of the packed design (the same as after placement) and whether they fit
     the device, with no ``fmax_mhz`` (None); minutes where placement takes tens of
-    minutes, and it also counts a design too large to place (``fits: false``)."""
+    minutes, and it also counts a design too large to place (``fits: false``).
+
+    ``top="array"`` synthesizes only the R×C grid of PEs (``hdl.array.Array``: the
+    datapath, without the controller, FIFOs and program tables), to separate the
+    datapath's timing from the controller's; ``synth.json`` records ``top``."""
     if target not in DEVICES:
         raise SynthError(f"unknown synthesis target {target!r}; known: {', '.join(DEVICES)}")
+    if top not in TOPS:
+        raise SynthError(f"unknown synthesis top {top!r}; known: {', '.join(TOPS)}")
     seeds = tuple(seeds)
     if not seeds or any(isinstance(s, bool) or not isinstance(s, int) for s in seeds):
         raise SynthError(f"seeds must be a non-empty list of integers, got {seeds!r}")
@@ -208,10 +228,11 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
     out = Path(out_dir)
     work = out / "synth"
     work.mkdir(parents=True, exist_ok=True)
-    (work / f"{CORE}.v").write_text(core_verilog(params, waivers=False))
-    netlist = f"{CORE}.json"
+    name = TOPS[top]
+    (work / f"{name}.v").write_text(_verilog(top, params))
+    netlist = f"{name}.json"
     res = {
-        "device": dev_name, "target": target, "config_id": config.id,
+        "device": dev_name, "target": target, "top": top, "config_id": config.id,
         "config": config.to_dict(),
         "rows": config.rows, "cols": config.cols, "operand_bits": config.operand_bits,
         "acc_bits": config.acc_bits,
@@ -219,7 +240,7 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
         "seeds": list(seeds), "tools": {"yosys": _version(yosys), "nextpnr": _version(nextpnr)},
         "wall_s": {},
     }
-    cmd = [yosys, "-q", "-p", f"read_verilog -sv {CORE}.v; {synth_cmd} -top {CORE} "
+    cmd = [yosys, "-q", "-p", f"read_verilog -sv {name}.v; {synth_cmd} -top {name} "
            f"-json {netlist}; tee -o yosys_stat.txt stat"]
     text, res["wall_s"]["yosys"], code = _run(cmd, work / "yosys.log", work)
     if code != 0:

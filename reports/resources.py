@@ -154,6 +154,8 @@ def _read_synth(path: Path):
         raise ResourceModelError(f"{path}: cannot read synthesis result ({e})") from None
     if not isinstance(d, dict):
         raise ResourceModelError(f"{path}: expected a JSON object")
+    if d.get("top", "core") != "core":
+        raise ResourceModelError(f"{path}: a synthesis of {d['top']!r}, not of the whole core")
     try:
         cfg = HardwareConfig.from_dict(d["config"], source=str(path))
         r = {k: float(d[k]) for k in ("lut", "ff", "dsp", "bram")}

@@ -169,3 +169,18 @@ def test_synthesize_ecp5_pack_only(yowasp, tmp_path):
     assert res["fmax_mhz"] is None and res["seeds"] == []
     assert res["lut"] > 0 and res["ff"] > 0 and 0 < res["dsp"] <= 2 * TINY.pes
     assert "nextpnr_pack.log" in res["logs"] and res["wall_s"]["nextpnr_pack"] > 0
+
+
+def test_synthesize_rejects_unknown_top(tmp_path):
+    with pytest.raises(SynthError, match="unknown synthesis top 'pe'"):
+        synthesize(tmp_path, TINY, "ecp5", params=CoreParams(TINY, **TINY_CAPACITIES), top="pe")
+
+
+def test_synthesize_ecp5_array_only(yowasp, tmp_path):
+    """The grid of PEs alone: its multipliers and memories, no controller."""
+    params = CoreParams(TINY, **TINY_CAPACITIES)
+    res = synthesize(tmp_path, TINY, "ecp5", params=params, place=False, top="array")
+    assert res["top"] == "array" and (tmp_path / "synth" / "axw_array.v").exists()
+    assert res["dsp"] == 2 * TINY.pes
+    full = synthesize(tmp_path / "core", TINY, "ecp5", params=params, place=False)
+    assert full["top"] == "core" and 0 < res["lut"] < full["lut"] and res["ff"] < full["ff"]

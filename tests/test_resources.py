@@ -92,6 +92,10 @@ def test_calibrate_rejects_bad_input(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(rs.ResourceModelError, match="bad.json"):
         rs.calibrate([bad] * 6)
+    d = json.loads(paths[0].read_text())
+    bad.write_text(json.dumps({**d, "top": "array"}))
+    with pytest.raises(rs.ResourceModelError, match="not of the whole core"):
+        rs.calibrate([bad] * 8)
     bad.write_text(json.dumps({"config": {"rows": 2}}))
     with pytest.raises(rs.ResourceModelError, match="missing or bad key"):
         rs.calibrate([bad] * 6)
