@@ -24,6 +24,7 @@ from accel.program import Program
 from . import plots
 from .energy import (ENERGY_PARTS, EnergyTable, compulsory_bytes, counts_from_stats,
                      default_energy_table, energy_from_counts)
+from .resources import estimate_resources, load_coefficients
 from .summary import GLOSSARY as _SUMMARY_GLOSSARY
 
 __all__ = ["ReportError", "RunData", "load_run", "latency_breakdown", "pe_macs",
@@ -70,6 +71,11 @@ GLOSSARY = _SUMMARY_GLOSSARY + (
                "reads and writes plus stream and load FIFO entries (written and read); DRAM "
                "= off-chip bytes"),
     ("energy per MAC", "total energy / useful MACs"),
+    ("FPGA resources (model)", "LUT, FF, DSP, BRAM and Fmax of the run's core on an ECP5 as "
+                               "estimated by the calibrated resource model "
+                               "(reports/resources.py); fits = every figure within the "
+                               "LFE5U-85F"),
+    ("latency at Fmax", "cycles / the model's Fmax, in µs"),
 )
 
 #: (file name, title) of each plot, in report order.
@@ -200,8 +206,24 @@ def report_data(runs: list[RunData], table: EnergyTable | None = None) -> dict:
             "traffic_over_compulsory": moved / comp if comp else None,
             "energy_pj": energy,
             "energy_pj_per_mac": energy["total"] / s["useful_macs"] if s["useful_macs"] else None,
+            "fpga": _fpga(cfg, cycles),
         })
-    return {"runs": out, "energy_table": table.to_dict()}
+    return {"runs": out, "energy_table": table.to_dict(), "fpga_model": _fpga_model()}
+
+
+def _fpga(cfg: HardwareConfig, cycles: int) -> dict:
+    """The resource model's estimate of the run's core, and the run's latency at the
+    estimated Fmax."""
+    est = estimate_resources(cfg)
+    fmax = est["fmax_mhz"]
+    return {**est, "latency_us_at_fmax": cycles / fmax if fmax else None}
+
+
+def _fpga_model() -> dict:
+    k = load_coefficients()
+    return {"calibrated": bool(k.get("calibrated")), "source": k.get("source", ""),
+            "device": k.get("device", ""),
+            "error_loo": {w: e for w, e in k.get("error", {}).get("loo", {}).items()}}
 
 
 def _plots(data: dict) -> dict[str, bytes]:
@@ -292,6 +314,14 @@ def _tables(data: dict) -> list[tuple[str, list[str], list[list[str]]]]:
     out.append(("Energy by part (µJ)", head,
                 [[p] + [f"{r['energy_pj'][p] / 1e6:.3f}" for r in runs]
                  for p in (*ENERGY_PARTS, "total")]))
+    fp = (("LUT", lambda f: _fmt(f["lut"])), ("FF", lambda f: _fmt(f["ff"])),
+          ("DSP (MULT18X18D)", lambda f: _fmt(f["dsp"])),
+          ("BRAM (DP16KD)", lambda f: _fmt(f["bram"])),
+          ("Fmax (MHz)", lambda f: _fmt(f["fmax_mhz"], "f1")),
+          ("fits the LFE5U-85F", lambda f: "yes" if f["fits_device"] else "no"),
+          ("latency at Fmax (µs)", lambda f: _fmt(f["latency_us_at_fmax"], "f1")))
+    out.append(("FPGA resources (model)", head,
+                [[label] + [f(r["fpga"]) for r in runs] for label, f in fp]))
     t = data["energy_table"]
     out.append(("Energy table (pJ per access)", ["entry", "value"],
                 [[k, str(v)] for k, v in t.items() if k != "source"]))
@@ -320,8 +350,23 @@ def _sections(data: dict):
             ("img", ("energy.png", "Energy by part")),
             ("p", f"Energy table source: {data['energy_table']['source']}."),
             ("table", tables["Energy table (pJ per access)"]),
+            ("table", tables["FPGA resources (model)"]),
+            ("p", _fpga_note(data["fpga_model"])),
             ("table", tables["Glossary"])]
     return seq
+
+
+def _fpga_note(m: dict) -> str:
+    if not m["calibrated"]:
+        return "FPGA resources: UNCALIBRATED estimates of reports/resources.py."
+    e = m["error_loo"]
+    names = {"lut": "LUT", "ff": "FF", "fmax_mhz": "Fmax"}
+    errs = ", ".join(f"{n} {100 * e[w]['median']:.1f} % median / {100 * e[w]['max']:.1f} % max"
+                     for w, n in names.items() if w in e)
+    return (f"FPGA resources: the resource model of reports/resources.py for the core as "
+            f"`accel hdl --synth ecp5` builds it on the {m['device']}, {m['source']}; "
+            f"leave-one-out error {errs}; DSP and BRAM are counted from the structure "
+            f"(docs/rtl.md).")
 
 
 def render_markdown(data: dict) -> str:

@@ -132,6 +132,12 @@ def test_report_files_tables_and_glossary(report, runs):
         assert r["traffic_over_compulsory"] == pytest.approx(
             sum(v[0] for v in r["traffic_per_tensor"].values())
             / sum(v[1] for v in r["traffic_per_tensor"].values()))
+        # the resource model's estimate of the run's core, and the latency at its Fmax
+        from reports.resources import estimate_resources
+        est = estimate_resources(res.config)
+        assert {k: r["fpga"][k] for k in est} == est
+        assert r["fpga"]["latency_us_at_fmax"] == pytest.approx(r["cycles"] / est["fmax_mhz"])
+    assert "## FPGA resources (model)" in md and "leave-one-out error LUT" in md
     terms = [t for t, _ in GLOSSARY]
     assert len(terms) == len(set(terms))
     assert "## Glossary" in md and "Horowitz" in md
