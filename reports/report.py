@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -394,6 +395,11 @@ _CSS = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222
         "margin:0.5em 0 1.5em}")
 
 
+def _align(cell: str) -> str:
+    """Numbers stay right-aligned (the table default); words go left."""
+    return "" if re.fullmatch(r"[-–+\d.,% ()]*", cell) else ' style="text-align:left"'
+
+
 def render_html(data: dict, pngs: dict[str, bytes]) -> str:
     e = html.escape
     out = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">",
@@ -411,7 +417,8 @@ def render_html(data: dict, pngs: dict[str, bytes]) -> str:
             title, head, rows = x
             out.append(f"<h2>{e(title)}</h2><table><tr>"
                        + "".join(f"<th>{e(h)}</th>" for h in head) + "</tr>")
-            out += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>" for row in rows]
+            out += ["<tr>" + "".join(f"<td{_align(c)}>{e(c)}</td>" for c in row) + "</tr>"
+                    for row in rows]
             out.append("</table>")
     out.append("</body></html>")
     return "\n".join(out) + "\n"
