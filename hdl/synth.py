@@ -7,9 +7,10 @@ minimum over the seeds: the frequency one can count on), each seed's fmax, the c
 path of the slowest seed, the program-memory capacities, the tool versions and the wall
 time of each step.
 
-The core is placed out of context (``--out-of-context``: no IO buffers), since its
-program-load and memory ports are wider than any package's pins; a board design puts the
-memory controller on the other side of those ports.
+On ECP5 the core is placed out of context (``--out-of-context``: no IO buffers), since
+its program-load and memory ports are wider than any package's pins; a board design puts
+the memory controller on the other side of those ports.  nextpnr-ice40 has no such mode:
+there the ports are IOs and only ``place=False`` (packing) completes.
 
 The program memories are read combinationally (the core decides within the cycle, as the
 simulator does), so Yosys maps them to distributed RAM, one copy per read port.  With the
@@ -47,6 +48,11 @@ DEVICES = {
     "ecp5": (["--85k", "--package", "CABGA381"], "LFE5U-85F CABGA381", "synth_ecp5"),
     "ice40": (["--up5k", "--package", "sg48"], "iCE40 UP5K SG48", "synth_ice40 -dsp"),
 }
+
+#: nextpnr's out-of-context option per target: nextpnr-ice40 has none, so there every
+#: port of the core becomes an IO (far more than an UP5K's pins: it cannot be placed,
+#: and ``--synth-pack-only`` is how to count its cells)
+_OOC = {"ecp5": ["--out-of-context"], "ice40": []}
 
 #: cell types counted as LUT, FF, DSP and BRAM per target
 _CELLS = {
@@ -123,14 +129,18 @@ def _version(tool: str) -> str:
         else "unknown"
 
 
-def _utilisation(report: dict, target: str) -> dict:
+def _utilisation(report: dict, target: str, yosys_cells: dict | None = None) -> dict:
     """LUT, FF, DSP and BRAM counts of a nextpnr report, and whether each fits the device
-    (``fits``: every counted cell type within what the device has)."""
+    (``fits``: every counted cell type within what the device has).  nextpnr-ice40 packs
+    flip-flops into its logic cells and does not count them: there they are Yosys's
+    ``SB_DFF*`` cells."""
     util = report.get("utilization", {})
     counts = {}
     fits = True
     for key, cells in _CELLS[target].items():
         counts[key] = int(sum(util.get(c, {}).get("used", 0) for c in cells))
+        if not any(c in util for c in cells) and yosys_cells:
+            counts[key] = int(sum(yosys_cells.get(c, 0) for c in cells))
         fits &= all(util[c]["used"] <= util[c].get("available", util[c]["used"])
                     for c in cells if c in util)
     counts["fits"] = bool(fits)
@@ -255,7 +265,7 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
     for seed in seeds:
         rep = f"report_seed{seed}.json"
         log = work / f"nextpnr_seed{seed}.log"
-        cmd = [nextpnr, *pnr_args, "--json", netlist, "--out-of-context", "--freq", str(freq),
+        cmd = [nextpnr, *pnr_args, "--json", netlist, *_OOC[target], "--freq", str(freq),
                "--seed", str(seed), "--report", rep, "--timing-allow-fail"]
         text, res["wall_s"][f"nextpnr_seed{seed}"], code = _run(cmd, log, work)
         if code != 0:
@@ -268,7 +278,7 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
         report = json.loads((work / rep).read_text())
         per_seed.append(_fmax(report, text))
         paths.append(_critical_path(text))
-        counts = counts or _utilisation(report, target)
+        counts = counts or _utilisation(report, target, res["yosys_cells"])
     worst = min(range(len(seeds)), key=per_seed.__getitem__)
     res.update(placed=True, packed=True, **counts, fmax_mhz=round(min(per_seed), 2),
                fmax_mhz_per_seed=[round(f, 2) for f in per_seed],
@@ -281,7 +291,7 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
 def _pack_only(out: Path, res: dict, nextpnr: str, pnr_args, netlist: str, work: Path,
                target: str) -> dict:
     log = work / "nextpnr_pack.log"
-    cmd = [nextpnr, *pnr_args, "--json", netlist, "--out-of-context", "--pack-only",
+    cmd = [nextpnr, *pnr_args, "--json", netlist, *_OOC[target], "--pack-only",
            "--report", "report_pack.json"]
     text, res["wall_s"]["nextpnr_pack"], code = _run(cmd, log, work)
     res["seeds"] = []
@@ -291,7 +301,8 @@ def _pack_only(out: Path, res: dict, nextpnr: str, pnr_args, netlist: str, work:
         _write(out, res)
         raise SynthError(res["error"])
     report = json.loads((work / "report_pack.json").read_text())
-    res.update(placed=False, packed=True, **_utilisation(report, target), fmax_mhz=None,
+    res.update(placed=False, packed=True, **_utilisation(report, target, res["yosys_cells"]),
+               fmax_mhz=None,
                fmax_mhz_per_seed=[], logs=sorted(p.name for p in work.glob("*.log")))
     _write(out, res)
     return res

