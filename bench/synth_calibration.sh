@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Synthesis runs behind the FPGA resource model, then its calibration:
-#   bash bench/synth_calibration.sh [WORK_DIR]     (default /tmp/axw_synth; ~1.5 h on 2 cores)
+#   bash bench/synth_calibration.sh [WORK_DIR]     (default /tmp/axw_synth; about an hour on 2 cores)
 # Placed runs (Yosys + nextpnr, placement seed 1) give LUT/FF/DSP/BRAM and fmax; packed-only
 # runs (--synth-pack-only) give LUT/FF/DSP/BRAM of other shapes and of other memory
 # depths and widths in minutes.  Each synth.json is copied to reports/data/synth/ and
