@@ -73,11 +73,10 @@ def cmd_dse(args) -> int:
     best = min(rows, key=lambda r: r["cycles_model"])
     print(f"fastest      {best['config_id']} {best['cycles_model']:,.0f} cycles (model)")
     if s["resources_calibrated"]:
-        e = s["resources_error_loo"]
-        errs = ", ".join(f"{k.split('_')[0].upper()} {100 * e[k]['median']:.1f}/"
-                         f"{100 * e[k]['max']:.1f} %" for k in ("lut", "ff", "fmax_mhz") if k in e)
-        print(f"resources    calibrated model (leave-one-out error median/max: {errs}); "
-              f"{s['points_fitting_device']} of {s['points']} points fit the LFE5U-85F")
+        from reports.resources import DEVICE_NAME, error_text
+        print(f"resources    calibrated model (leave-one-out error median/max: "
+              f"{error_text(s['resources_error_loo'])}); {s['points_fitting_device']} of "
+              f"{s['points']} points fit the {DEVICE_NAME}")
     else:
         print("resources    UNCALIBRATED estimates")
     print(f"results      {out / 'results.csv'}")

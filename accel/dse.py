@@ -309,6 +309,7 @@ def sweep(problem_or_workload=None, space: dict | None = None, *, out_dir=None,
     ``out_dir`` the sweep is resumable and writes ``results.csv``, ``summary.json`` and the
     Pareto plots there.
     """
+    from reports.resources import stated_error
     from .model import problem_stats
     if verify not in VERIFY_MODES:
         raise DseError(f"verify must be one of {', '.join(VERIFY_MODES)}, got {verify!r}")
@@ -399,7 +400,7 @@ def sweep(problem_or_workload=None, space: dict | None = None, *, out_dir=None,
                "model_error_median": float(np.median(errs)) if errs.size else None,
                "model_error_max": float(errs.max()) if errs.size else None,
                "resources_calibrated": bool(recs and recs[0].get("resources_calibrated")),
-               "resources_error_loo": _resource_error(),
+               "resources_error_loo": stated_error(),
                "points_fitting_device": sum(1 for r in rows if r.get("fits_device")),
                "seconds": time.perf_counter() - t0}
     if out:
@@ -411,17 +412,9 @@ def sweep(problem_or_workload=None, space: dict | None = None, *, out_dir=None,
 sweep.last_summary = None
 
 
-def _resource_error() -> dict:
-    """The resource model's leave-one-out relative error per figure (median, max), as
-    stated by its calibration."""
-    from reports.resources import load_coefficients
-    loo = load_coefficients().get("error", {}).get("loo", {})
-    return {k: {"median": e.get("median"), "max": e.get("max")} for k, e in loo.items()}
-
-
 def _write_outputs(out: Path, rows, swept, summary) -> None:
     from reports.plots import pareto_png
-    from reports.resources import DEVICE_LIMITS
+    from reports.resources import DEVICE_LIMITS, DEVICE_NAME
     header = ["config_id", *swept, *CSV_FIELDS]
     buf = io.StringIO()
     w = csv.DictWriter(buf, header, extrasaction="ignore", lineterminator="\n")
@@ -438,4 +431,4 @@ def _write_outputs(out: Path, rows, swept, summary) -> None:
     atomic_write_bytes(out / "pareto_resources.png", pareto_png(
         [r["lut"] for r in rows], cyc, [r["pareto_resources"] for r in rows],
         "LUTs (resource model)", "cycles (model)", "Latency vs resources", sim,
-        limit=(DEVICE_LIMITS["lut"], "LFE5U-85F LUTs")))
+        limit=(DEVICE_LIMITS["lut"], f"{DEVICE_NAME} LUTs")))

@@ -272,7 +272,7 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
             # a netlist that does not fit fails the same way with every seed: record what
             # Yosys counted, then fail
             res.update(placed=False, error=_failure(cmd, log, text, code),
-                       logs=sorted(p.name for p in work.glob("*.log")))
+                       logs=_logs(work))
             _write(out, res)
             raise SynthError(res["error"])
         report = json.loads((work / rep).read_text())
@@ -283,7 +283,7 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
     res.update(placed=True, packed=True, **counts, fmax_mhz=round(min(per_seed), 2),
                fmax_mhz_per_seed=[round(f, 2) for f in per_seed],
                critical_path={"seed": seeds[worst], **paths[worst]},
-               logs=sorted(p.name for p in work.glob("*.log")))
+               logs=_logs(work))
     _write(out, res)
     return res
 
@@ -297,15 +297,18 @@ def _pack_only(out: Path, res: dict, nextpnr: str, pnr_args, netlist: str, work:
     res["seeds"] = []
     if code != 0:
         res.update(placed=False, packed=False, fmax_mhz=None, error=_failure(cmd, log, text, code),
-                   logs=sorted(p.name for p in work.glob("*.log")))
+                   logs=_logs(work))
         _write(out, res)
         raise SynthError(res["error"])
     report = json.loads((work / "report_pack.json").read_text())
     res.update(placed=False, packed=True, **_utilisation(report, target, res["yosys_cells"]),
-               fmax_mhz=None,
-               fmax_mhz_per_seed=[], logs=sorted(p.name for p in work.glob("*.log")))
+               fmax_mhz=None, fmax_mhz_per_seed=[], logs=_logs(work))
     _write(out, res)
     return res
+
+
+def _logs(work: Path) -> list[str]:
+    return sorted(p.name for p in work.glob("*.log"))
 
 
 def _write(out: Path, res: dict) -> None:

@@ -25,7 +25,8 @@ from accel.program import Program
 from . import plots
 from .energy import (ENERGY_PARTS, EnergyTable, compulsory_bytes, counts_from_stats,
                      default_energy_table, energy_from_counts)
-from .resources import estimate_resources, load_coefficients
+from .resources import (DEVICE_NAME, error_text, estimate_resources, load_coefficients,
+                        stated_error)
 from .summary import GLOSSARY as _SUMMARY_GLOSSARY
 
 __all__ = ["ReportError", "RunData", "load_run", "latency_breakdown", "pe_macs",
@@ -75,7 +76,7 @@ GLOSSARY = _SUMMARY_GLOSSARY + (
     ("FPGA resources (model)", "LUT, FF, DSP, BRAM and Fmax of the run's core on an ECP5 as "
                                "estimated by the calibrated resource model "
                                "(reports/resources.py); fits = every figure within the "
-                               "LFE5U-85F"),
+                               f"{DEVICE_NAME}"),
     ("latency at Fmax", "cycles / the model's Fmax, in µs"),
 )
 
@@ -223,8 +224,7 @@ def _fpga(cfg: HardwareConfig, cycles: int) -> dict:
 def _fpga_model() -> dict:
     k = load_coefficients()
     return {"calibrated": bool(k.get("calibrated")), "source": k.get("source", ""),
-            "device": k.get("device", ""),
-            "error_loo": {w: e for w, e in k.get("error", {}).get("loo", {}).items()}}
+            "device": k.get("device", ""), "error_loo": stated_error(k)}
 
 
 def _plots(data: dict) -> dict[str, bytes]:
@@ -319,7 +319,7 @@ def _tables(data: dict) -> list[tuple[str, list[str], list[list[str]]]]:
           ("DSP (MULT18X18D)", lambda f: _fmt(f["dsp"])),
           ("BRAM (DP16KD)", lambda f: _fmt(f["bram"])),
           ("Fmax (MHz)", lambda f: _fmt(f["fmax_mhz"], "f1")),
-          ("fits the LFE5U-85F", lambda f: "yes" if f["fits_device"] else "no"),
+          (f"fits the {DEVICE_NAME}", lambda f: "yes" if f["fits_device"] else "no"),
           ("latency at Fmax (µs)", lambda f: _fmt(f["latency_us_at_fmax"], "f1")))
     out.append(("FPGA resources (model)", head,
                 [[label] + [f(r["fpga"]) for r in runs] for label, f in fp]))
@@ -360,14 +360,10 @@ def _sections(data: dict):
 def _fpga_note(m: dict) -> str:
     if not m["calibrated"]:
         return "FPGA resources: UNCALIBRATED estimates of reports/resources.py."
-    e = m["error_loo"]
-    names = {"lut": "LUT", "ff": "FF", "fmax_mhz": "Fmax"}
-    errs = ", ".join(f"{n} {100 * e[w]['median']:.1f} % median / {100 * e[w]['max']:.1f} % max"
-                     for w, n in names.items() if w in e)
     return (f"FPGA resources: the resource model of reports/resources.py for the core as "
             f"`accel hdl --synth ecp5` builds it on the {m['device']}, {m['source']}; "
-            f"leave-one-out error {errs}; DSP and BRAM are counted from the structure "
-            f"(docs/rtl.md).")
+            f"leave-one-out error {error_text(m['error_loo'])} (median/max); DSP and BRAM are "
+            f"counted from the structure (docs/rtl.md).")
 
 
 def render_markdown(data: dict) -> str:

@@ -23,8 +23,9 @@ program-memory capacities of ``hdl.synth.SYNTH_CAPACITIES``), on an ECP5 with Yo
   FIFOs, ``R·a·(stream_fifo_depth + C·load_fifo_depth)``, plus the PE memories small
   enough for distributed RAM; F the FIFOs' arrival flags, ``R·(stream_fifo_depth +
   load_fifo_depth)``, each a register with its set/clear logic).
-* **Fmax**: the critical path is the load-write controller, whose decision chains
-  through the lanes (docs/rtl.md); ``1000/fmax = fmax_ns_base + fmax_ns_log2_rows·log2 R +
+* **Fmax**: the critical paths are single-cycle rule chains through the lanes (the
+  load-write controller, the arbiter's credit chain, the fetch tile walk: docs/rtl.md);
+  ``1000/fmax = fmax_ns_base + fmax_ns_log2_rows·log2 R +
   fmax_ns_log2_cols·log2 C`` (nanoseconds), fitted to placed results.
 
 The coefficients live in ``reports/data/fpga_resources.toml``, written by::
@@ -51,12 +52,14 @@ from accel.errors import AxwError
 from accel.fileio import read_toml
 
 __all__ = ["ResourceModelError", "load_coefficients", "estimate_resources", "features",
-           "bram_blocks", "calibrate", "DEVICE_LIMITS"]
+           "bram_blocks", "calibrate", "stated_error", "error_text", "DEVICE_NAME",
+           "DEVICE_LIMITS"]
 
 #: one DP16KD's aspect ratios (depth, width)
 _ASPECTS = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
 
-#: what the default device (LFE5U-85F) holds, for ``fits_device``
+#: the device ``fits_device`` is about, and what it holds
+DEVICE_NAME = "LFE5U-85F"
 DEVICE_LIMITS = {"lut": 83640, "ff": 83640, "dsp": 156, "bram": 208}
 
 _FIT = {"lut": ("base", "rows", "rows_sq", "cols", "pe_bits", "lutram_bits", "flag_bits"),
@@ -144,6 +147,22 @@ def estimate_resources(cfg: HardwareConfig, coeffs: dict | None = None) -> dict:
     out["fits_device"] = all(out[r] <= lim for r, lim in DEVICE_LIMITS.items())
     out["resources_calibrated"] = bool(k.get("calibrated"))
     return out
+
+
+def stated_error(coeffs: dict | None = None, kind: str = "loo") -> dict:
+    """The relative error per figure (``median``, ``max``, ``results``) that the
+    calibration states, in-sample (``kind="in_sample"``) or leave-one-out."""
+    k = coeffs or _default()
+    return {w: dict(e) for w, e in k.get("error", {}).get(kind, {}).items()}
+
+
+_ERROR_NAMES = {"lut": "LUT", "ff": "FF", "fmax_mhz": "Fmax"}
+
+
+def error_text(err: dict) -> str:
+    """``LUT 0.8/5.4 %, FF …`` (median/max) of a :func:`stated_error` dict."""
+    return ", ".join(f"{n} {100 * err[w]['median']:.1f}/{100 * err[w]['max']:.1f} %"
+                     for w, n in _ERROR_NAMES.items() if w in err)
 
 
 # ---- calibration ------------------------------------------------------------------------
