@@ -22,7 +22,9 @@ program-memory capacities of hdl.synth.SYNTH_CAPACITIES (max_tiles 32, max_block
 max_steps 128, max_lane_elems 256, max_lane_loads 128), each changed with
 --synth-capacity NAME=N.  --synth-pack-only stops after nextpnr's packing (resource
 counts and whether they fit, no fmax); --synth-top array synthesizes only the grid of
-PEs, to time the datapath apart from the controller.
+PEs, to time the datapath apart from the controller.  --lut-multipliers N builds the last
+N PEs (row-major) with multipliers in logic instead of DSP blocks (same bits, same cycles),
+for arrays with more PEs than the device has multipliers.
 """
 
 
@@ -41,6 +43,8 @@ def add_hdl_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--synth-top", choices=("core", "array"), default="core",
                    help="what to synthesize: the whole core (default) or only its grid of "
                    "PEs (the datapath without the controller)")
+    g.add_argument("--lut-multipliers", type=int, default=0, metavar="N",
+                   help="the last N PEs multiply in logic instead of DSP blocks (default 0)")
     g.add_argument("--synth-pack-only", action="store_true",
                    help="stop after nextpnr's packing: LUT/FF/DSP/BRAM counts and whether "
                    "they fit, no placement and no fmax (minutes instead of tens of minutes)")
@@ -83,7 +87,7 @@ def cmd_hdl(args) -> int:
     out = Path(args.out) if args.out else Path("hdl_out")
     has_problem = bool(args.a or args.conv2d or args.workload)
     if not has_problem:
-        info = write_bundle(out, cfg)
+        info = write_bundle(out, cfg, lut_multipliers=args.lut_multipliers)
         print(f"out dir      {out}")
         print(f"files        {', '.join(info['files'])}")
     else:
@@ -94,12 +98,12 @@ def cmd_hdl(args) -> int:
         mem = build_memory(source, prog)
         expected = reference(source, prog.meta["order"])
         info = write_bundle(out, cfg, prog, mem, expected, stall_permille=args.stall_permille,
-                            stall_seed=args.stall_seed)
+                            stall_seed=args.stall_seed, lut_multipliers=args.lut_multipliers)
         print(f"out dir      {out}")
         print(f"files        {', '.join(info['files'])}")
     if args.synth:
         from hdl.synth import synth_params, synthesize
-        params = synth_params(cfg, **dict(args.synth_capacity))
+        params = synth_params(cfg, args.lut_multipliers, **dict(args.synth_capacity))
         res = synthesize(out, cfg, args.synth, device=args.device, seeds=args.synth_seeds,
                          params=params, place=not args.synth_pack_only, top=args.synth_top)
         caps = ", ".join(f"{k} {v}" for k, v in res["capacities"].items())
@@ -108,6 +112,8 @@ def cmd_hdl(args) -> int:
                   f"packed only, {'fits' if res['fits'] else 'does NOT fit'} the device")
         print(f"synth        {res['device']}: lut {res['lut']}, ff {res['ff']}, dsp {res['dsp']}, "
               f"bram {res['bram']}, {timing}")
+        if res["lut_multipliers"]:
+            print(f"multipliers  {res['lut_multipliers']} of {cfg.pes} PEs in logic")
         print(f"capacities   {caps}")
         print(f"synth.json   {out / 'synth.json'}")
     return EXIT_OK

@@ -13,10 +13,13 @@ from .fileio import read_toml
 
 __all__ = ["HardwareConfig", "PRESETS", "preset", "load_config"]
 
-#: Pipeline depth of a PE: local-memory read, registered product, accumulate.
-PE_LATENCY_CYCLES = 3
-#: Deskew hand-off plus read-modify-write of the output bank.
+#: Pipeline depth of a PE: local-memory read, registered operands, registered partial
+#: products, registered product, accumulate.
+PE_LATENCY_CYCLES = 5
+#: Output-bank read (registered, with forwarding) and read-modify-write of the bank.
 MERGE_LATENCY_CYCLES = 2
+#: Multiplier blocks are 18 × 18 signed (the FPGA's DSP multiplier width).
+_DSP_WIDTH = 18
 
 _LIMITS = {
     "rows": (1, 256), "cols": (1, 256), "operand_bits": (2, 16), "acc_bits": (8, 64),
@@ -107,6 +110,20 @@ class HardwareConfig:
     @property
     def merge_latency_cycles(self) -> int:
         return MERGE_LATENCY_CYCLES
+
+    @property
+    def wide_chunks(self) -> tuple:
+        """``(offset, width, signed)`` slices of the ``acc_bits`` operand of the PE's
+        ``operand_bits`` × ``acc_bits`` product, one 18 × 18 multiplier each: unsigned
+        17-bit slices from the bottom and a signed top slice of at most 18 bits."""
+        if self.acc_bits <= _DSP_WIDTH:
+            return ((0, self.acc_bits, True),)
+        out, off = [], 0
+        while self.acc_bits - off > _DSP_WIDTH:
+            out.append((off, _DSP_WIDTH - 1, False))
+            off += _DSP_WIDTH - 1
+        out.append((off, self.acc_bits - off, True))
+        return tuple(out)
 
     @property
     def peak_macs_per_cycle(self) -> int:

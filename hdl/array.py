@@ -17,7 +17,8 @@ __all__ = ["Array"]
 
 
 class Array(wiring.Component):
-    """The grid of ``config.rows`` × ``config.cols`` PEs.
+    """The grid of ``config.rows`` × ``config.cols`` PEs; the last ``lut_multipliers`` of
+    them in row-major order multiply in logic, the others in 18 × 18 multiplier blocks.
 
     Members (per PE row ``i``)
     --------------------------
@@ -28,10 +29,15 @@ class Array(wiring.Component):
     wb_half[i], wb_addr[i] : In; wb_data[i][j] : Out   output-bank read (data next cycle)
     """
 
-    def __init__(self, config: HardwareConfig):
+    def __init__(self, config: HardwareConfig, lut_multipliers: int = 0):
         if not isinstance(config, HardwareConfig):
             raise HdlError(f"config must be a HardwareConfig, got {type(config).__name__}")
+        if isinstance(lut_multipliers, bool) or not isinstance(lut_multipliers, int) \
+                or not 0 <= lut_multipliers <= config.pes:
+            raise HdlError(f"lut_multipliers must be an integer in 0..{config.pes}, "
+                           f"got {lut_multipliers!r}")
         self._config = config
+        self._lut = lut_multipliers
         R, C, W = config.rows, config.cols, config.acc_bits
         super().__init__({
             "e": In(element_layout(config)).array(R),
@@ -51,7 +57,8 @@ class Array(wiring.Component):
         for i in range(cfg.rows):
             prev = self.e[i]
             for j in range(cfg.cols):
-                pe = PE(cfg)
+                lut = i * cfg.cols + j >= cfg.pes - self._lut
+                pe = PE(cfg, multiplier="lut" if lut else "dsp")
                 m.submodules[f"pe_{i}_{j}"] = pe
                 m.d.comb += [pe.ei.eq(prev),
                              [pe.lw_en[b].eq(self.lw_en[i][b] & self.lw_mask[i][b][j])

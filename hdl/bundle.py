@@ -8,6 +8,7 @@ same inputs give byte-identical bundles.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -228,23 +229,32 @@ def _testbench(cfg: HardwareConfig, p: CoreParams, *, pl_width: int, n_prog: int
     return "\n".join(o) + "\n"
 
 
+def _with_lut(params: CoreParams, n: int | None) -> CoreParams:
+    return params if n is None else dataclasses.replace(params, lut_multipliers=n)
+
+
 def write_bundle(out_dir, config: HardwareConfig, program: Program | None = None,
                  memory: list | None = None, expected: np.ndarray | None = None, *,
                  stall_permille: int = 0, stall_seed: int = 1,
-                 params: CoreParams | None = None, max_cycles: int = 50_000_000) -> dict:
+                 params: CoreParams | None = None, max_cycles: int = 50_000_000,
+                 lut_multipliers: int | None = None) -> dict:
     """Write the bundle into ``out_dir``; return ``{"files": [...], "params": {...}}``.
 
     Without ``program`` only the core (for ``params`` or the default capacities),
-    ``config.json`` and ``files.f`` are written."""
+    ``config.json`` and ``files.f`` are written.  ``lut_multipliers`` overrides that
+    field of the core's parameters."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = {}
     files["config.json"] = config.to_json() + "\n"
     if program is None:
-        p = params or CoreParams(config)
+        p = _with_lut(params or CoreParams(config), lut_multipliers)
         files[f"{CORE}.v"] = core_verilog(p)
         files["files.f"] = f"{CORE}.v\n"
     else:
+        if lut_multipliers is not None:
+            params = _with_lut(params or CoreParams.fit(program, int(sum(np.asarray(m).size for m in memory))),
+                               lut_multipliers)
         img = pack(program, memory, params)
         p = img.params
         from .core import table_ids

@@ -123,7 +123,7 @@ class Core(wiring.Component):
         B = cfg.dram_bytes_per_cycle
         Lt = self._layouts
         m = Module()
-        m.submodules.array = arr = PEArray(cfg)
+        m.submodules.array = arr = PEArray(cfg, p.lut_multipliers)
 
         # ---------------------------------------------------------- program memories
         depths = _depths(p)

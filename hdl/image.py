@@ -76,6 +76,9 @@ class CoreParams:
     max_lane_loads: int = 1024
     max_phases: int = 8
     mem_words: int = 1 << 20
+    #: PEs (the last ones in row-major order) whose product is computed in logic instead
+    #: of 18 × 18 multiplier blocks; same bits and cycles (hdl.pe.PE ``multiplier``)
+    lut_multipliers: int = 0
 
     def __post_init__(self):
         for k in ("max_tiles", "max_blocks", "max_steps", "max_lane_elems", "max_lane_loads",
@@ -85,6 +88,10 @@ class CoreParams:
                 raise HdlError(f"{k} must be a positive integer, got {v!r}")
         if not isinstance(self.config, HardwareConfig):
             raise HdlError(f"config must be a HardwareConfig, got {type(self.config).__name__}")
+        n = self.lut_multipliers
+        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= self.config.pes:
+            raise HdlError(f"lut_multipliers must be an integer in 0..{self.config.pes} "
+                           f"(the PEs), got {n!r}")
 
     @property
     def addr_bits(self) -> int:

@@ -1,14 +1,27 @@
-"""One processing element: local memory of the stationary operand, registered product,
+"""One processing element: local memory of the stationary operand, a pipelined multiplier,
 accumulator, and its column of the row's output bank (read-modify-write merge).
 
-Timing (cycle numbers relative to the cycle ``x`` an element is at the PE's input):
-``x`` local-memory read; ``x+1`` product (registered) and output-bank read; ``x+2``
-accumulate and, on LAST, write the output bank.  The element leaves to the right at ``x+1``.
+Timing (cycle numbers relative to the cycle ``x`` an element is at the PE's input; the
+element leaves to the right at ``x+1``):
+
+====  ================================================================================
+x     local-memory read (address from the element)
+x+1   bank select, narrow/wide operand select → operand registers
+x+2   partial products (one 18 × 18 multiplier per slice of the wide operand, or the
+      LUT multiplier's two half sums) → registers
+x+3   sum of the partial products → product register
+x+4   accumulate (FIRST restarts); on LAST the output-bank read is addressed
+x+5   bank data registered (forwarded from x+6 when the element before wrote the slot)
+x+6   on LAST, write ``acc`` (FRESH) or ``bank + acc`` to the output bank
+====  ================================================================================
+
+So the merge of a LAST element issued to its row at cycle ``i`` is written in PE column
+``j`` at ``i + 1 + j + 6 = i + j + PE_LATENCY_CYCLES + MERGE_LATENCY_CYCLES``.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -17,7 +30,7 @@ from accel.config import HardwareConfig
 
 from .image import HdlError
 
-__all__ = ["PE", "element_layout"]
+__all__ = ["PE", "MULTIPLIERS", "element_layout"]
 
 
 def element_layout(config: HardwareConfig) -> data.StructLayout:
@@ -35,6 +48,10 @@ def _check_config(config):
         raise HdlError(f"config must be a HardwareConfig, got {type(config).__name__}")
 
 
+#: Multiplier implementations of a PE.
+MULTIPLIERS = ("dsp", "lut")
+
+
 class PE(wiring.Component):
     """A processing element of ``config``'s array.
 
@@ -44,6 +61,10 @@ class PE(wiring.Component):
         Widths: ``operand_bits`` (narrow multiplier port), ``acc_bits`` (wide port,
         product, accumulator and output bank), ``lmem_depth`` (entries per bank of the
         local memory), ``out_bank_depth`` (slots per half of the output bank).
+    multiplier : "dsp" or "lut"
+        ``dsp``: one multiplier per slice of ``config.wide_chunks`` (18 × 18 blocks);
+        ``lut``: shift-and-add over the narrow operand's bits in logic.  Same latency
+        and bits either way.
 
     Members
     -------
@@ -54,9 +75,13 @@ class PE(wiring.Component):
     wb_data : Out(signed(acc_bits))
     """
 
-    def __init__(self, config: HardwareConfig):
+    def __init__(self, config: HardwareConfig, multiplier: str = "dsp"):
         _check_config(config)
+        if multiplier not in MULTIPLIERS:
+            raise HdlError(f"multiplier must be one of {', '.join(MULTIPLIERS)}, "
+                           f"got {multiplier!r}")
         self._config = config
+        self._multiplier = multiplier
         W = config.acc_bits
         super().__init__({
             "ei": In(element_layout(config)),
@@ -71,12 +96,44 @@ class PE(wiring.Component):
     def config(self) -> HardwareConfig:
         return self._config
 
+    @property
+    def multiplier(self) -> str:
+        return self._multiplier
+
+    def _partials(self, m, narrow, wide):
+        """Stage x+2: registered partial products whose wrapped sum is the product."""
+        cfg = self._config
+        W, N = cfg.acc_bits, cfg.operand_bits
+        out = []
+        if self._multiplier == "dsp":
+            for k, (off, width, is_signed) in enumerate(cfg.wide_chunks):
+                piece = wide[off:off + width]
+                piece = piece.as_signed() if is_signed else Cat(piece, Const(0, 1)).as_signed()
+                pp = Signal(signed(N + len(piece)), name=f"pp{k}")
+                m.d.sync += pp.eq(narrow * piece)
+                out.append((off, pp))
+            return out
+        # shift-and-add: narrow = Σ_{k<N-1} n_k 2^k − n_{N-1} 2^(N-1), two half sums
+        terms = []
+        for k in range(N):
+            t = (wide << k)[:W]
+            terms.append(Mux(narrow[k], (-t)[:W] if k == N - 1 else t, 0))
+        half = (len(terms) + 1) // 2
+        for g, grp in enumerate((terms[:half], terms[half:])):
+            acc = Const(0, W)
+            for t in grp:
+                acc = (acc + t)[:W]
+            ps = Signal(W, name=f"ps{g}")
+            m.d.sync += ps.eq(acc)
+            out.append((0, ps))
+        return out
+
     def elaborate(self, platform):
         cfg = self._config
         W, N = cfg.acc_bits, cfg.operand_bits
         m = Module()
-        # one memory per local-memory bank, so a broadcast write to one bank and a lane's
-        # own write to the other can happen in the same cycle (rule 3 allows it)
+        # x: one memory per local-memory bank, so a broadcast write to one bank and a
+        # lane's own write to the other can happen in the same cycle (rule 3 allows it)
         lr = []
         for b in range(2):
             mem = Memory(shape=signed(W), depth=cfg.lmem_depth, init=[])
@@ -86,35 +143,61 @@ class PE(wiring.Component):
             m.d.comb += [wp.addr.eq(self.lw_addr[b]), wp.data.eq(self.lw_data[b]),
                          wp.en.eq(self.lw_en[b]), rp.addr.eq(self.ei.addr)]
             lr.append(rp.data)
-        # stage 1: the element (eo), the local operand; product registered
         m.d.sync += self.eo.eq(self.ei)
         e1 = self.eo
+        ctl = data.StructLayout({"valid": 1, "slot": unsigned(cfg.slot_bits), "half": 1,
+                                 "first": 1, "last": 1, "fresh": 1})
+
+        def stage(src, name):
+            s = Signal(ctl, name=name)
+            m.d.sync += [s.valid.eq(src.valid), s.slot.eq(src.slot), s.half.eq(src.half),
+                         s.first.eq(src.first), s.last.eq(src.last), s.fresh.eq(src.fresh)]
+            return s
+
+        # x+1: operands
         lval = Mux(e1.bank, lr[1], lr[0])
-        narrow = Mux(e1.sel, e1.value[:N], lval[:N]).as_signed()
-        wide = Mux(e1.sel, lval, e1.value)
+        narrow = Signal(signed(N))
+        wide = Signal(signed(W))
+        m.d.sync += [narrow.eq(Mux(e1.sel, e1.value[:N], lval[:N]).as_signed()),
+                     wide.eq(Mux(e1.sel, lval, e1.value))]
+        e2 = stage(e1, "e2")
+        # x+2: partial products; x+3: product
+        parts = self._partials(m, narrow, wide)
+        e3 = stage(e2, "e3")
+        total = Const(0, W)
+        for k, (off, pp) in enumerate(parts):
+            term = Signal(W, name=f"term{k}")   # assignment sign-extends, then wraps
+            m.d.comb += term.eq(pp << off)
+            total = (total + term)[:W]
         prod = Signal(signed(W))
-        m.d.sync += prod.eq((narrow * wide)[:W])
-        e2 = Signal(element_layout(cfg))
-        m.d.sync += e2.eq(e1)
-        # output bank: one memory per half; reads are transparent to the same half's write
-        # so back-to-back merges of one slot see each other
+        m.d.sync += prod.eq(total)
+        e4 = stage(e3, "e4")
+        # x+4: accumulate; the LAST element addresses its slot in the output bank
         acc = Signal(signed(W))
-        acc_new = Signal(signed(W))
-        m.d.comb += acc_new.eq(Mux(e2.first, prod, (acc + prod)[:W]))
-        with m.If(e2.valid):
-            m.d.sync += acc.eq(acc_new)
+        with m.If(e4.valid):
+            m.d.sync += acc.eq(Mux(e4.first, prod, (acc + prod)[:W]))
+        e5 = stage(e4, "e5")
+        e6 = stage(e5, "e6")
+        # output bank: one memory per half; reads are transparent to the same half's write
+        acc6 = Signal(signed(W))
+        m.d.sync += acc6.eq(acc)
+        rdq = Signal(signed(W))
+        wval = Signal(signed(W))
+        m.d.comb += wval.eq(Mux(e6.fresh, acc6, (rdq + acc6)[:W]))
         rd = []
         for h in range(2):
             bank = Memory(shape=signed(W), depth=cfg.out_bank_depth, init=[])
             m.submodules[f"bank{h}"] = bank
             wp = bank.write_port()
             rp = bank.read_port(transparent_for=(wp,))
-            rmw = e1.valid & e1.last & (e1.half == h)
-            m.d.comb += rp.addr.eq(Mux(rmw, e1.slot, self.wb_addr))
-            wr = e2.valid & e2.last & (e2.half == h)
-            m.d.comb += [wp.addr.eq(e2.slot), wp.en.eq(wr),
-                         wp.data.eq(Mux(e2.fresh, acc_new, (rp.data + acc_new)[:W]))]
+            rmw = e4.valid & e4.last & (e4.half == h)
+            m.d.comb += rp.addr.eq(Mux(rmw, e4.slot, self.wb_addr))
+            m.d.comb += [wp.addr.eq(e6.slot), wp.data.eq(wval),
+                         wp.en.eq(e6.valid & e6.last & (e6.half == h))]
             rd.append(rp.data)
+        # x+5: the bank data of e5's slot; the merge written this cycle (e6) is forwarded
+        fwd = e6.valid & e6.last & (e6.half == e5.half) & (e6.slot == e5.slot)
+        m.d.sync += rdq.eq(Mux(fwd, wval, Mux(e5.half, rd[1], rd[0])))
         half_q = Signal()
         m.d.sync += half_q.eq(self.wb_half)
         m.d.comb += self.wb_data.eq(Mux(half_q, rd[1], rd[0]))

@@ -76,14 +76,16 @@ _CAPACITY_FIELDS = ("max_tiles", "max_blocks", "max_steps", "max_lane_elems",
                     "max_lane_loads", "max_phases", "mem_words")
 
 
-def synth_params(config: HardwareConfig, **capacities) -> CoreParams:
+def synth_params(config: HardwareConfig, lut_multipliers: int = 0, **capacities) -> CoreParams:
     """``CoreParams`` for synthesis: :data:`SYNTH_CAPACITIES` with ``capacities`` (any
-    ``CoreParams`` capacity field) overriding them."""
+    ``CoreParams`` capacity field) overriding them; ``lut_multipliers`` PEs multiply in
+    logic."""
     unknown = sorted(set(capacities) - set(_CAPACITY_FIELDS))
     if unknown:
         raise SynthError(f"unknown core capacity {unknown[0]!r}; known: "
                          f"{', '.join(_CAPACITY_FIELDS)}")
-    return CoreParams(config, **{**SYNTH_CAPACITIES, **capacities})
+    return CoreParams(config, lut_multipliers=lut_multipliers,
+                      **{**SYNTH_CAPACITIES, **capacities})
 
 
 #: what ``synthesize`` can build: the whole core, or only its grid of PEs
@@ -96,7 +98,8 @@ def _verilog(top: str, params: CoreParams) -> str:
     from amaranth.back import verilog
 
     from .array import Array
-    return verilog.convert(Array(params.config), name=TOPS[top], emit_src=False)
+    return verilog.convert(Array(params.config, params.lut_multipliers), name=TOPS[top],
+                           emit_src=False)
 
 
 def _tool(name: str) -> str:
@@ -247,6 +250,7 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
         "rows": config.rows, "cols": config.cols, "operand_bits": config.operand_bits,
         "acc_bits": config.acc_bits,
         "capacities": {k: getattr(params, k) for k in _CAPACITY_FIELDS},
+        "lut_multipliers": params.lut_multipliers,
         "seeds": list(seeds), "tools": {"yosys": _version(yosys), "nextpnr": _version(nextpnr)},
         "wall_s": {},
     }

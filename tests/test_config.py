@@ -66,7 +66,7 @@ def test_derived_sizes():
     assert (cfg.operand_bytes, cfg.acc_bytes) == (2, 3)
     assert cfg.slot_bits == 7
     assert HardwareConfig(out_bank_depth=1).slot_bits == 1
-    assert cfg.pe_latency_cycles + cfg.merge_latency_cycles == 5   # docs/machine.md: issue + C + 4
+    assert cfg.pe_latency_cycles + cfg.merge_latency_cycles == 7   # docs/machine.md: issue + C + 6
 
 
 # ------------------------------------------------------------ id and JSON

@@ -91,33 +91,47 @@ def test_signature_follows_the_config():
 
 def _pe_model(cfg, ops, lmem):
     """Per element (value, sel, addr, bank, slot, half, first, last, fresh): the bank."""
-    W = cfg.acc_bits
+    W, N = cfg.acc_bits, cfg.operand_bits
     acc, bank = 0, {}
     for v, sel, addr, bk, slot, half, first, last, fresh in ops:
-        prod = wrap_int(v * lmem[bk][addr], W)
+        loc = lmem[bk][addr]
+        narrow, wide = (v, loc) if sel else (loc, v)   # the narrow one keeps its low N bits
+        prod = wrap_int(wrap_int(narrow, N) * wide, W)
         acc = prod if first else wrap_int(acc + prod, W)
         if last:
             bank[half, slot] = acc if fresh else wrap_int(bank.get((half, slot), 0) + acc, W)
     return bank
 
 
+_PE_CASES = [  # (operand_bits, acc_bits, multiplier): one, two and four 18×18 slices
+    (4, 10, "dsp"), (8, 32, "dsp"), (8, 64, "dsp"), (6, 20, "lut"), (8, 32, "lut")]
+
+
 @pytest.mark.parametrize("gap", [0, 1, 3])
-def test_pe_against_naive_model(gap):
-    cfg = HardwareConfig(rows=1, cols=1, operand_bits=4, acc_bits=10, lmem_depth=4,
+@pytest.mark.parametrize("nbits,wbits,mult", _PE_CASES)
+def test_pe_against_naive_model(gap, nbits, wbits, mult):
+    cfg = HardwareConfig(rows=1, cols=1, operand_bits=nbits, acc_bits=wbits, lmem_depth=4,
                          out_bank_depth=3)
-    rng = np.random.default_rng(gap)
-    lmem = [[int(v) for v in rng.integers(-512, 512, 4)] for _ in range(2)]
+    rng = np.random.default_rng(gap + wbits)
+    wmax, nmax = 1 << (wbits - 1), 1 << (nbits - 1)
+    # extremes included: the most negative values exercise every slice's sign handling
+    lmem = [[int(v) for v in rng.choice([-wmax, wmax - 1, -1, int(rng.integers(-wmax, wmax))], 4)]
+            for _ in range(2)]
     ops = []
     for k in range(40):
         first = k % 3 == 0
-        last = k % 3 == 2 or rng.random() < 0.2
-        ops.append((int(rng.integers(-8, 8)), 1, int(rng.integers(0, 4)), int(rng.integers(0, 2)),
-                    int(rng.integers(0, 3)), int(rng.integers(0, 2)), first, last,
+        last = k % 3 == 2 or rng.random() < 0.3
+        sel = int(rng.integers(0, 2))   # 1: streamed value narrow; 0: streamed value wide
+        v = int(rng.integers(-nmax, nmax)) if sel else int(rng.integers(-wmax, wmax))
+        if rng.random() < 0.2:
+            v = -nmax if sel else -wmax
+        ops.append((v, sel, int(rng.integers(0, 4)), int(rng.integers(0, 2)),
+                    int(rng.integers(0, 2)), int(rng.integers(0, 2)), first, last,
                     bool(rng.random() < 0.3)))
     # every slot written FRESH once first so the model and the memory start equal
     init = [(0, 1, 0, 0, s, h, True, True, True) for s in range(3) for h in range(2)]
     ops = init + ops
-    pe = PE(cfg)
+    pe = PE(cfg, multiplier=mult)
     got = {}
 
     async def bench(ctx):
@@ -136,7 +150,8 @@ def test_pe_against_naive_model(gap):
                 ctx.set(pe.ei.valid, 0)
                 await ctx.tick()
         ctx.set(pe.ei.valid, 0)
-        await ctx.tick().repeat(4)
+        # the last merge is written 6 cycles after the element entered the PE
+        await ctx.tick().repeat(6)
         for h in range(2):
             for s in range(3):
                 ctx.set(pe.wb_half, h); ctx.set(pe.wb_addr, s)

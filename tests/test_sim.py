@@ -39,8 +39,8 @@ class TestSimLevel(ContractSuite):
 # 1 + stream_index_bytes = 1 + 2 = 3 bytes (lmem_depth 1024 → 10 address bits → 2 bytes),
 # a W row entry 1 byte per column, a T row entry 4 bytes per column, an output vector
 # 4 bytes per column.  C = 1, so a LAST issued at cycle i completes its merge at
-# i + C - 1 + pe_latency + merge_latency = i + 5 and the block's writeback may start at
-# the first c > i + 5 (rule 2).  Data requested at c is usable at c + L + 1 (rule 0).
+# i + C - 1 + pe_latency + merge_latency = i + 7 and the block's writeback may start at
+# the first c > i + 7 (rule 2).  Data requested at c is usable at c + L + 1 (rule 0).
 # Loads are done at `load_done`; an element may issue only at c > load_done (rule 4).
 # The A stream (tensor A is never written) may be fetched from cycle 0; loads of T wait
 # for "phase 0 done" = its last writeback cycle + 1 (the dependency rule).
@@ -67,23 +67,23 @@ def test_cycles_1x1_identity(latency):
     #   c = 0      fetch e0 (usable L+1); fetch W[0] (usable L+1); tile 0 starts writing
     #   c = 2      fetch side has moved to tile 1 (one cycle at c = 1); fetch e1
     #   c = L+1    write W[0]: load_done[0] = L+1
-    #   c = L+2    issue e0 (LAST): merge completes at L+7
+    #   c = L+2    issue e0 (LAST): merge completes at L+9
     #   c = L+3    the row moves to tile 1; T is not ready: `barrier`
-    #   c = L+8    writeback of block 0 (first c > L+7); phase 0 done from L+9
-    #   c = L+9    fetch T[0] (usable 2L+10); tile 1 starts writing
-    #   c = 2L+10  write T[0]: load_done[1] = 2L+10
-    #   c = 2L+11  issue e1 (arrived at L+3): merge completes at 2L+16
-    #   c = 2L+12  the row moves past its last tile: `drain` from here
-    #   c = 2L+17  writeback of block 1  →  cycles = 2L+18
-    # Stalls: load at 0..L+1 and L+9..2L+10 (2L+4), barrier L+3..L+8 (6),
-    # drain 2L+12..2L+17 (6), busy 2: total 2L+18 = cycles.
+    #   c = L+10   writeback of block 0 (first c > L+9); phase 0 done from L+11
+    #   c = L+11   fetch T[0] (usable 2L+12); tile 1 starts writing
+    #   c = 2L+12  write T[0]: load_done[1] = 2L+12
+    #   c = 2L+13  issue e1 (arrived at L+3): merge completes at 2L+20
+    #   c = 2L+14  the row moves past its last tile: `drain` from here
+    #   c = 2L+21  writeback of block 1  →  cycles = 2L+22
+    # Stalls: load at 0..L+1 and L+11..2L+12 (2L+4), barrier L+3..L+10 (8),
+    # drain 2L+14..2L+21 (8), busy 2: total 2L+22 = cycles.
     prog, res = _hand_case([[1]], [[3]], [[5]], rows=1, latency=latency)
     L = latency
-    assert res.cycles == 2 * L + 18
+    assert res.cycles == 2 * L + 22
     assert res.stats["stall_row_cycles"] == {
-        "load": 2 * L + 4, "stream": 0, "bank": 0, "barrier": 6, "imbalance": 0, "drain": 6}
+        "load": 2 * L + 4, "stream": 0, "bank": 0, "barrier": 8, "imbalance": 0, "drain": 8}
     assert res.stats["busy_cycles_per_row"] == [2]
-    assert [p["end_cycle"] for p in res.stats["phases"]] == [L + 8, 2 * L + 17]
+    assert [p["end_cycle"] for p in res.stats["phases"]] == [L + 10, 2 * L + 21]
 
 
 @pytest.mark.parametrize("latency", [0, 3])
@@ -95,18 +95,18 @@ def test_cycles_two_element_row(latency):
     #   c = 0, 1   fetch e0, e1 (usable L+1, L+2); c = 0 also fetches W[0] (usable L+1)
     #   c = 2      fetch side moves to tile 1;  c = 3, 4: fetch e2, e3
     #   c = L+1    write W[0]: load_done[0] = L+1
-    #   c = L+2    issue e0;  c = L+3: issue e1 (LAST): merge completes at L+8
-    #   c = L+9    writeback step 0;  c = L+10: step 1; phase 0 done from L+11
-    #   c = L+11   fetch T[0] (usable 2L+12);  c = L+12: fetch T[1] (usable 2L+13)
-    #   c = 2L+12  write T[0];  c = 2L+13: write T[1]: load_done[1] = 2L+13
-    #   c = 2L+14  issue e2;  c = 2L+15: issue e3 (LAST): merge completes at 2L+20
-    #   c = 2L+21  writeback of block 1  →  cycles = 2L+22
+    #   c = L+2    issue e0;  c = L+3: issue e1 (LAST): merge completes at L+10
+    #   c = L+11   writeback step 0;  c = L+12: step 1; phase 0 done from L+13
+    #   c = L+13   fetch T[0] (usable 2L+14);  c = L+14: fetch T[1] (usable 2L+15)
+    #   c = 2L+14  write T[0];  c = 2L+15: write T[1]: load_done[1] = 2L+15
+    #   c = 2L+16  issue e2;  c = 2L+17: issue e3 (LAST): merge completes at 2L+24
+    #   c = 2L+25  writeback of block 1  →  cycles = 2L+26
     prog, res = _hand_case([[2, 3]], [[3], [4]], [[5]], rows=1, latency=latency)
     L = latency
     assert prog.n_tiles == 2 and list(np.diff(prog.arrays["wb_ptr"])) == [2, 1]
-    assert res.cycles == 2 * L + 22
+    assert res.cycles == 2 * L + 26
     assert res.stats["busy_cycles_per_row"] == [4]
-    assert res.stats["stall_row_cycles"]["barrier"] == 7        # L+4 .. L+10
+    assert res.stats["stall_row_cycles"]["barrier"] == 9        # L+4 .. L+12
 
 
 @pytest.mark.parametrize("latency", [0, 3])
@@ -118,15 +118,15 @@ def test_cycles_two_rows_on_2x1_array(latency):
     # Each block has one writeback step with two vectors (8 bytes).
     #   c = 0      both lanes fetch (usable L+1); W[0] fetched (usable L+1)
     #   c = L+1    write W[0] into both lanes: load_done[0] = L+1
-    #   c = L+2    both rows issue (LAST): merges complete at L+7
-    #   c = L+8    writeback of block 0; phase 0 done from L+9
-    #   c = L+9    fetch T[0] (usable 2L+10); c = L+10: fetch T[1] (usable 2L+11)
-    #   c = 2L+11  last write: load_done[1] = 2L+11
-    #   c = 2L+12  both rows issue: merges complete at 2L+17
-    #   c = 2L+18  writeback of block 1  →  cycles = 2L+19
+    #   c = L+2    both rows issue (LAST): merges complete at L+9
+    #   c = L+10   writeback of block 0; phase 0 done from L+11
+    #   c = L+11   fetch T[0] (usable 2L+12); c = L+12: fetch T[1] (usable 2L+13)
+    #   c = 2L+13  last write: load_done[1] = 2L+13
+    #   c = 2L+14  both rows issue: merges complete at 2L+21
+    #   c = 2L+22  writeback of block 1  →  cycles = 2L+23
     prog, res = _hand_case([[2, 0], [0, 3]], [[3], [4]], [[5]], rows=2, latency=latency,
                            d_mode="broadcast")
-    assert res.cycles == 2 * latency + 19
+    assert res.cycles == 2 * latency + 23
     assert res.stats["busy_cycles_per_row"] == [2, 2]
 
 
@@ -139,17 +139,17 @@ def test_cycles_one_byte_per_cycle(latency):
     #   c = 0      credit 1: e0 (3 bytes) refused; W[0] (1 byte) granted → credit 0
     #   c = 3      credit 3: fetch e0 → 0 (usable L+4)
     #   c = 4      fetch side moves to tile 1;  c = 6: credit 3: fetch e1 → 0
-    #   L = 0: W[0] written at 1; e0 usable at 4 → issue at 4, merge done at 9;
-    #          writeback at 10 needs 4 bytes: credit at 10 = 4 (1 per cycle since 6) → 0;
-    #          phase 0 done from 11; T[0] granted at 14 (credit 4), usable 15, written 15;
-    #          issue e1 at 16, merge done 21; writeback at 22 (credit capped at 8)
-    #          → cycles = 23
-    #   L = 3: W[0] written at 4; e0 usable at 7 → issue 7, merge done 12; writeback at 13
-    #          (credit 7 ≥ 4 → 3); phase 0 done from 14; T[0] granted at 14 (credit 4),
-    #          usable 18, written 18; issue e1 at 19, merge done 24; writeback at 25
-    #          → cycles = 26
+    #   L = 0: W[0] written at 1; e0 usable at 4 → issue at 4, merge done at 11;
+    #          writeback at 12 needs 4 bytes: credit at 12 = 6 (1 per cycle since 6) → 2;
+    #          phase 0 done from 13; T[0] granted at 14 (credit 4), usable 15, written 15;
+    #          issue e1 at 16, merge done 23; writeback at 24 (credit capped at 8)
+    #          → cycles = 25
+    #   L = 3: W[0] written at 4; e0 usable at 7 → issue 7, merge done 14; writeback at 15
+    #          (credit capped at 8 → 4); phase 0 done from 16; T[0] granted at 16 (credit 5),
+    #          usable 20, written 20; issue e1 at 21, merge done 28; writeback at 29
+    #          → cycles = 30
     prog, res = _hand_case([[1]], [[3]], [[5]], rows=1, latency=latency, bytes_per_cycle=1)
-    assert res.cycles == {0: 23, 3: 26}[latency]
+    assert res.cycles == {0: 25, 3: 30}[latency]
     assert res.stats["stall_row_cycles"]["stream"] == {0: 2, 3: 2}[latency]   # e0 late
 
 
