@@ -24,7 +24,10 @@ max_steps 128, max_lane_elems 256, max_lane_loads 128), each changed with
 counts and whether they fit, no fmax); --synth-top array synthesizes only the grid of
 PEs, to time the datapath apart from the controller.  --lut-multipliers N builds the last
 N PEs (row-major) with multipliers in logic instead of DSP blocks (same bits, same cycles),
-for arrays with more PEs than the device has multipliers.
+for arrays with more PEs than the device has multipliers.  --dsp-primitive ecp5 writes the
+other PEs' multipliers as ECP5 MULT18X18D blocks that hold the operand and product
+registers themselves (the default of --synth ecp5; the bundle then also gets a
+simulation model of the block, axw_models.v); none writes the portable `*`.
 """
 
 
@@ -45,6 +48,9 @@ def add_hdl_arguments(p: argparse.ArgumentParser) -> None:
                    "PEs (the datapath without the controller)")
     g.add_argument("--lut-multipliers", type=int, default=0, metavar="N",
                    help="the last N PEs multiply in logic instead of DSP blocks (default 0)")
+    g.add_argument("--dsp-primitive", choices=("auto", "none", "ecp5"), default="auto",
+                   help="multipliers as ECP5 MULT18X18D instances with their own registers "
+                   "(auto: for --synth ecp5 only) or as the portable `*` (none)")
     g.add_argument("--synth-pack-only", action="store_true",
                    help="stop after nextpnr's packing: LUT/FF/DSP/BRAM counts and whether "
                    "they fit, no placement and no fmax (minutes instead of tens of minutes)")
@@ -84,10 +90,14 @@ def cmd_hdl(args) -> int:
         if on and not args.synth:
             raise AxwError(f"{flag} needs --synth ecp5|ice40")
     cfg = _hardware(args)
+    if args.dsp_primitive == "ecp5" and args.synth not in (None, "ecp5"):
+        raise AxwError(f"--dsp-primitive ecp5 cannot be synthesized for {args.synth}")
+    prim = ("ecp5" if args.dsp_primitive == "ecp5" or (args.dsp_primitive == "auto"
+                                                       and args.synth == "ecp5") else None)
     out = Path(args.out) if args.out else Path("hdl_out")
     has_problem = bool(args.a or args.conv2d or args.workload)
     if not has_problem:
-        info = write_bundle(out, cfg, lut_multipliers=args.lut_multipliers)
+        info = write_bundle(out, cfg, lut_multipliers=args.lut_multipliers, dsp_primitive=prim)
         print(f"out dir      {out}")
         print(f"files        {', '.join(info['files'])}")
     else:
@@ -98,12 +108,13 @@ def cmd_hdl(args) -> int:
         mem = build_memory(source, prog)
         expected = reference(source, prog.meta["order"])
         info = write_bundle(out, cfg, prog, mem, expected, stall_permille=args.stall_permille,
-                            stall_seed=args.stall_seed, lut_multipliers=args.lut_multipliers)
+                            stall_seed=args.stall_seed, lut_multipliers=args.lut_multipliers,
+                            dsp_primitive=prim)
         print(f"out dir      {out}")
         print(f"files        {', '.join(info['files'])}")
     if args.synth:
         from hdl.synth import synth_params, synthesize
-        params = synth_params(cfg, args.lut_multipliers, **dict(args.synth_capacity))
+        params = synth_params(cfg, args.lut_multipliers, prim, **dict(args.synth_capacity))
         res = synthesize(out, cfg, args.synth, device=args.device, seeds=args.synth_seeds,
                          params=params, place=not args.synth_pack_only, top=args.synth_top)
         caps = ", ".join(f"{k} {v}" for k, v in res["capacities"].items())

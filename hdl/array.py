@@ -18,7 +18,8 @@ __all__ = ["Array"]
 
 class Array(wiring.Component):
     """The grid of ``config.rows`` × ``config.cols`` PEs; the last ``lut_multipliers`` of
-    them in row-major order multiply in logic, the others in 18 × 18 multiplier blocks.
+    them in row-major order multiply in logic, the others in 18 × 18 multiplier blocks
+    (written as ``dsp_primitive`` says: :data:`hdl.pe.DSP_PRIMITIVES`).
 
     Members (per PE row ``i``)
     --------------------------
@@ -29,7 +30,8 @@ class Array(wiring.Component):
     wb_half[i], wb_addr[i] : In; wb_data[i][j] : Out   output-bank read (data next cycle)
     """
 
-    def __init__(self, config: HardwareConfig, lut_multipliers: int = 0):
+    def __init__(self, config: HardwareConfig, lut_multipliers: int = 0,
+                 dsp_primitive: str | None = None):
         if not isinstance(config, HardwareConfig):
             raise HdlError(f"config must be a HardwareConfig, got {type(config).__name__}")
         if isinstance(lut_multipliers, bool) or not isinstance(lut_multipliers, int) \
@@ -38,6 +40,7 @@ class Array(wiring.Component):
                            f"got {lut_multipliers!r}")
         self._config = config
         self._lut = lut_multipliers
+        self._primitive = dsp_primitive
         R, C, W = config.rows, config.cols, config.acc_bits
         super().__init__({
             "e": In(element_layout(config)).array(R),
@@ -58,7 +61,7 @@ class Array(wiring.Component):
             prev = self.e[i]
             for j in range(cfg.cols):
                 lut = i * cfg.cols + j >= cfg.pes - self._lut
-                pe = PE(cfg, multiplier="lut" if lut else "dsp")
+                pe = PE(cfg, multiplier="lut" if lut else "dsp", primitive=self._primitive)
                 m.submodules[f"pe_{i}_{j}"] = pe
                 m.d.comb += [pe.ei.eq(prev),
                              [pe.lw_en[b].eq(self.lw_en[i][b] & self.lw_mask[i][b][j])

@@ -18,6 +18,7 @@ from accel.fileio import atomic_write_text
 from accel.program import Program
 
 from .image import CYCLE_BITS, CoreParams, Image, pack
+from .models import MODELS_FILE, models_verilog
 
 __all__ = ["core_verilog", "write_bundle", "TOP", "CORE"]
 
@@ -28,7 +29,7 @@ CORE = "axw_core"
 
 #: Verilator lint waivers of the core (docs/rtl.md explains each); written at the top of
 #: the core's file so that `verilator -Wall` and `verilator --binary` accept it as is.
-LINT_WAIVERS = ("WIDTH", "UNUSEDSIGNAL", "DECLFILENAME")
+LINT_WAIVERS = ("WIDTH", "UNUSEDSIGNAL", "DECLFILENAME", "CASEINCOMPLETE")
 
 
 def core_verilog(params: CoreParams, *, waivers: bool = True) -> str:
@@ -229,32 +230,38 @@ def _testbench(cfg: HardwareConfig, p: CoreParams, *, pl_width: int, n_prog: int
     return "\n".join(o) + "\n"
 
 
-def _with_lut(params: CoreParams, n: int | None) -> CoreParams:
-    return params if n is None else dataclasses.replace(params, lut_multipliers=n)
+def _with(params: CoreParams, lut: int | None, prim: str | None) -> CoreParams:
+    if lut is not None:
+        params = dataclasses.replace(params, lut_multipliers=lut)
+    if prim is not None:
+        params = dataclasses.replace(params, dsp_primitive=prim)
+    return params
 
 
 def write_bundle(out_dir, config: HardwareConfig, program: Program | None = None,
                  memory: list | None = None, expected: np.ndarray | None = None, *,
                  stall_permille: int = 0, stall_seed: int = 1,
                  params: CoreParams | None = None, max_cycles: int = 50_000_000,
-                 lut_multipliers: int | None = None) -> dict:
+                 lut_multipliers: int | None = None, dsp_primitive: str | None = None) -> dict:
     """Write the bundle into ``out_dir``; return ``{"files": [...], "params": {...}}``.
 
     Without ``program`` only the core (for ``params`` or the default capacities),
-    ``config.json`` and ``files.f`` are written.  ``lut_multipliers`` overrides that
-    field of the core's parameters."""
+    ``config.json`` and ``files.f`` are written.  ``lut_multipliers`` and
+    ``dsp_primitive`` override those fields of the core's parameters; with a primitive the
+    bundle also holds its simulation model (``hdl.models``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = {}
     files["config.json"] = config.to_json() + "\n"
     if program is None:
-        p = _with_lut(params or CoreParams(config), lut_multipliers)
+        p = _with(params or CoreParams(config), lut_multipliers, dsp_primitive)
         files[f"{CORE}.v"] = core_verilog(p)
         files["files.f"] = f"{CORE}.v\n"
     else:
-        if lut_multipliers is not None:
-            params = _with_lut(params or CoreParams.fit(program, int(sum(np.asarray(m).size for m in memory))),
-                               lut_multipliers)
+        if lut_multipliers is not None or dsp_primitive is not None:
+            params = _with(params or CoreParams.fit(
+                program, int(sum(np.asarray(m).size for m in memory))), lut_multipliers,
+                dsp_primitive)
         img = pack(program, memory, params)
         p = img.params
         from .core import table_ids
@@ -277,6 +284,9 @@ def write_bundle(out_dir, config: HardwareConfig, program: Program | None = None
             y_off=int(img.offsets[y]), y_count=int(exp.size), y_bits=y_bits,
             stall_permille=stall_permille, stall_seed=stall_seed, max_cycles=max_cycles)
         files["files.f"] = f"{CORE}.v\n{TOP}.v\n"
+    if p.dsp_primitive is not None:
+        files[MODELS_FILE] = models_verilog()
+        files["files.f"] = f"{MODELS_FILE}\n" + files["files.f"]
     for name, text in files.items():
         atomic_write_text(out / name, text)
     return {"files": sorted(files), "params": {k: getattr(p, k) for k in (

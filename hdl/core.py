@@ -4,7 +4,11 @@ the merge adder, double-buffered loads, issue, and the controller walking the Pr
 State registers hold the values at the start of a cycle; everything a rule of
 docs/machine.md evaluates inside one cycle is combinational, in the rule order
 (memory → stream fetch → writeback → loads → issue), so the core's cycle count equals
-``sim.simulate``'s.  The memory interface is documented in docs/rtl.md.
+``sim.simulate``'s.  The program tables and FIFOs are read synchronously (block RAM):
+each read port is addressed with the next value of the register that walks its table,
+and a unit that may step onto the next tile within a cycle reads the records of both
+tiles (and of the element the next tile starts at, ``nrs0``).  The memory interface is
+documented in docs/rtl.md.
 """
 
 from __future__ import annotations
@@ -18,26 +22,34 @@ from .array import Array as PEArray
 from .image import CYCLE_BITS, KIND_NONE, KIND_SLOT, CoreParams, HdlError, Image, layouts
 from .pe import element_layout
 
-__all__ = ["Core", "table_ids"]
+__all__ = ["Core", "table_ids", "LANE_TABLES", "PRIME"]
+
+
+#: Cycles between ``start`` and machine cycle 0, while the table ports settle on the
+#: cycle-0 addresses (tile records, then the element records they point to).
+PRIME = 2
+
+#: Per-lane program tables, in table-number order.
+LANE_TABLES = ("lane_ftile", "lane_itile", "lane_ltile", "lane_elem", "lane_load")
 
 
 def table_ids(rows: int) -> dict:
-    """Program-load table numbers: the global tables, then three per lane."""
-    ids = {"tile": 0, "block": 1, "step": 2, "const": 3}
+    """Program-load table numbers: the global tables, then five per lane."""
+    ids = {"block": 0, "step": 1, "const": 2}
     for i in range(rows):
-        ids[f"lane_tile{i}"] = 4 + 3 * i
-        ids[f"lane_elem{i}"] = 5 + 3 * i
-        ids[f"lane_load{i}"] = 6 + 3 * i
+        for k, name in enumerate(LANE_TABLES):
+            ids[f"{name}{i}"] = 3 + len(LANE_TABLES) * i + k
     return ids
 
 
 def _depths(p: CoreParams) -> dict:
     R = p.config.rows
-    d = {"tile": p.max_tiles, "block": p.max_blocks, "step": p.max_steps, "const": 3 + R}
+    d = {"block": p.max_blocks, "step": p.max_steps, "const": 3 + R}
+    per = {"lane_ftile": p.max_tiles, "lane_itile": p.max_tiles, "lane_ltile": p.max_tiles,
+           "lane_elem": p.max_lane_elems, "lane_load": p.max_lane_loads}
     for i in range(R):
-        d[f"lane_tile{i}"] = p.max_tiles
-        d[f"lane_elem{i}"] = p.max_lane_elems
-        d[f"lane_load{i}"] = p.max_lane_loads
+        for name in LANE_TABLES:
+            d[f"{name}{i}"] = per[name]
     return d
 
 
@@ -88,6 +100,8 @@ class Core(wiring.Component):
         R, C, W = cfg.rows, cfg.cols, cfg.acc_bits
         AW = params.addr_bits
         self._layouts = layouts(params)
+        if 3 + len(LANE_TABLES) * R > 256:
+            raise HdlError(f"the core's 8-bit table numbers cover at most 50 rows, got {R}")
         self._ids = table_ids(R)
         plw = max(f.width for f in self._layouts.values())
         super().__init__({
@@ -123,9 +137,14 @@ class Core(wiring.Component):
         B = cfg.dram_bytes_per_cycle
         Lt = self._layouts
         m = Module()
-        m.submodules.array = arr = PEArray(cfg, p.lut_multipliers)
+        m.submodules.array = arr = PEArray(cfg, p.lut_multipliers, p.dsp_primitive)
 
         # ---------------------------------------------------------- program memories
+        # Every table is read synchronously: a port's address is the *next* value of the
+        # register that walks the table (or that value + 1, for a walker that may step
+        # onto the next tile in the cycle), so the record is there when the cycle starts.
+        # While idle the addresses are those of cycle 0; `start` waits PRIME cycles for
+        # them to settle.
         depths = _depths(p)
         mems = {}
         for name, depth in depths.items():
@@ -150,30 +169,35 @@ class Core(wiring.Component):
         nt, nb, cap = consts[0], consts[1], consts[2]
         lane_total = consts[3:]
 
-        def rd(name, addr, kind=None):
-            port = mems[name].read_port(domain="comb")
-            m.d.comb += port.addr.eq(addr)
-            f = Lt[kind or name.rstrip("0123456789")]
-            return lambda field: f.get(port.data, field)
+        def port(name, addr_next):
+            """Sync read port of table ``name`` addressed by ``addr_next``: a field getter
+            of the record at that address, one cycle later."""
+            rp = mems[name].read_port()
+            m.d.comb += rp.addr.eq(addr_next)
+            f = Lt[name.rstrip("0123456789")]
+            return lambda field: f.get(rp.data, field)
 
         # ---------------------------------------------------------- state
         running = Signal()
+        idle = Signal()
+        m.d.comb += idle.eq(~running)
         c = Signal(CYCLE_BITS)
         CR = p.credit_bits  # the credit never exceeds the cap (CoreParams.max_credit)
         credit = Signal(CR)
         rot = Signal(range(max(R, 2)))
         ph_done = Signal(p.max_phases)
         TB = p.tile_bits + 1
+        EB = p.elem_bits
         f_tile = [Signal(TB, name=f"f_tile{i}") for i in range(R)]
-        f_ptr = [Signal(p.elem_bits, name=f"f_ptr{i}") for i in range(R)]
-        f_end = [Signal(p.elem_bits, name=f"f_end{i}") for i in range(R)]
+        f_ptr = [Signal(EB, name=f"f_ptr{i}") for i in range(R)]
+        f_end = [Signal(EB, name=f"f_end{i}") for i in range(R)]
         s_occ = [Signal(range(SF + 1), name=f"s_occ{i}") for i in range(R)]
         s_rpos = [Signal(range(SF), name=f"s_rpos{i}") for i in range(R)]
         s_hpos = [Signal(range(SF), name=f"s_hpos{i}") for i in range(R)]
         s_arr = [Signal(SF, name=f"s_arr{i}") for i in range(R)]
         cur = [Signal(TB, name=f"cur{i}") for i in range(R)]
-        rem = [Signal(p.elem_bits, name=f"rem{i}") for i in range(R)]
-        h_ptr = [Signal(p.elem_bits, name=f"h_ptr{i}") for i in range(R)]
+        rem = [Signal(EB, name=f"rem{i}") for i in range(R)]
+        h_ptr = [Signal(EB, name=f"h_ptr{i}") for i in range(R)]
         last_iss = [Signal(CYCLE_BITS + 1, name=f"last_iss{i}") for i in range(R)]  # +C, 0 if none
         merge_at = [Signal(CYCLE_BITS, name=f"merge_at{h}") for h in range(2)]
         lr_cnt = [Signal(p.load_bits, name=f"lr_cnt{i}") for i in range(R)]
@@ -185,10 +209,9 @@ class Core(wiring.Component):
         lw_started = [Signal(name=f"lw_started{i}") for i in range(R)]
         wb_blk = Signal(p.block_bits + 1)
         wb_cur = Signal(p.step_bits + 1)
+        prime = Signal(range(PRIME + 1))
 
         m.d.comb += [self.busy.eq(running), self.cycles.eq(c)]
-        start = Signal()
-        m.d.comb += start.eq(self.start & ~running)
         ready = self.mem_ready
 
         def dep_ok(ok, q):
@@ -215,63 +238,79 @@ class Core(wiring.Component):
             grants = [Signal(name=f"{tag}_grant{i}") for i in range(R)]
             for q, (idx, (w, n)) in enumerate(pos):
                 g = Signal(name=f"{tag}_g{q}")
-                nxt = Signal(CR, name=f"{tag}_cr{q}")
-                m.d.comb += [g.eq(w & (cr >= n)), nxt.eq(Mux(g, cr - n, cr))]
+                nx = Signal(CR, name=f"{tag}_cr{q}")
+                m.d.comb += [g.eq(w & (cr >= n)), nx.eq(Mux(g, cr - n, cr))]
                 for i in range(R):
                     with m.If(g & (idx == i)):
                         m.d.comb += grants[i].eq(1)
-                cr = nxt
+                cr = nx
             return grants, cr
+
+        def tile_walk(name, i, pos, step):
+            """The records of tiles ``pos`` and ``pos + 1`` of lane table ``name`` (ports
+            addressed by the walker's next position), and the record of ``pos + step``."""
+            pos_n = Signal(TB, name=f"{name}_pos_n{i}")
+            a = port(f"{name}{i}", pos_n)
+            b = port(f"{name}{i}", pos_n + 1)
+            return pos_n, a, b, (lambda field: Mux(step, b(field), a(field)))
 
         credit0 = Signal(CR)
         m.d.comb += credit0.eq(Mux(credit + B > cap, cap, credit + B))
 
         # ---------------------------------------------------------- 1. stream fetch
-        s_want, s_need, s_ptr_e, s_end_e, s_tile_e = [], [], [], [], []
+        s_want, s_need, s_fin = [], [], []
         for i in range(R):
             adv = Signal(name=f"f_adv{i}")
+            m.d.comb += adv.eq((f_ptr[i] >= f_end[i]) & (f_tile[i] < nt))
             te = Signal(TB, name=f"f_tile_e{i}")
-            m.d.comb += [adv.eq((f_ptr[i] >= f_end[i]) & (f_tile[i] < nt)),
-                         te.eq(f_tile[i] + adv)]
-            lt = rd(f"lane_tile{i}", Mux(start, 0, te))
-            tr = rd("tile", te)
-            pe_, ee = Signal(p.elem_bits, name=f"f_ptr_e{i}"), Signal(p.elem_bits, name=f"f_end_e{i}")
-            with m.If(adv & (te < nt)):
-                m.d.comb += [pe_.eq(lt("rs0")), ee.eq(lt("rs1"))]
-            with m.Else():
-                m.d.comb += [pe_.eq(f_ptr[i]), ee.eq(f_end[i])]
-            el = rd(f"lane_elem{i}", pe_)
+            m.d.comb += te.eq(f_tile[i] + adv)
+            ft_n, fa, fb, ft = tile_walk("lane_ftile", i, f_tile[i], adv)
+            enter = Signal(name=f"f_enter{i}")
+            m.d.comb += enter.eq(adv & (te < nt))
+            pe_, ee = Signal(EB, name=f"f_ptr_e{i}"), Signal(EB, name=f"f_end_e{i}")
+            m.d.comb += [pe_.eq(Mux(enter, fb("rs0"), f_ptr[i])),
+                         ee.eq(Mux(enter, fb("rs1"), f_end[i]))]
             w = Signal(name=f"s_want{i}")
             m.d.comb += w.eq(running & (te < nt) & (pe_ < ee) & (s_occ[i] < SF)
-                             & dep_ok(tr("s_dep_ok"), tr("s_dep")))
+                             & dep_ok(ft("s_dep_ok"), ft("s_dep")))
             need = Signal(16, name=f"s_need{i}")
-            m.d.comb += need.eq(tr("s_bytes"))
-            s_want.append(w); s_need.append(need); s_ptr_e.append(pe_); s_end_e.append(ee)
-            s_tile_e.append(te)
-            m.d.comb += self.sreq_addr[i].eq(el("src"))
-            # start-up values come from lane_tile[i][0] through the same port
-            with m.If(start):
-                m.d.sync += [f_tile[i].eq(0), f_ptr[i].eq(lt("rs0")), f_end[i].eq(lt("rs1"))]
+            m.d.comb += need.eq(ft("s_bytes"))
+            s_want.append(w); s_need.append(need)
+            s_fin.append((te, pe_, ee, ft_n, fa, fb, adv))
         s_grant, credit1 = arbitrate(s_want, s_need, credit0, "s")
         s_fire = []
         for i in range(R):
+            te, pe_, ee, ft_n, fa, fb, adv = s_fin[i]
             m.d.comb += self.sreq_valid[i].eq(s_grant[i])
             fire = Signal(name=f"s_fire{i}")
             m.d.comb += fire.eq(s_grant[i] & ready)
             s_fire.append(fire)
-            with m.If(running):
-                m.d.sync += [f_tile[i].eq(s_tile_e[i]),
-                             f_ptr[i].eq(s_ptr_e[i] + fire), f_end[i].eq(s_end_e[i])]
+            # next state; while idle, that of cycle 0 (tile 0, from port a at address 0)
+            ptr_n = Signal(EB, name=f"f_ptr_n{i}")
+            end_n = Signal(EB, name=f"f_end_n{i}")
+            nrs0_n = Signal(EB, name=f"f_nrs0_n{i}")
+            m.d.comb += [ft_n.eq(Mux(running, te, 0)),
+                         ptr_n.eq(Mux(running, pe_ + fire, fa("rs0"))),
+                         end_n.eq(Mux(running, ee, fa("rs1"))),
+                         nrs0_n.eq(Mux(running & adv, fb("nrs0"), fa("nrs0")))]
+            m.d.sync += [f_tile[i].eq(ft_n), f_ptr[i].eq(ptr_n), f_end[i].eq(end_n)]
+            # the element the fetch side will look at next cycle
+            adv_n = (ptr_n >= end_n) & (ft_n < nt)
+            el = port(f"lane_elem{i}", Mux(adv_n & (ft_n + 1 < nt), nrs0_n, ptr_n))
+            m.d.comb += self.sreq_addr[i].eq(el("src"))
 
         # ---------------------------------------------------------- 2. writeback
-        br = rd("block", wb_blk)
+        wb_blk_n = Signal.like(wb_blk)
+        wb_cur_n = Signal.like(wb_cur)
+        br = port("block", wb_blk_n)
+        sr = port("step", wb_cur_n)
+        sr1 = port("step", wb_cur_n + 1)
         wb_ready = Signal()
         past = Signal(R)
         for i in range(R):
             m.d.comb += past[i].eq(cur[i] > br("last_tile"))
         m.d.comb += wb_ready.eq(running & (wb_blk < nb) & (c > Array(merge_at)[wb_blk[0]])
                                 & past.all())
-        sr = rd("step", wb_cur)
         wb_try = Signal()
         m.d.comb += wb_try.eq(wb_ready & (wb_cur < br("s1")))
         wb_need = sr("need")
@@ -281,20 +320,19 @@ class Core(wiring.Component):
                      credit2.eq(Mux(wb_grant, credit1 - wb_need, credit1))]
         wb_fire = Signal()
         m.d.comb += wb_fire.eq(wb_grant & ready)
-        wb_cur_n = Signal.like(wb_cur)
-        m.d.comb += wb_cur_n.eq(wb_cur + wb_fire)
+        wb_step_n = Signal.like(wb_cur)
+        m.d.comb += wb_step_n.eq(wb_cur + wb_fire)
         wb_fin = Signal()
-        m.d.comb += wb_fin.eq(wb_ready & (wb_cur_n >= br("s1")))
-        wb_blk_n = Signal.like(wb_blk)
-        m.d.comb += wb_blk_n.eq(wb_blk + wb_fin)
-        with m.If(running):
-            m.d.sync += [wb_cur.eq(wb_cur_n), wb_blk.eq(wb_blk_n)]
-            with m.If(wb_fin & br("last_of_phase")):
-                m.d.sync += ph_done.eq(ph_done | (Const(1, p.max_phases) << br("phase"))[:p.max_phases])
-        # bank reads for the next cycle's step
-        srn = rd("step", wb_cur_n)
+        m.d.comb += wb_fin.eq(wb_ready & (wb_step_n >= br("s1")))
+        m.d.comb += [wb_cur_n.eq(Mux(running, wb_step_n, 0)),
+                     wb_blk_n.eq(Mux(running, wb_blk + wb_fin, 0))]
+        m.d.sync += [wb_cur.eq(wb_cur_n), wb_blk.eq(wb_blk_n)]
+        with m.If(running & wb_fin & br("last_of_phase")):
+            m.d.sync += ph_done.eq(ph_done | (Const(1, p.max_phases) << br("phase"))[:p.max_phases])
+        # bank reads for the next cycle's step: the step after this one if this one fires
         for i in range(R):
-            m.d.comb += [arr.wb_addr[i].eq(srn(f"slot{i}")), arr.wb_half[i].eq(wb_blk_n[0])]
+            m.d.comb += [arr.wb_addr[i].eq(Mux(wb_fire, sr1(f"slot{i}"), sr(f"slot{i}"))),
+                         arr.wb_half[i].eq(wb_blk_n[0])]
         # merge adder and requantization
         msum = [Const(0, signed(W))] * C
         any_merge = Signal()
@@ -317,24 +355,25 @@ class Core(wiring.Component):
         m.d.comb += [self.wr_valid[R].eq(wb_grant & any_merge), self.wr_row[R].eq(sr("mrow"))]
 
         # ---------------------------------------------------------- 3a. load requests
-        l_want, l_need = [], []
+        l_want, l_need, l_ports = [], [], []
         for i in range(R):
-            ld = rd(f"lane_load{i}", lr_cnt[i])
+            lr_n = Signal(p.load_bits, name=f"lr_cnt_n{i}")
+            ld = port(f"lane_load{i}", lr_n)
             w = Signal(name=f"l_want{i}")
             m.d.comb += w.eq(running & (lr_cnt[i] < lane_total[i])
                              & ((lr_cnt[i] - lw_cnt[i])[:p.load_bits] < LF)
                              & dep_ok(ld("dep_ok"), ld("dep")))
             n = Signal(24, name=f"l_need{i}")
             m.d.comb += n.eq(ld("bytes"))
-            l_want.append(w); l_need.append(n)
+            l_want.append(w); l_need.append(n); l_ports.append(lr_n)
             m.d.comb += self.lreq_addr[i].eq(ld("row"))
         l_grant, credit3 = arbitrate(l_want, l_need, credit2, "l")
         with m.If(running):
             m.d.sync += credit.eq(Mux(ready, credit3, credit0))
         for i in range(R):
             m.d.comb += self.lreq_valid[i].eq(l_grant[i])
-            with m.If(running & l_grant[i] & ready):
-                m.d.sync += lr_cnt[i].eq(lr_cnt[i] + 1)
+            m.d.comb += l_ports[i].eq(Mux(running, lr_cnt[i] + (l_grant[i] & ready), 0))
+            m.d.sync += lr_cnt[i].eq(l_ports[i])
 
         # ---------------------------------------------------------- 3b. load writes
         # read-done times per lane and tile (written when the issue side passes a tile)
@@ -344,28 +383,35 @@ class Core(wiring.Component):
         for i in range(R):
             m.submodules[f"read_done{i}"] = rdm[i]
             rdm_w.append(rdm[i].write_port())
+        lw_tile_n = [Signal(TB, name=f"lw_tile_n{i}") for i in range(R)]
+        lwa, lwb = [], []
+        for i in range(R):
+            lwa.append(port(f"lane_ltile{i}", lw_tile_n[i]))
+            lwb.append(port(f"lane_ltile{i}", lw_tile_n[i] + 1))
         t0 = lw_tile[0]
-        tr0 = rd("tile", t0)
+        tr0 = lwa[0]
         bc_fin = Signal()
         lfifo = []
+        lw_cnt_n = [Signal(p.load_bits, name=f"lw_cnt_n{i}") for i in range(R)]
+        l_wpos_n = [Signal(range(LF), name=f"l_wpos_n{i}") for i in range(R)]
         for i in range(R):
             mem = Memory(shape=unsigned(W * C), depth=LF, init=[])
             m.submodules[f"lfifo{i}"] = mem
             wp = mem.write_port()
-            rp = mem.read_port(domain="comb")
+            rp = mem.read_port(transparent_for=(wp,))
             m.d.comb += [wp.addr.eq(l_rpos[i]), wp.data.eq(Cat(*self.lrsp_data[i])),
-                         wp.en.eq(self.lrsp_valid[i]), rp.addr.eq(l_wpos[i])]
+                         wp.en.eq(self.lrsp_valid[i]), rp.addr.eq(l_wpos_n[i])]
             lfifo.append(rp.data)
             with m.If(self.lrsp_valid[i]):
                 m.d.sync += l_rpos[i].eq(inc(l_rpos[i], LF))
         # the broadcast check of lane 0 reads every lane's read-done time of lane 0's prev
         bc_rd_ok = []
         for i in range(R):
-            port = rdm[i].read_port(domain="comb")
-            m.d.comb += port.addr.eq(tr0("prev"))
+            rp = rdm[i].read_port(domain="comb")
+            m.d.comb += rp.addr.eq(tr0("prev"))
             ok = Signal(name=f"bc_rd_ok{i}")
             m.d.comb += ok.eq((lw_tile[i] == t0) & (~tr0("prev_ok") | (
-                (cur[i] > tr0("prev")) & (port.data <= c))))
+                (cur[i] > tr0("prev")) & (rp.data <= c))))
             bc_rd_ok.append(ok)
         lw_en = [[Signal(name=f"lw_en{i}_{b}") for b in range(2)] for i in range(R)]
         lw_go_bc = Signal()
@@ -374,18 +420,20 @@ class Core(wiring.Component):
             if i == 0:
                 t = t0
                 started = lw_started[0]
+                tr = tr0
             else:
                 t = Signal(TB, name=f"lw_t{i}")
                 started = Signal(name=f"lw_st{i}")
                 m.d.comb += [t.eq(Mux(bc_fin, t0 + 1, lw_tile[i])),
                              started.eq(Mux(bc_fin, 0, lw_started[i]))]
-            tr = tr0 if i == 0 else rd("tile", t)
-            port = rdm[i].read_port(domain="comb")
-            m.d.comb += port.addr.eq(tr("prev"))
+                # after lane 0 finishes a broadcast tile every lane is at tile t0 + 1
+                tr = (lambda a, b: lambda field: Mux(bc_fin, b(field), a(field)))(lwa[i], lwb[i])
+            rp = rdm[i].read_port(domain="comb")
+            m.d.comb += rp.addr.eq(tr("prev"))
             active = Signal(name=f"lw_active{i}")
             m.d.comb += active.eq(running & (t < nt) & (~tr("bc") if i else 1))
             ok = Signal(name=f"lw_ok{i}")
-            own_rd = (~tr("prev_ok")) | ((cur[i] > tr("prev")) & (port.data <= c))
+            own_rd = (~tr("prev_ok")) | ((cur[i] > tr("prev")) & (rp.data <= c))
             if i == 0:
                 m.d.comb += ok.eq(dep_ok(tr("d_dep_ok"), tr("d_dep"))
                                   & Mux(tr("bc"), Cat(*bc_rd_ok).all(), own_rd))
@@ -393,12 +441,11 @@ class Core(wiring.Component):
                 m.d.comb += ok.eq(dep_ok(tr("d_dep_ok"), tr("d_dep")) & own_rd)
             go = Signal(name=f"lw_go{i}")
             m.d.comb += go.eq(active & (started | ok))
-            lt = rd(f"lane_tile{i}", t)
-            ld = rd(f"lane_load{i}", lw_cnt[i])
+            ld = port(f"lane_load{i}", lw_cnt_n[i])
             wr = Signal(name=f"lw_wr{i}")
-            m.d.comb += wr.eq(go & (lw_cnt[i] < lt("ld_end")) & l_arr[i].bit_select(l_wpos[i], 1))
+            m.d.comb += wr.eq(go & (lw_cnt[i] < tr("ld_end")) & l_arr[i].bit_select(l_wpos[i], 1))
             fin = Signal(name=f"lw_fin{i}")
-            m.d.comb += fin.eq(go & ((lw_cnt[i] + wr) >= lt("ld_end")))
+            m.d.comb += fin.eq(go & ((lw_cnt[i] + wr) >= tr("ld_end")))
             mask = Signal(C, name=f"lw_mask{i}")
             m.d.comb += mask.eq((Const(1, C + 1) << ld("ncols"))[:C + 1] - 1)
             if i == 0:
@@ -408,15 +455,19 @@ class Core(wiring.Component):
             for b in range(2):
                 m.d.comb += lw_en[i][b].eq(wr & (bank == b) & (~tr("bc") if i == 0 else 1))
             lw_ports.append((wr, bank, ld("addr"), mask, lfifo[i]))
+            m.d.comb += [lw_cnt_n[i].eq(Mux(running, lw_cnt[i] + wr, 0)),
+                         l_wpos_n[i].eq(Mux(running & wr, inc(l_wpos[i], LF),
+                                            Mux(running, l_wpos[i], 0))),
+                         lw_tile_n[i].eq(Mux(running, Mux(fin, t + 1, t), 0))]
+            m.d.sync += [lw_cnt[i].eq(lw_cnt_n[i]), l_wpos[i].eq(l_wpos_n[i]),
+                         lw_tile[i].eq(lw_tile_n[i])]
             with m.If(running):
-                with m.If(wr):
-                    m.d.sync += [lw_cnt[i].eq(lw_cnt[i] + 1), l_wpos[i].eq(inc(l_wpos[i], LF))]
                 with m.If(fin):
-                    m.d.sync += [lw_tile[i].eq(t + 1), lw_started[i].eq(0)]
+                    m.d.sync += lw_started[i].eq(0)
                 with m.Elif(go):
-                    m.d.sync += [lw_tile[i].eq(t), lw_started[i].eq(1)]
+                    m.d.sync += lw_started[i].eq(1)
                 with m.Else():
-                    m.d.sync += [lw_tile[i].eq(t), lw_started[i].eq(started)]
+                    m.d.sync += lw_started[i].eq(started)
             # arrivals and consumption of the load FIFO flags
             setb = Signal(LF, name=f"l_set{i}")
             clrb = Signal(LF, name=f"l_clr{i}")
@@ -440,55 +491,60 @@ class Core(wiring.Component):
                         Mux(bc_here, data0[j * W:(j + 1) * W], data[j * W:(j + 1) * W]).as_signed())
 
         # ---------------------------------------------------------- 4. issue
-        sval = []
-        for i in range(R):
-            mem = Memory(shape=signed(W), depth=SF, init=[])
-            m.submodules[f"sfifo{i}"] = mem
-            wp = mem.write_port()
-            rp = mem.read_port(domain="comb")
-            m.d.comb += [wp.addr.eq(s_rpos[i]), wp.data.eq(self.srsp_data[i]),
-                         wp.en.eq(self.srsp_valid[i]), rp.addr.eq(s_hpos[i])]
-            sval.append(rp.data)
-            with m.If(self.srsp_valid[i]):
-                m.d.sync += s_rpos[i].eq(inc(s_rpos[i], SF))
         any_last = [Signal(name=f"any_last{h}") for h in range(2)]
         lasts = [[], []]
         for i in range(R):
+            s_hpos_n = Signal(range(SF), name=f"s_hpos_n{i}")
+            mem = Memory(shape=signed(W), depth=SF, init=[])
+            m.submodules[f"sfifo{i}"] = mem
+            wp = mem.write_port()
+            rp = mem.read_port(transparent_for=(wp,))
+            m.d.comb += [wp.addr.eq(s_rpos[i]), wp.data.eq(self.srsp_data[i]),
+                         wp.en.eq(self.srsp_valid[i]), rp.addr.eq(s_hpos_n)]
+            sval = rp.data
+            with m.If(self.srsp_valid[i]):
+                m.d.sync += s_rpos[i].eq(inc(s_rpos[i], SF))
             pas = Signal(name=f"pass{i}")
             m.d.comb += pas.eq(running & (cur[i] < nt) & (rem[i] == 0))
             ce = Signal(TB, name=f"cur_e{i}")
             m.d.comb += ce.eq(cur[i] + pas)
-            lt = rd(f"lane_tile{i}", Mux(start, 0, ce))
-            tr = rd("tile", ce)
-            re_ = Signal(p.elem_bits, name=f"rem_e{i}")
-            he = Signal(p.elem_bits, name=f"h_ptr_e{i}")
-            with m.If(pas & (ce < nt)):
-                m.d.comb += [re_.eq(lt("rs1") - lt("rs0")), he.eq(lt("rs0"))]
-            with m.Else():
-                m.d.comb += [re_.eq(rem[i]), he.eq(h_ptr[i])]
+            cur_n, ia, ib, tr = tile_walk("lane_itile", i, cur[i], pas)
+            enter = Signal(name=f"i_enter{i}")
+            m.d.comb += enter.eq(pas & (ce < nt))
+            re_ = Signal(EB, name=f"rem_e{i}")
+            he = Signal(EB, name=f"h_ptr_e{i}")
+            m.d.comb += [re_.eq(Mux(enter, ib("n"), rem[i])), he.eq(Mux(enter, ib("rs0"), h_ptr[i]))]
             m.d.comb += [rdm_w[i].en.eq(pas), rdm_w[i].addr.eq(cur[i]),
                          rdm_w[i].data.eq(last_iss[i])]
-            el = rd(f"lane_elem{i}", he)
             iss = Signal(name=f"issue{i}")
             m.d.comb += iss.eq(running & (ce < nt) & (re_ != 0) & (lw_tile[i] > ce)
                                & (~tr("wbprev_ok") | (wb_blk > tr("wbprev")))
                                & s_arr[i].bit_select(s_hpos[i], 1))
+            rem_n = Signal(EB, name=f"rem_n{i}")
+            hp_n = Signal(EB, name=f"h_ptr_n{i}")
+            nrs0_n = Signal(EB, name=f"i_nrs0_n{i}")
+            m.d.comb += [cur_n.eq(Mux(running, ce, 0)),
+                         rem_n.eq(Mux(running, re_ - iss, ia("n"))),
+                         hp_n.eq(Mux(running, he + iss, ia("rs0"))),
+                         nrs0_n.eq(Mux(running & pas, ib("nrs0"), ia("nrs0"))),
+                         s_hpos_n.eq(Mux(running & iss, inc(s_hpos[i], SF),
+                                         Mux(running, s_hpos[i], 0)))]
+            m.d.sync += [cur[i].eq(cur_n), rem[i].eq(rem_n), h_ptr[i].eq(hp_n),
+                         s_hpos[i].eq(s_hpos_n)]
+            pas_n = (cur_n < nt) & (rem_n == 0)
+            el = port(f"lane_elem{i}", Mux(pas_n & (cur_n + 1 < nt), nrs0_n, hp_n))
             fl = el("flags")
             e = Signal(element_layout(cfg), name=f"ereg{i}")
             m.d.sync += [e.valid.eq(iss),
-                         e.value.eq(requantize(m, sval[i], tr("s_rq_shift"), tr("s_rq_bits"), W)),
+                         e.value.eq(requantize(m, sval, tr("s_rq_shift"), tr("s_rq_bits"), W)),
                          e.sel.eq(tr("sel")), e.addr.eq(el("addr")), e.bank.eq(tr("bank")),
                          e.slot.eq(el("slot")), e.half.eq(tr("half")),
                          e.first.eq(fl[0]), e.last.eq(fl[1]), e.fresh.eq(fl[2])]
             m.d.comb += arr.e[i].eq(e)
             for h in range(2):
                 lasts[h].append(iss & fl[1] & (tr("half") == h))
-            with m.If(start):
-                m.d.sync += [cur[i].eq(0), rem[i].eq(lt("rs1") - lt("rs0")), h_ptr[i].eq(lt("rs0"))]
-            with m.Elif(running):
-                m.d.sync += [cur[i].eq(ce), rem[i].eq(re_ - iss), h_ptr[i].eq(he + iss)]
-                with m.If(iss):
-                    m.d.sync += last_iss[i].eq(c + C)
+            with m.If(running & iss):
+                m.d.sync += last_iss[i].eq(c + C)
             # stream FIFO flags and occupancy
             setb = Signal(SF, name=f"s_set{i}")
             clrb = Signal(SF, name=f"s_clr{i}")
@@ -497,8 +553,6 @@ class Core(wiring.Component):
             m.d.sync += s_arr[i].eq((s_arr[i] & ~clrb) | setb)
             with m.If(running):
                 m.d.sync += s_occ[i].eq(s_occ[i] + s_fire[i] - iss)
-                with m.If(iss):
-                    m.d.sync += s_hpos[i].eq(inc(s_hpos[i], SF))
         for h in range(2):
             m.d.comb += any_last[h].eq(Cat(*lasts[h]).any())
             with m.If(running & any_last[h]):
@@ -506,15 +560,19 @@ class Core(wiring.Component):
                                                 + cfg.merge_latency_cycles))
 
         # ---------------------------------------------------------- control
-        with m.If(start):
-            m.d.sync += [running.eq(nb != 0), self.done.eq(nb == 0), c.eq(0), credit.eq(0),
-                         rot.eq(0), ph_done.eq(0), wb_blk.eq(0), wb_cur.eq(0),
-                         merge_at[0].eq(0), merge_at[1].eq(0)]
-            for i in range(R):
-                m.d.sync += [s_occ[i].eq(0), s_rpos[i].eq(0), s_hpos[i].eq(0), s_arr[i].eq(0),
-                             last_iss[i].eq(0), lr_cnt[i].eq(0), lw_cnt[i].eq(0),
-                             l_rpos[i].eq(0), l_wpos[i].eq(0), l_arr[i].eq(0),
-                             lw_tile[i].eq(0), lw_started[i].eq(0)]
+        # start → PRIME cycles with the cycle-0 addresses on every table port → cycle 0
+        with m.If(self.start & idle & (prime == 0)):
+            m.d.sync += [prime.eq(PRIME), self.done.eq(0)]
+        with m.Elif(prime != 0):
+            m.d.sync += prime.eq(prime - 1)
+            with m.If(prime == 1):
+                m.d.sync += [running.eq(nb != 0), self.done.eq(nb == 0), c.eq(0),
+                             credit.eq(0), rot.eq(0), ph_done.eq(0),
+                             merge_at[0].eq(0), merge_at[1].eq(0)]
+                for i in range(R):
+                    m.d.sync += [s_occ[i].eq(0), s_rpos[i].eq(0), s_arr[i].eq(0),
+                                 last_iss[i].eq(0), l_rpos[i].eq(0), l_arr[i].eq(0),
+                                 lw_started[i].eq(0)]
         with m.Elif(running):
             m.d.sync += [c.eq(c + 1), rot.eq(Mux(rot == R - 1, 0, rot + 1))]
             with m.If(wb_blk_n == nb):

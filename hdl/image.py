@@ -79,6 +79,9 @@ class CoreParams:
     #: PEs (the last ones in row-major order) whose product is computed in logic instead
     #: of 18 × 18 multiplier blocks; same bits and cycles (hdl.pe.PE ``multiplier``)
     lut_multipliers: int = 0
+    #: how the other PEs' multipliers are written (``hdl.pe.DSP_PRIMITIVES``): None, the
+    #: portable ``*``; "ecp5", MULT18X18D blocks holding the pipeline registers
+    dsp_primitive: str | None = None
 
     def __post_init__(self):
         for k in ("max_tiles", "max_blocks", "max_steps", "max_lane_elems", "max_lane_loads",
@@ -92,6 +95,8 @@ class CoreParams:
         if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= self.config.pes:
             raise HdlError(f"lut_multipliers must be an integer in 0..{self.config.pes} "
                            f"(the PEs), got {n!r}")
+        if self.dsp_primitive not in (None, "ecp5"):
+            raise HdlError(f"dsp_primitive must be None or 'ecp5', got {self.dsp_primitive!r}")
 
     @property
     def addr_bits(self) -> int:
@@ -165,15 +170,17 @@ def layouts(p: CoreParams) -> dict:
     R, C = c.rows, c.cols
     slot = c.slot_bits
     return {
-        # global, by tile
-        "tile": Fields([
-            ("bank", 1), ("bc", 1), ("prev_ok", 1), ("prev", p.tile_bits),
-            ("wbprev_ok", 1), ("wbprev", p.block_bits), ("half", 1),
-            ("s_dep_ok", 1), ("s_dep", p.phase_bits), ("d_dep_ok", 1), ("d_dep", p.phase_bits),
-            ("s_bytes", 16), ("s_rq_shift", 7), ("s_rq_bits", 7), ("sel", 1)]),
-        # per lane, by tile: the lane's element range and its cumulated load count
-        "lane_tile": Fields([("rs0", p.elem_bits), ("rs1", p.elem_bits),
-                             ("ld_end", p.load_bits)]),
+        # per lane, by tile, one record per unit that walks the tiles; ``nrs0`` is the
+        # next tile's first element (0 after the last tile): the walkers read the tables
+        # synchronously, one cycle ahead, so they need it before they reach that tile
+        "lane_ftile": Fields([("rs0", p.elem_bits), ("rs1", p.elem_bits), ("nrs0", p.elem_bits),
+                              ("s_dep_ok", 1), ("s_dep", p.phase_bits), ("s_bytes", 16)]),
+        "lane_itile": Fields([("rs0", p.elem_bits), ("n", p.elem_bits), ("nrs0", p.elem_bits),
+                              ("wbprev_ok", 1), ("wbprev", p.block_bits), ("half", 1),
+                              ("bank", 1), ("sel", 1), ("s_rq_shift", 7), ("s_rq_bits", 7)]),
+        "lane_ltile": Fields([("ld_end", p.load_bits), ("bc", 1), ("prev_ok", 1),
+                              ("prev", p.tile_bits), ("d_dep_ok", 1), ("d_dep", p.phase_bits),
+                              ("bank", 1)]),
         # per lane, by element: word address of S's value, local address, slot, flags
         "lane_elem": Fields([("src", p.addr_bits), ("addr", c.lmem_addr_bits),
                              ("slot", slot), ("flags", 3)]),
@@ -263,20 +270,21 @@ def pack(program: Program, memory: list, params: CoreParams | None = None) -> Im
     if (a["b_half"].astype(np.int64) != np.arange(nb) % 2).any():
         raise HdlError("b_half is not block index mod 2")
     L = layouts(p)
-    # ---- tiles
-    tiles = []
+    # ---- per-tile facts shared by the lanes' tile records
+    tile_f = []
     for t in range(nt):
         q = int(a["t_phase"][t])
         blk = int(a["t_block"][t])
         pv = int(a["t_prev_same_bank"][t])
         pb = int(a["b_prev_same_half"][blk])
-        tiles.append(L["tile"].pack(
-            bank=a["t_bank"][t], bc=a["t_broadcast"][t], prev_ok=pv >= 0, prev=max(pv, 0),
-            wbprev_ok=pb >= 0, wbprev=max(pb, 0), half=blk % 2,
-            s_dep_ok=s_dep[q] >= 0, s_dep=max(s_dep[q], 0), d_dep_ok=d_dep[q] >= 0,
-            d_dep=max(d_dep[q], 0), s_bytes=ph_s_bytes[q], s_rq_shift=a["ph_s_rq_shift"][q],
-            s_rq_bits=a["ph_s_rq_bits"][q], sel=sel[q]))
-    tables = {"tile": tiles}
+        tile_f.append({
+            "f": dict(s_dep_ok=s_dep[q] >= 0, s_dep=max(s_dep[q], 0), s_bytes=ph_s_bytes[q]),
+            "i": dict(wbprev_ok=pb >= 0, wbprev=max(pb, 0), half=blk % 2, bank=a["t_bank"][t],
+                      sel=sel[q], s_rq_shift=a["ph_s_rq_shift"][q],
+                      s_rq_bits=a["ph_s_rq_bits"][q]),
+            "l": dict(bc=a["t_broadcast"][t], prev_ok=pv >= 0, prev=max(pv, 0),
+                      d_dep_ok=d_dep[q] >= 0, d_dep=max(d_dep[q], 0), bank=a["t_bank"][t])})
+    tables = {}
     # ---- stream groups: one phase each
     ng = rsp.shape[1] - 1
     g_phase = np.full(ng, -1, np.int64)
@@ -293,13 +301,17 @@ def pack(program: Program, memory: list, params: CoreParams | None = None) -> Im
         n_el = int(rsp[i, -1]) - e0
         if n_el + 1 > p.max_lane_elems:
             raise HdlError(f"lane {i} has {n_el} elements, the core holds {p.max_lane_elems - 1}")
-        lt = []
+        ft, it, lt = [], [], []
         cum = 0
         ents = []
         for t in range(nt):
             g = int(a["t_stream"][t])
             cum += int(lens[i, t])
-            lt.append(L["lane_tile"].pack(rs0=rsp[i, g] - e0, rs1=rsp[i, g + 1] - e0, ld_end=cum))
+            rs0, rs1 = int(rsp[i, g]) - e0, int(rsp[i, g + 1]) - e0
+            nrs0 = int(rsp[i, a["t_stream"][t + 1]]) - e0 if t + 1 < nt else 0
+            ft.append(L["lane_ftile"].pack(rs0=rs0, rs1=rs1, nrs0=nrs0, **tile_f[t]["f"]))
+            it.append(L["lane_itile"].pack(rs0=rs0, n=rs1 - rs0, nrs0=nrs0, **tile_f[t]["i"]))
+            lt.append(L["lane_ltile"].pack(ld_end=cum, **tile_f[t]["l"]))
             q = int(a["t_phase"][t])
             dt = int(a["ph_d"][q])
             for k in range(int(lp[t, i]), int(lp[t, i + 1])):
@@ -316,7 +328,9 @@ def pack(program: Program, memory: list, params: CoreParams | None = None) -> Im
             for e in range(int(rsp[i, g]), int(rsp[i, g + 1])):
                 els.append(L["lane_elem"].pack(src=st + int(a["e_src"][e]), addr=a["e_addr"][e],
                                                slot=a["e_slot"][e], flags=a["e_flags"][e]))
-        tables[f"lane_tile{i}"] = lt
+        tables[f"lane_ftile{i}"] = ft
+        tables[f"lane_itile{i}"] = it
+        tables[f"lane_ltile{i}"] = lt
         tables[f"lane_elem{i}"] = els
         tables[f"lane_load{i}"] = ents
         consts.append(len(ents))

@@ -21,7 +21,7 @@ So the merge of a LAST element issued to its row at cycle ``i`` is written in PE
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -30,7 +30,7 @@ from accel.config import HardwareConfig
 
 from .image import HdlError
 
-__all__ = ["PE", "MULTIPLIERS", "element_layout"]
+__all__ = ["PE", "MULTIPLIERS", "DSP_PRIMITIVES", "element_layout"]
 
 
 def element_layout(config: HardwareConfig) -> data.StructLayout:
@@ -50,6 +50,11 @@ def _check_config(config):
 
 #: Multiplier implementations of a PE.
 MULTIPLIERS = ("dsp", "lut")
+#: How a ``dsp`` multiplier is written: ``None``, Amaranth's ``*`` between fabric registers
+#: (any tool, any simulator); ``"ecp5"``, instantiated ``MULT18X18D`` blocks that hold the
+#: operand and partial-product registers themselves (synthesis for ECP5; simulated with
+#: the model of :mod:`hdl.models`).
+DSP_PRIMITIVES = (None, "ecp5")
 
 
 class PE(wiring.Component):
@@ -65,6 +70,8 @@ class PE(wiring.Component):
         ``dsp``: one multiplier per slice of ``config.wide_chunks`` (18 × 18 blocks);
         ``lut``: shift-and-add over the narrow operand's bits in logic.  Same latency
         and bits either way.
+    primitive : None or "ecp5"
+        See :data:`DSP_PRIMITIVES`.
 
     Members
     -------
@@ -75,13 +82,18 @@ class PE(wiring.Component):
     wb_data : Out(signed(acc_bits))
     """
 
-    def __init__(self, config: HardwareConfig, multiplier: str = "dsp"):
+    def __init__(self, config: HardwareConfig, multiplier: str = "dsp",
+                 primitive: str | None = None):
         _check_config(config)
         if multiplier not in MULTIPLIERS:
             raise HdlError(f"multiplier must be one of {', '.join(MULTIPLIERS)}, "
                            f"got {multiplier!r}")
+        if primitive not in DSP_PRIMITIVES:
+            raise HdlError(f"primitive must be None or one of "
+                           f"{', '.join(p for p in DSP_PRIMITIVES if p)}, got {primitive!r}")
         self._config = config
         self._multiplier = multiplier
+        self._primitive = primitive
         W = config.acc_bits
         super().__init__({
             "ei": In(element_layout(config)),
@@ -99,6 +111,34 @@ class PE(wiring.Component):
     @property
     def multiplier(self) -> str:
         return self._multiplier
+
+    def _ecp5_partials(self, m, narrow_d, wide_d):
+        """Stages x+1 and x+2 in ECP5 ``MULT18X18D`` blocks, signed 18 × 18, with their
+        input registers (the operand registers) and output register (the partial product
+        register): the same bits and cycles as :meth:`_partials`."""
+        cfg = self._config
+        N = cfg.operand_bits
+        out = []
+        for k, (off, width, is_signed) in enumerate(cfg.wide_chunks):
+            a = Signal(signed(18), name=f"dsp{k}_a")
+            b = Signal(signed(18), name=f"dsp{k}_b")
+            piece = wide_d[off:off + width]
+            m.d.comb += [a.eq(narrow_d),
+                         b.eq(piece.as_signed() if is_signed else piece)]   # extends to 18
+            p = Signal(36, name=f"dsp{k}_p")
+            ports = {"i_CLK0": ClockSignal(), "i_CE0": 1, "i_RST0": 0,
+                     "i_SIGNEDA": 1, "i_SIGNEDB": 1, "i_SOURCEA": 0, "i_SOURCEB": 0}
+            for bit in range(18):
+                ports[f"i_A{bit}"] = a[bit]
+                ports[f"i_B{bit}"] = b[bit]
+                ports[f"i_C{bit}"] = 0
+            for bit in range(36):
+                ports[f"o_P{bit}"] = p[bit]
+            m.submodules[f"mult{k}"] = Instance(
+                "MULT18X18D", p_REG_INPUTA_CLK="CLK0", p_REG_INPUTB_CLK="CLK0",
+                p_REG_OUTPUT_CLK="CLK0", p_GSR="DISABLED", p_RESETMODE="SYNC", **ports)
+            out.append((off, p[:N + width + (0 if is_signed else 1)].as_signed()))
+        return out
 
     def _partials(self, m, narrow, wide):
         """Stage x+2: registered partial products whose wrapped sum is the product."""
@@ -154,15 +194,21 @@ class PE(wiring.Component):
                          s.first.eq(src.first), s.last.eq(src.last), s.fresh.eq(src.fresh)]
             return s
 
-        # x+1: operands
+        # x+1: operands (registered here, or by the multiplier blocks' input registers)
         lval = Mux(e1.bank, lr[1], lr[0])
-        narrow = Signal(signed(N))
-        wide = Signal(signed(W))
-        m.d.sync += [narrow.eq(Mux(e1.sel, e1.value[:N], lval[:N]).as_signed()),
-                     wide.eq(Mux(e1.sel, lval, e1.value))]
+        narrow_d = Signal(signed(N))
+        wide_d = Signal(signed(W))
+        m.d.comb += [narrow_d.eq(Mux(e1.sel, e1.value[:N], lval[:N]).as_signed()),
+                     wide_d.eq(Mux(e1.sel, lval, e1.value))]
         e2 = stage(e1, "e2")
         # x+2: partial products; x+3: product
-        parts = self._partials(m, narrow, wide)
+        if self._multiplier == "dsp" and self._primitive == "ecp5":
+            parts = self._ecp5_partials(m, narrow_d, wide_d)
+        else:
+            narrow = Signal(signed(N))
+            wide = Signal(signed(W))
+            m.d.sync += [narrow.eq(narrow_d), wide.eq(wide_d)]
+            parts = self._partials(m, narrow, wide)
         e3 = stage(e2, "e3")
         total = Const(0, W)
         for k, (off, pp) in enumerate(parts):

@@ -52,6 +52,8 @@ def run_amaranth(program: Program, memory: list, *, stall_permille: int = 0,
         ctx.set(core.start, 1)
         await ctx.tick()
         ctx.set(core.start, 0)
+        while not (ctx.get(core.busy) or ctx.get(core.done)):   # the core's PRIME cycles
+            await ctx.tick()
         pend_s = [deque() for _ in range(R)]
         pend_l = [deque() for _ in range(R)]
         c = 0

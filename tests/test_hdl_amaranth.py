@@ -7,6 +7,7 @@ take fewer examples here than at the other levels (same strategies, same checks)
 
 from __future__ import annotations
 
+import dataclasses
 import numpy as np
 import pytest
 from amaranth.hdl import Module, Signal, signed
@@ -85,6 +86,29 @@ def test_signature_follows_the_config():
     assert len(core.sreq_addr[0]) == 10
     pe = PE(cfg)
     assert len(pe.lw_addr[0]) == cfg.lmem_addr_bits == 5 and len(pe.wb_addr) == 4
+
+
+@pytest.mark.parametrize("lut", [5, 12])
+def test_lut_multipliers_change_neither_bits_nor_cycles(lut):
+    # 3×4 array: the last 5 PEs, then all 12, multiply in logic; extreme values included
+    problem = random_problem(11, 9, 8, 5, 6, mode="extreme")
+    cfg = _cfg()
+    prog = compile_problem(problem, cfg, "(ax)w")
+    mem = build_memory(problem, prog)
+    params = dataclasses.replace(CoreParams.fit(prog, sum(m.size for m in mem)),
+                                 lut_multipliers=lut)
+    out, cycles = run_amaranth(prog, mem, params=params)
+    want = engine.simulate(prog, mem)
+    assert cycles == want.cycles
+    np.testing.assert_array_equal(out[prog.tensor_id("Y")], want.memory[prog.tensor_id("Y")])
+
+
+def test_lut_multipliers_are_checked():
+    with pytest.raises(HdlError, match=r"^lut_multipliers must be an integer in 0\.\.12 "
+                                       r"\(the PEs\), got 13$"):
+        CoreParams(_cfg(), lut_multipliers=13)
+    with pytest.raises(HdlError, match="^multiplier must be one of dsp, lut, got 'mixed'$"):
+        PE(_cfg(), multiplier="mixed")
 
 
 # ------------------------------------------------------------------- PE against a naive model

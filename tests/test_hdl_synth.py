@@ -127,7 +127,8 @@ def test_critical_path():
 
 
 def test_synthesize_ecp5_tiny_core(yowasp, tmp_path):
-    params = CoreParams(TINY, **TINY_CAPACITIES)
+    # as `accel hdl --synth ecp5` builds it: MULT18X18D blocks with their own registers
+    params = CoreParams(TINY, **TINY_CAPACITIES, dsp_primitive="ecp5")
     res = synthesize(tmp_path, TINY, "ecp5", seeds=(1,), params=params)
     on_disk = json.loads((tmp_path / "synth.json").read_text())
     assert on_disk == res
@@ -136,8 +137,9 @@ def test_synthesize_ecp5_tiny_core(yowasp, tmp_path):
     assert (res["rows"], res["cols"], res["config_id"]) == (2, 2, TINY.id)
     assert res["capacities"] == {**TINY_CAPACITIES}
     assert res["lut"] > 0 and res["ff"] > 0
-    # one 8×32-bit product per PE: two 18×18 multipliers each
-    assert 0 < res["dsp"] <= 2 * TINY.pes
+    # one 8×32-bit product per PE: two 18×18 multipliers each, instantiated
+    assert res["dsp"] == 2 * TINY.pes and res["dsp_primitive"] == "ecp5"
+    assert "MULT18X18D #(" in (tmp_path / "synth" / "axw_core.v").read_text()
     assert res["bram"] >= 0
     assert 0 < res["fmax_mhz"] < 1000
     assert res["fmax_mhz"] == min(res["fmax_mhz_per_seed"])
@@ -172,6 +174,12 @@ def test_synthesize_ecp5_pack_only(yowasp, tmp_path):
     assert res["fmax_mhz"] is None and res["seeds"] == []
     assert res["lut"] > 0 and res["ff"] > 0 and 0 < res["dsp"] <= 2 * TINY.pes
     assert "nextpnr_pack.log" in res["logs"] and res["wall_s"]["nextpnr_pack"] > 0
+
+
+def test_synthesize_rejects_a_primitive_of_another_target(tmp_path):
+    params = CoreParams(TINY, **TINY_CAPACITIES, dsp_primitive="ecp5")
+    with pytest.raises(SynthError, match="^dsp_primitive 'ecp5' is not for target 'ice40'$"):
+        synthesize(tmp_path, TINY, "ice40", params=params)
 
 
 def test_synthesize_rejects_unknown_top(tmp_path):
