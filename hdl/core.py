@@ -19,7 +19,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from .array import Array as PEArray
-from .image import CYCLE_BITS, KIND_NONE, KIND_SLOT, CoreParams, HdlError, Image, layouts
+from .image import (CYCLE_BITS, KIND_NONE, KIND_SLOT, CoreParams, Fields, HdlError, Image,
+                    layouts, ram_style, table_reads)
 from .pe import element_layout
 
 __all__ = ["Core", "table_ids", "LANE_TABLES", "PRIME"]
@@ -146,19 +147,29 @@ class Core(wiring.Component):
         # While idle the addresses are those of cycle 0; `start` waits PRIME cycles for
         # them to settle.
         depths = _depths(p)
-        mems = {}
-        for name, depth in depths.items():
-            if name == "const":
-                continue
+        reads = table_reads(R)
+        n_copies = {}
+
+        def table_copy(name):
+            """The next copy of table ``name``: one per read port, holding the fields that
+            port uses (hdl.image.table_reads), written by the program-load port."""
             kind = name.rstrip("0123456789")
-            width = Lt[kind].width
-            init = list(self._image.tables.get(name, [])) if self._image else []
-            mem = Memory(shape=unsigned(width), depth=depth, init=init)
-            m.submodules[f"pm_{name}"] = mem
+            k = n_copies[name] = n_copies.get(name, -1) + 1
+            fields = reads[name if name == "lane_ltile0" else kind][k]
+            full = Lt[kind]
+            names = [n for n, _, _ in full.fields] if fields is None else list(fields)
+            sub = Fields([(n, full.width_of(n)) for n in names])
+            init = [sub.pack(**{n: x for n, x in full.unpack(v).items() if n in names})
+                    for v in self._image.tables.get(name, [])] if self._image else []
+            depth = depths[name]
+            mem = Memory(shape=unsigned(sub.width), depth=depth, init=init,
+                         attrs={"ram_style": ram_style(depth, sub.width)})
+            m.submodules[f"pm_{name}_{k}"] = mem
             wp = mem.write_port()
             m.d.comb += [wp.en.eq(self.pl_en & (self.pl_table == self._ids[name])),
-                         wp.addr.eq(self.pl_addr), wp.data.eq(self.pl_data[:width])]
-            mems[name] = mem
+                         wp.addr.eq(self.pl_addr),
+                         wp.data.eq(Cat(*[full.get(self.pl_data, n) for n in names]))]
+            return mem, sub
         const_init = list(self._image.consts) if self._image else []
         consts = [Signal(32, name=f"const{k}", init=(const_init[k] if k < len(const_init) else 0))
                   for k in range(3 + R)]
@@ -172,9 +183,9 @@ class Core(wiring.Component):
         def port(name, addr_next):
             """Sync read port of table ``name`` addressed by ``addr_next``: a field getter
             of the record at that address, one cycle later."""
-            rp = mems[name].read_port()
+            mem, f = table_copy(name)
+            rp = mem.read_port()
             m.d.comb += rp.addr.eq(addr_next)
-            f = Lt[name.rstrip("0123456789")]
             return lambda field: f.get(rp.data, field)
 
         # ---------------------------------------------------------- state
@@ -246,9 +257,10 @@ class Core(wiring.Component):
                 cr = nx
             return grants, cr
 
-        def tile_walk(name, i, pos, step):
-            """The records of tiles ``pos`` and ``pos + 1`` of lane table ``name`` (ports
-            addressed by the walker's next position), and the record of ``pos + step``."""
+        def tile_walk(name, i, step):
+            """For a walker whose position register takes ``pos_n`` next (the first value
+            returned, to be driven): getters of the records of its tiles ``pos`` and
+            ``pos + 1`` in lane table ``name``, and of tile ``pos + step``."""
             pos_n = Signal(TB, name=f"{name}_pos_n{i}")
             a = port(f"{name}{i}", pos_n)
             b = port(f"{name}{i}", pos_n + 1)
@@ -264,7 +276,7 @@ class Core(wiring.Component):
             m.d.comb += adv.eq((f_ptr[i] >= f_end[i]) & (f_tile[i] < nt))
             te = Signal(TB, name=f"f_tile_e{i}")
             m.d.comb += te.eq(f_tile[i] + adv)
-            ft_n, fa, fb, ft = tile_walk("lane_ftile", i, f_tile[i], adv)
+            ft_n, fa, fb, ft = tile_walk("lane_ftile", i, adv)
             enter = Signal(name=f"f_enter{i}")
             m.d.comb += enter.eq(adv & (te < nt))
             pe_, ee = Signal(EB, name=f"f_ptr_e{i}"), Signal(EB, name=f"f_end_e{i}")
@@ -377,7 +389,8 @@ class Core(wiring.Component):
 
         # ---------------------------------------------------------- 3b. load writes
         # read-done times per lane and tile (written when the issue side passes a tile)
-        rdm = [Memory(shape=unsigned(CYCLE_BITS + 1), depth=p.max_tiles, init=[])
+        rdm = [Memory(shape=unsigned(CYCLE_BITS + 1), depth=p.max_tiles, init=[],
+                      attrs={"ram_style": ram_style(p.max_tiles, CYCLE_BITS + 1, sync=False)})
                for _ in range(R)]
         rdm_w = []
         for i in range(R):
@@ -387,7 +400,8 @@ class Core(wiring.Component):
         lwa, lwb = [], []
         for i in range(R):
             lwa.append(port(f"lane_ltile{i}", lw_tile_n[i]))
-            lwb.append(port(f"lane_ltile{i}", lw_tile_n[i] + 1))
+            # lane 0 works on its own tile only: no second port
+            lwb.append(port(f"lane_ltile{i}", lw_tile_n[i] + 1) if i else None)
         t0 = lw_tile[0]
         tr0 = lwa[0]
         bc_fin = Signal()
@@ -395,7 +409,8 @@ class Core(wiring.Component):
         lw_cnt_n = [Signal(p.load_bits, name=f"lw_cnt_n{i}") for i in range(R)]
         l_wpos_n = [Signal(range(LF), name=f"l_wpos_n{i}") for i in range(R)]
         for i in range(R):
-            mem = Memory(shape=unsigned(W * C), depth=LF, init=[])
+            mem = Memory(shape=unsigned(W * C), depth=LF, init=[],
+                         attrs={"ram_style": ram_style(LF, W * C)})
             m.submodules[f"lfifo{i}"] = mem
             wp = mem.write_port()
             rp = mem.read_port(transparent_for=(wp,))
@@ -495,7 +510,8 @@ class Core(wiring.Component):
         lasts = [[], []]
         for i in range(R):
             s_hpos_n = Signal(range(SF), name=f"s_hpos_n{i}")
-            mem = Memory(shape=signed(W), depth=SF, init=[])
+            mem = Memory(shape=signed(W), depth=SF, init=[],
+                         attrs={"ram_style": ram_style(SF, W)})
             m.submodules[f"sfifo{i}"] = mem
             wp = mem.write_port()
             rp = mem.read_port(transparent_for=(wp,))
@@ -508,7 +524,7 @@ class Core(wiring.Component):
             m.d.comb += pas.eq(running & (cur[i] < nt) & (rem[i] == 0))
             ce = Signal(TB, name=f"cur_e{i}")
             m.d.comb += ce.eq(cur[i] + pas)
-            cur_n, ia, ib, tr = tile_walk("lane_itile", i, cur[i], pas)
+            cur_n, ia, ib, tr = tile_walk("lane_itile", i, pas)
             enter = Signal(name=f"i_enter{i}")
             m.d.comb += enter.eq(pas & (ce < nt))
             re_ = Signal(EB, name=f"rem_e{i}")

@@ -16,7 +16,8 @@ from accel.config import HardwareConfig
 from accel.errors import AxwError
 from accel.program import Program
 
-__all__ = ["HdlError", "Fields", "CoreParams", "Image", "pack", "layouts", "CYCLE_BITS"]
+__all__ = ["HdlError", "Fields", "CoreParams", "Image", "pack", "layouts", "CYCLE_BITS",
+           "LUTRAM_MAX_BITS", "BRAM_MIN_DEPTH", "ram_style", "core_memories", "table_reads"]
 
 #: Width of the core's cycle counter and of every stored cycle number.
 CYCLE_BITS = 32
@@ -61,6 +62,10 @@ class Fields:
 
     def width_of(self, name) -> int:
         return self._by[name][1]
+
+    def unpack(self, value: int) -> dict:
+        """``{field: unsigned value}`` of a packed integer."""
+        return {n: (int(value) >> off) & ((1 << w) - 1) for n, off, w in self.fields}
 
 
 @dataclass(frozen=True)
@@ -200,6 +205,67 @@ def layouts(p: CoreParams) -> dict:
         # scalar registers: number of tiles, blocks, credit cap, per-lane load totals
         "const": Fields([("value", 32)]),
     }
+
+
+#: A memory of at most this many bits, or shallower than :data:`BRAM_MIN_DEPTH`, is
+#: distributed RAM (LUTs); a larger one block RAM (a shallow, wide table would use a
+#: block per 36 bits of width and leave it almost empty).
+LUTRAM_MAX_BITS = 1024
+BRAM_MIN_DEPTH = 64
+
+
+def ram_style(depth: int, width: int, sync: bool = True) -> str:
+    """The ``ram_style`` the core gives a memory (Yosys honours it): ``block`` for a
+    synchronously read memory of at least :data:`BRAM_MIN_DEPTH` entries and more than
+    :data:`LUTRAM_MAX_BITS` bits, else ``distributed``."""
+    big = depth >= BRAM_MIN_DEPTH and depth * width > LUTRAM_MAX_BITS
+    return "block" if sync and big else "distributed"
+
+
+def table_reads(rows: int) -> dict:
+    """The fields each read port of each program table uses, by table kind: a list with
+    one tuple of field names per port (None: every field).  The core stores one copy of a
+    table per read port holding just those fields (a one-write one-read memory, as a block
+    RAM has them); lane 0's load side never reads its next tile's record (``lane_ltile0``)."""
+    slots = tuple(f"slot{i}" for i in range(rows))
+    return {
+        "lane_ftile": [None, None], "lane_itile": [None, None],
+        "lane_ltile": [None, None], "lane_ltile0": [None],
+        "lane_elem": [("src",), ("addr", "slot", "flags")],
+        "lane_load": [("row", "dep_ok", "dep", "bytes"), ("addr", "ncols")],
+        "block": [None],
+        "step": [None, slots],
+    }
+
+
+def _copy_width(f: Fields, fields) -> int:
+    return f.width if fields is None else sum(f.width_of(n) for n in fields)
+
+
+def core_memories(p: CoreParams) -> list[dict]:
+    """Every memory of the core built for ``p``, as ``{name, count, depth, width, sync,
+    ports}``: ``count`` such memories (each program-table copy of :func:`table_reads` is
+    one), each with ``ports`` read ports (more than one only for the combinationally read
+    read-done tables, which distributed RAM holds once per read port)."""
+    c = p.config
+    R, C, W, P = c.rows, c.cols, c.acc_bits, c.pes
+    L = layouts(p)
+    depth = {"lane_ftile": p.max_tiles, "lane_itile": p.max_tiles, "lane_ltile": p.max_tiles,
+             "lane_elem": p.max_lane_elems, "lane_load": p.max_lane_loads,
+             "block": p.max_blocks, "step": p.max_steps}
+    rows = [("lmem", 2 * P, c.lmem_depth, W, True),
+            ("out_bank", 2 * P, c.out_bank_depth, W, True),
+            ("stream_fifo", R, c.stream_fifo_depth, W, True),
+            ("load_fifo", R, c.load_fifo_depth, W * C, True),
+            ("read_done", R, p.max_tiles, CYCLE_BITS + 1, False)]
+    for name, reads in table_reads(R).items():
+        kind = "lane_ltile" if name == "lane_ltile0" else name
+        count = 1 if name in ("block", "step", "lane_ltile0") else \
+            R - 1 if name == "lane_ltile" else R
+        for k, fields in enumerate(reads):
+            rows.append((f"{name}[{k}]", count, depth[kind], _copy_width(L[kind], fields), True))
+    return [dict(name=n, count=k, depth=d, width=w, sync=sy, ports=2 if n == "read_done" else 1)
+            for n, k, d, w, sy in rows if k]
 
 
 #: ``kind`` of a writeback lane.

@@ -28,7 +28,7 @@ from amaranth.lib.wiring import In, Out
 
 from accel.config import HardwareConfig
 
-from .image import HdlError
+from .image import HdlError, ram_style
 
 __all__ = ["PE", "MULTIPLIERS", "DSP_PRIMITIVES", "element_layout"]
 
@@ -176,7 +176,8 @@ class PE(wiring.Component):
         # lane's own write to the other can happen in the same cycle (rule 3 allows it)
         lr = []
         for b in range(2):
-            mem = Memory(shape=signed(W), depth=cfg.lmem_depth, init=[])
+            mem = Memory(shape=signed(W), depth=cfg.lmem_depth, init=[],
+                         attrs={"ram_style": ram_style(cfg.lmem_depth, W)})
             m.submodules[f"lmem{b}"] = mem
             wp = mem.write_port()
             rp = mem.read_port()
@@ -232,7 +233,8 @@ class PE(wiring.Component):
         m.d.comb += wval.eq(Mux(e6.fresh, acc6, (rdq + acc6)[:W]))
         rd = []
         for h in range(2):
-            bank = Memory(shape=signed(W), depth=cfg.out_bank_depth, init=[])
+            bank = Memory(shape=signed(W), depth=cfg.out_bank_depth, init=[],
+                          attrs={"ram_style": ram_style(cfg.out_bank_depth, W)})
             m.submodules[f"bank{h}"] = bank
             wp = bank.write_port()
             rp = bank.read_port(transparent_for=(wp,))

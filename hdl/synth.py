@@ -43,10 +43,13 @@ class SynthError(AxwError):
     """A synthesis tool is missing or failed."""
 
 
-#: target -> (nextpnr arguments for the default device, its name, yosys synth command)
+#: target -> (nextpnr arguments for the default device, its name, yosys synth command).
+#: The core's ``ram_style`` attributes (hdl.image.ram_style) are the ECP5 mapping; an
+#: iCE40 has no distributed RAM, so there Yosys chooses for itself.
 DEVICES = {
     "ecp5": (["--85k", "--package", "CABGA381"], "LFE5U-85F CABGA381", "synth_ecp5"),
-    "ice40": (["--up5k", "--package", "sg48"], "iCE40 UP5K SG48", "synth_ice40 -dsp"),
+    "ice40": (["--up5k", "--package", "sg48"], "iCE40 UP5K SG48",
+              "setattr -unset ram_style m:*; synth_ice40 -dsp"),
 }
 
 #: nextpnr's out-of-context option per target: nextpnr-ice40 has none, so there every

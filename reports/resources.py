@@ -6,22 +6,22 @@ program-memory capacities of ``hdl.synth.SYNTH_CAPACITIES``), on an ECP5 with Yo
 ``synth_ecp5`` and nextpnr.  Its form follows the RTL:
 
 * **DSP** and **BRAM** are counted from the structure, not fitted.  Each PE multiplies an
-  ``operand_bits`` value by an ``acc_bits`` value: ``ceil(acc_bits/18)·ceil(operand_bits/18)``
-  18×18 multipliers.  Each PE has two local-memory banks (``lmem_depth × acc_bits``) and two
-  output-bank halves (``out_bank_depth × acc_bits``), read synchronously: Yosys puts one
-  in distributed RAM when it holds at most ``lutram_max_bits`` bits, else in the fewest
-  ``DP16KD`` of one aspect ratio (16K×1 … 512×36).  Every other memory of the core is read
-  combinationally and so is distributed RAM (LUTs).
+  ``operand_bits`` value by an ``acc_bits`` value in one 18×18 multiplier per slice of
+  ``HardwareConfig.wide_chunks``.  The core's memories are ``hdl.image.core_memories``
+  (the PEs' local-memory banks and output-bank halves, the lanes' program tables and
+  FIFOs, the global tables), each copied once per read port; the core marks each one
+  ``block`` or ``distributed`` (``hdl.image.ram_style``) and a block one takes the fewest
+  ``DP16KD`` of one aspect ratio (16K×1 … 512×36).
 * **LUT** and **FF** are linear in terms of the structure, with coefficients fitted to
   synthesis results by non-negative least squares on relative error::
 
-      lut = lut_base + lut_rows·R + lut_cols·C + lut_pe_bits·P·a + lut_lutram_bits·M
-            + lut_flag_bits·F
-      ff  = ff_base  + ff_rows·R  + ff_cols·C  + ff_pe_bits·P·a  + ff_flag_bits·F
+      lut = lut_base + lut_rows·R + lut_rows_sq·R² + lut_cols·C + lut_pe_bits·P·a
+            + lut_lutram_bits·M + lut_flag_bits·F
+      ff  = ff_base  + ff_rows·R  + ff_rows_sq·R²  + ff_cols·C  + ff_pe_bits·P·a
+            + ff_flag_bits·F
 
-  (R rows, C cols, P = R·C PEs, a = acc_bits; M the bits of the combinationally read
-  FIFOs, ``R·a·(stream_fifo_depth + C·load_fifo_depth)``, plus the PE memories small
-  enough for distributed RAM; F the FIFOs' arrival flags, ``R·(stream_fifo_depth +
+  (R rows, C cols, P = R·C PEs, a = acc_bits; M the bits of the distributed-RAM memories,
+  one copy per read port; F the FIFOs' arrival flags, ``R·(stream_fifo_depth +
   load_fifo_depth)``, each a register with its set/clear logic).
 * **Fmax**: the critical paths are single-cycle rule chains through the lanes (the
   load-write controller, the arbiter's credit chain, the fetch tile walk: docs/rtl.md);
@@ -50,6 +50,8 @@ import numpy as np
 from accel.config import HardwareConfig
 from accel.errors import AxwError
 from accel.fileio import read_toml
+from hdl.image import CoreParams, core_memories, ram_style
+from hdl.synth import SYNTH_CAPACITIES
 
 __all__ = ["ResourceModelError", "load_coefficients", "estimate_resources", "features",
            "bram_blocks", "calibrate", "stated_error", "error_text", "DEVICE_NAME",
@@ -66,7 +68,7 @@ _FIT = {"lut": ("base", "rows", "rows_sq", "cols", "pe_bits", "lutram_bits", "fl
         "ff": ("base", "rows", "rows_sq", "cols", "pe_bits", "flag_bits")}
 _FMAX = ("base", "log2_rows", "log2_cols")
 _KEYS = tuple(f"{w}_{n}" for w, ns in _FIT.items() for n in ns) + tuple(
-    f"fmax_ns_{n}" for n in _FMAX) + ("dsp_width", "lutram_max_bits")
+    f"fmax_ns_{n}" for n in _FMAX)
 _CAPACITY_KEYS = ("max_tiles", "max_blocks", "max_steps", "max_lane_elems", "max_lane_loads",
                   "max_phases", "mem_words")
 
@@ -99,30 +101,33 @@ def _default() -> dict:
     return _DEFAULT[0]
 
 
-def bram_blocks(depth: int, width: int, lutram_max_bits: int) -> int:
-    """DP16KD blocks of one synchronously read ``depth × width`` memory (0: distributed
-    RAM)."""
-    if depth * width <= lutram_max_bits:
-        return 0
+def bram_blocks(depth: int, width: int) -> int:
+    """DP16KD blocks of one ``depth × width`` memory in block RAM."""
     return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in _ASPECTS)
 
 
-def _pe_memories(cfg: HardwareConfig):
-    a = cfg.acc_bits
-    return ((cfg.lmem_depth, a), (cfg.lmem_depth, a), (cfg.out_bank_depth, a),
-            (cfg.out_bank_depth, a))
+def _memories(cfg: HardwareConfig, k: dict) -> tuple[int, int]:
+    """(DP16KD blocks, distributed-RAM bits) of the core's memories (every table copy
+    counted), for the program capacities the coefficients were calibrated with."""
+    params = CoreParams(cfg, **{**SYNTH_CAPACITIES, **k.get("capacities", {})})
+    blocks = bits = 0
+    for mem in core_memories(params):
+        n = mem["count"] * mem["ports"]
+        if ram_style(mem["depth"], mem["width"], mem["sync"]) == "block":
+            blocks += n * bram_blocks(mem["depth"], mem["width"])
+        else:
+            bits += n * mem["depth"] * mem["width"]
+    return blocks, bits
 
 
 def features(cfg: HardwareConfig, coeffs: dict | None = None) -> dict:
     """The model's structural terms: ``{"lut": {term: value}, "ff": {term: value}}``."""
     k = coeffs or _default()
     R, C, P, a = cfg.rows, cfg.cols, cfg.pes, cfg.acc_bits
-    SF, LF = cfg.stream_fifo_depth, cfg.load_fifo_depth
-    small = sum(d * w for d, w in _pe_memories(cfg)
-                if bram_blocks(d, w, k["lutram_max_bits"]) == 0)
-    flags = R * (SF + LF)
+    flags = R * (cfg.stream_fifo_depth + cfg.load_fifo_depth)
+    _, lutram = _memories(cfg, k)
     return {"lut": {"base": 1.0, "rows": R, "rows_sq": R * R, "cols": C, "pe_bits": P * a,
-                    "lutram_bits": R * a * (SF + C * LF) + P * small, "flag_bits": flags},
+                    "lutram_bits": lutram, "flag_bits": flags},
             "ff": {"base": 1.0, "rows": R, "rows_sq": R * R, "cols": C, "pe_bits": P * a,
                    "flag_bits": flags}}
 
@@ -138,9 +143,8 @@ def estimate_resources(cfg: HardwareConfig, coeffs: dict | None = None) -> dict:
     f = features(cfg, k)
     lut = sum(k[f"lut_{n}"] * v for n, v in f["lut"].items())
     ff = sum(k[f"ff_{n}"] * v for n, v in f["ff"].items())
-    w = k["dsp_width"]
-    dsp = cfg.pes * math.ceil(cfg.acc_bits / w) * math.ceil(cfg.operand_bits / w)
-    bram = cfg.pes * sum(bram_blocks(d, wd, k["lutram_max_bits"]) for d, wd in _pe_memories(cfg))
+    dsp = cfg.pes * len(cfg.wide_chunks)
+    bram, _ = _memories(cfg, k)
     ns = sum(k[f"fmax_ns_{n}"] * v for n, v in _fmax_terms(cfg).items())
     out = {"lut": round(lut), "ff": round(ff), "dsp": int(dsp), "bram": int(bram),
            "fmax_mhz": round(1000.0 / ns, 1) if ns > 0 else None}

@@ -111,6 +111,32 @@ def test_lut_multipliers_are_checked():
         PE(_cfg(), multiplier="mixed")
 
 
+def test_core_memories_lists_every_memory_of_the_core():
+    """hdl.image.core_memories (what the resource model counts) against the memories of
+    the elaborated core, by depth and width."""
+    from collections import Counter
+
+    from amaranth.hdl import Fragment, Shape
+    from amaranth.hdl._mem import MemoryInstance
+
+    from hdl.image import core_memories
+    from hdl.synth import SYNTH_CAPACITIES
+    p = CoreParams(HardwareConfig(rows=3, cols=2, lmem_depth=64, out_bank_depth=16),
+                   **SYNTH_CAPACITIES)
+    found = Counter()
+
+    def walk(f):
+        if isinstance(f, MemoryInstance):
+            found[f._data.depth, Shape.cast(f._data.shape).width] += 1
+        for sub, *_ in getattr(f, "subfragments", []):
+            walk(sub)
+    walk(Fragment.get(Core(p), None))
+    listed = Counter()
+    for mem in core_memories(p):
+        listed[mem["depth"], mem["width"]] += mem["count"]
+    assert found == listed
+
+
 # ------------------------------------------------------------------- PE against a naive model
 
 def _pe_model(cfg, ops, lmem):
