@@ -250,7 +250,6 @@ def write_bundle(out_dir, config: HardwareConfig, program: Program | None = None
     ``dsp_primitive`` override those fields of the core's parameters; with a primitive the
     bundle also holds its simulation model (``hdl.models``)."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     files = {}
     files["config.json"] = config.to_json() + "\n"
     if program is None:
@@ -287,6 +286,7 @@ def write_bundle(out_dir, config: HardwareConfig, program: Program | None = None
     if p.dsp_primitive is not None:
         files[MODELS_FILE] = models_verilog()
         files["files.f"] = f"{MODELS_FILE}\n" + files["files.f"]
+    out.mkdir(parents=True, exist_ok=True)   # only once everything is built and checked
     for name, text in files.items():
         atomic_write_text(out / name, text)
     return {"files": sorted(files), "params": {k: getattr(p, k) for k in (

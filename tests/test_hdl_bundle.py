@@ -157,6 +157,25 @@ def test_accel_hdl_without_a_problem_writes_the_core(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["axw_core.v", "config.json", "files.f"]
 
 
+@pytest.mark.parametrize("args,message", [
+    (["--lut-multipliers", "9"], "lut_multipliers must be an integer in 0..4 (the PEs), got 9"),
+    (["--dsp-primitive", "ecp5", "--synth", "ice40"],
+     "--dsp-primitive ecp5 cannot be synthesized for ice40"),
+])
+def test_accel_hdl_rejects_bad_multiplier_options(tmp_path, capsys, args, message):
+    out = tmp_path / "b"
+    assert main(["hdl", "--rows", "2", "--cols", "2", *args, "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"accel: error: {message}"]
+    assert not out.exists()
+
+
+def test_accel_hdl_writes_the_ecp5_netlist_with_its_model(tmp_path):
+    assert main(["hdl", "--rows", "2", "--cols", "2", "--dsp-primitive", "ecp5",
+                 "--lut-multipliers", "1", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "files.f").read_text().split() == ["axw_models.v", "axw_core.v"]
+    assert (tmp_path / "axw_core.v").read_text().count("MULT18X18D #(") == 3 * 2
+
+
 def test_core_lints_clean_with_the_documented_waivers(tmp_path):
     need_tool("verilator")
     cfg = HardwareConfig(rows=2, cols=3, lmem_depth=16, out_bank_depth=8)
