@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Synthesis runs behind the FPGA resource model, then its calibration:
-#   bash bench/synth_calibration.sh [WORK_DIR]     (default /tmp/axw_synth; about an hour on 2 cores)
+#   bash bench/synth_calibration.sh [WORK_DIR]     (default /tmp/axw_synth; about 55 minutes on 2 cores)
 # Placed runs (Yosys + nextpnr, placement seed 1) give LUT/FF/DSP/BRAM and fmax; packed-only
 # runs (--synth-pack-only) give LUT/FF/DSP/BRAM of other shapes and of other memory
 # depths and widths in minutes.  Each synth.json is copied to reports/data/synth/ and
@@ -13,8 +13,8 @@ work=${1:-/tmp/axw_synth}
 accel=${ACCEL:-accel}   # e.g. ACCEL=.venv/bin/accel PYTHON=.venv/bin/python
 mkdir -p "$work"
 
-placed=("2 2" "2 4" "4 2" "4 4" "4 1" "1 4")
-packed=("2 8" "8 2" "8 8" "1 8" "8 1" "4 8")
+placed=("2 2" "2 4" "4 2" "4 4" "4 1" "1 4" "8 1")
+packed=("2 8" "8 2" "8 8" "1 8" "4 8")
 # name: extra config lines (rows/cols first)
 configs=(
   "lf32|rows = 2|cols = 2|load_fifo_depth = 32"

@@ -25,8 +25,9 @@ program-memory capacities of ``hdl.synth.SYNTH_CAPACITIES``), on an ECP5 with Yo
   load_fifo_depth)``, each a register with its set/clear logic).
 * **Fmax**: the critical paths are single-cycle rule chains through the lanes (the
   load-write controller, the arbiter's credit chain, the fetch tile walk: docs/rtl.md);
-  ``1000/fmax = fmax_ns_base + fmax_ns_log2_rows·log2 R +
-  fmax_ns_log2_cols·log2 C`` (nanoseconds), fitted to placed results.
+  ``1000/fmax = fmax_ns_base + fmax_ns_rows·R + fmax_ns_log2_cols·log2 C``
+  (nanoseconds), fitted to placed results: the arbiter's credit chain has a stage per
+  lane, so the path grows linearly with the rows.
 
 The coefficients live in ``reports/data/fpga_resources.toml``, written by::
 
@@ -66,7 +67,7 @@ DEVICE_LIMITS = {"lut": 83640, "ff": 83640, "dsp": 156, "bram": 208}
 
 _FIT = {"lut": ("base", "rows", "rows_sq", "cols", "pe_bits", "lutram_bits", "flag_bits"),
         "ff": ("base", "rows", "rows_sq", "cols", "pe_bits", "flag_bits")}
-_FMAX = ("base", "log2_rows", "log2_cols")
+_FMAX = ("base", "rows", "log2_cols")
 _KEYS = tuple(f"{w}_{n}" for w, ns in _FIT.items() for n in ns) + tuple(
     f"fmax_ns_{n}" for n in _FMAX)
 _CAPACITY_KEYS = ("max_tiles", "max_blocks", "max_steps", "max_lane_elems", "max_lane_loads",
@@ -133,7 +134,7 @@ def features(cfg: HardwareConfig, coeffs: dict | None = None) -> dict:
 
 
 def _fmax_terms(cfg: HardwareConfig) -> dict:
-    return {"base": 1.0, "log2_rows": math.log2(cfg.rows), "log2_cols": math.log2(cfg.cols)}
+    return {"base": 1.0, "rows": cfg.rows, "log2_cols": math.log2(cfg.cols)}
 
 
 def estimate_resources(cfg: HardwareConfig, coeffs: dict | None = None) -> dict:

@@ -76,9 +76,9 @@ def test_calibrate_recovers_known_coefficients(tmp_path):
     true = dict(rs.load_coefficients(), lut_base=3000.0, lut_rows=4000.0, lut_cols=50.0,
                 lut_pe_bits=12.0, lut_lutram_bits=0.02, lut_flag_bits=2.0, lut_rows_sq=100.0, ff_base=400.0, ff_rows=300.0,
                 ff_cols=20.0, ff_pe_bits=4.0, ff_flag_bits=1.0, fmax_ns_base=30.0,
-                fmax_ns_log2_rows=6.0, fmax_ns_log2_cols=1.5)
+                fmax_ns_rows=6.0, fmax_ns_log2_cols=1.5)
     fit = rs.calibrate(_fake_results(tmp_path, true, CONFIGS), base=true)
-    for name in ("lut_base", "lut_rows", "lut_lutram_bits", "ff_pe_bits", "fmax_ns_log2_rows"):
+    for name in ("lut_base", "lut_rows", "lut_lutram_bits", "ff_pe_bits", "fmax_ns_rows"):
         assert fit[name] == pytest.approx(true[name], rel=0.02), name
     assert fit["calibrated"] is True and fit["capacities"] == CAPS
     # results are rounded to whole cells: the errors are tiny, not zero by construction
