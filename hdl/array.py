@@ -10,7 +10,7 @@ from amaranth.lib.wiring import In, Out
 
 from accel.config import HardwareConfig
 
-from .image import HdlError
+from .image import HdlError, check_multipliers
 from .pe import PE, element_layout
 
 __all__ = ["Array"]
@@ -19,7 +19,7 @@ __all__ = ["Array"]
 class Array(wiring.Component):
     """The grid of ``config.rows`` × ``config.cols`` PEs; the last ``lut_multipliers`` of
     them in row-major order multiply in logic, the others in 18 × 18 multiplier blocks
-    (written as ``dsp_primitive`` says: :data:`hdl.pe.DSP_PRIMITIVES`).
+    (written as ``dsp_primitive`` says: :data:`hdl.image.DSP_PRIMITIVES`).
 
     Members (per PE row ``i``)
     --------------------------
@@ -34,10 +34,7 @@ class Array(wiring.Component):
                  dsp_primitive: str | None = None):
         if not isinstance(config, HardwareConfig):
             raise HdlError(f"config must be a HardwareConfig, got {type(config).__name__}")
-        if isinstance(lut_multipliers, bool) or not isinstance(lut_multipliers, int) \
-                or not 0 <= lut_multipliers <= config.pes:
-            raise HdlError(f"lut_multipliers must be an integer in 0..{config.pes}, "
-                           f"got {lut_multipliers!r}")
+        check_multipliers(config, lut_multipliers, dsp_primitive)
         self._config = config
         self._lut = lut_multipliers
         self._primitive = dsp_primitive

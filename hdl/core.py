@@ -20,7 +20,7 @@ from amaranth.lib.wiring import In, Out
 
 from .array import Array as PEArray
 from .image import (CYCLE_BITS, KIND_NONE, KIND_SLOT, CoreParams, Fields, HdlError, Image,
-                    layouts, ram_style, table_reads)
+                    layouts, ram_style, table_depth, table_reads)
 from .pe import element_layout
 
 __all__ = ["Core", "table_ids", "LANE_TABLES", "PRIME"]
@@ -41,17 +41,6 @@ def table_ids(rows: int) -> dict:
         for k, name in enumerate(LANE_TABLES):
             ids[f"{name}{i}"] = 3 + len(LANE_TABLES) * i + k
     return ids
-
-
-def _depths(p: CoreParams) -> dict:
-    R = p.config.rows
-    d = {"block": p.max_blocks, "step": p.max_steps, "const": 3 + R}
-    per = {"lane_ftile": p.max_tiles, "lane_itile": p.max_tiles, "lane_ltile": p.max_tiles,
-           "lane_elem": p.max_lane_elems, "lane_load": p.max_lane_loads}
-    for i in range(R):
-        for name in LANE_TABLES:
-            d[f"{name}{i}"] = per[name]
-    return d
 
 
 def requantize(m, v, shift, bits, width):
@@ -146,7 +135,6 @@ class Core(wiring.Component):
         # onto the next tile in the cycle), so the record is there when the cycle starts.
         # While idle the addresses are those of cycle 0; `start` waits PRIME cycles for
         # them to settle.
-        depths = _depths(p)
         reads = table_reads(R)
         n_copies = {}
 
@@ -161,7 +149,7 @@ class Core(wiring.Component):
             sub = Fields([(n, full.width_of(n)) for n in names])
             init = [sub.pack(**{n: x for n, x in full.unpack(v).items() if n in names})
                     for v in self._image.tables.get(name, [])] if self._image else []
-            depth = depths[name]
+            depth = table_depth(p, kind)
             mem = Memory(shape=unsigned(sub.width), depth=depth, init=init,
                          attrs={"ram_style": ram_style(depth, sub.width)})
             m.submodules[f"pm_{name}_{k}"] = mem

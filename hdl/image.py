@@ -17,7 +17,8 @@ from accel.errors import AxwError
 from accel.program import Program
 
 __all__ = ["HdlError", "Fields", "CoreParams", "Image", "pack", "layouts", "CYCLE_BITS",
-           "LUTRAM_MAX_BITS", "BRAM_MIN_DEPTH", "ram_style", "core_memories", "table_reads"]
+           "LUTRAM_MAX_BITS", "BRAM_MIN_DEPTH", "ram_style", "core_memories", "table_reads",
+           "table_depth", "DSP_PRIMITIVES", "check_multipliers"]
 
 #: Width of the core's cycle counter and of every stored cycle number.
 CYCLE_BITS = 32
@@ -68,6 +69,25 @@ class Fields:
         return {n: (int(value) >> off) & ((1 << w) - 1) for n, off, w in self.fields}
 
 
+#: How a PE's 18 × 18 multipliers are written: ``None``, Amaranth's ``*`` between fabric
+#: registers (any tool, any simulator); ``"ecp5"``, instantiated ``MULT18X18D`` blocks that
+#: hold the operand and partial-product registers themselves (synthesis for ECP5; simulated
+#: with the model of :mod:`hdl.models`).
+DSP_PRIMITIVES = (None, "ecp5")
+
+
+def check_multipliers(config: HardwareConfig, lut_multipliers, dsp_primitive) -> None:
+    """Raise HdlError unless ``lut_multipliers`` is a PE count of ``config`` and
+    ``dsp_primitive`` one of :data:`DSP_PRIMITIVES`."""
+    n = lut_multipliers
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= config.pes:
+        raise HdlError(f"lut_multipliers must be an integer in 0..{config.pes} "
+                       f"(the PEs), got {n!r}")
+    if dsp_primitive not in DSP_PRIMITIVES:
+        raise HdlError(f"dsp_primitive must be None or one of "
+                       f"{', '.join(p for p in DSP_PRIMITIVES if p)}, got {dsp_primitive!r}")
+
+
 @dataclass(frozen=True)
 class CoreParams:
     """Everything the core's shape depends on: the HardwareConfig and the capacities of
@@ -84,8 +104,7 @@ class CoreParams:
     #: PEs (the last ones in row-major order) whose product is computed in logic instead
     #: of 18 × 18 multiplier blocks; same bits and cycles (hdl.pe.PE ``multiplier``)
     lut_multipliers: int = 0
-    #: how the other PEs' multipliers are written (``hdl.pe.DSP_PRIMITIVES``): None, the
-    #: portable ``*``; "ecp5", MULT18X18D blocks holding the pipeline registers
+    #: how the other PEs' multipliers are written (:data:`DSP_PRIMITIVES`)
     dsp_primitive: str | None = None
 
     def __post_init__(self):
@@ -96,12 +115,7 @@ class CoreParams:
                 raise HdlError(f"{k} must be a positive integer, got {v!r}")
         if not isinstance(self.config, HardwareConfig):
             raise HdlError(f"config must be a HardwareConfig, got {type(self.config).__name__}")
-        n = self.lut_multipliers
-        if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= self.config.pes:
-            raise HdlError(f"lut_multipliers must be an integer in 0..{self.config.pes} "
-                           f"(the PEs), got {n!r}")
-        if self.dsp_primitive not in (None, "ecp5"):
-            raise HdlError(f"dsp_primitive must be None or 'ecp5', got {self.dsp_primitive!r}")
+        check_multipliers(self.config, self.lut_multipliers, self.dsp_primitive)
 
     @property
     def addr_bits(self) -> int:
@@ -238,6 +252,13 @@ def table_reads(rows: int) -> dict:
     }
 
 
+def table_depth(p: CoreParams, kind: str) -> int:
+    """Entries of program table ``kind`` (a key of :func:`layouts`) in the core for ``p``."""
+    return {"lane_ftile": p.max_tiles, "lane_itile": p.max_tiles, "lane_ltile": p.max_tiles,
+            "lane_elem": p.max_lane_elems, "lane_load": p.max_lane_loads,
+            "block": p.max_blocks, "step": p.max_steps, "const": 3 + p.config.rows}[kind]
+
+
 def _copy_width(f: Fields, fields) -> int:
     return f.width if fields is None else sum(f.width_of(n) for n in fields)
 
@@ -250,9 +271,6 @@ def core_memories(p: CoreParams) -> list[dict]:
     c = p.config
     R, C, W, P = c.rows, c.cols, c.acc_bits, c.pes
     L = layouts(p)
-    depth = {"lane_ftile": p.max_tiles, "lane_itile": p.max_tiles, "lane_ltile": p.max_tiles,
-             "lane_elem": p.max_lane_elems, "lane_load": p.max_lane_loads,
-             "block": p.max_blocks, "step": p.max_steps}
     rows = [("lmem", 2 * P, c.lmem_depth, W, True),
             ("out_bank", 2 * P, c.out_bank_depth, W, True),
             ("stream_fifo", R, c.stream_fifo_depth, W, True),
@@ -263,7 +281,8 @@ def core_memories(p: CoreParams) -> list[dict]:
         count = 1 if name in ("block", "step", "lane_ltile0") else \
             R - 1 if name == "lane_ltile" else R
         for k, fields in enumerate(reads):
-            rows.append((f"{name}[{k}]", count, depth[kind], _copy_width(L[kind], fields), True))
+            rows.append((f"{name}[{k}]", count, table_depth(p, kind),
+                         _copy_width(L[kind], fields), True))
     return [dict(name=n, count=k, depth=d, width=w, sync=sy, ports=2 if n == "read_done" else 1)
             for n, k, d, w, sy in rows if k]
 

@@ -28,9 +28,9 @@ from amaranth.lib.wiring import In, Out
 
 from accel.config import HardwareConfig
 
-from .image import HdlError, ram_style
+from .image import HdlError, check_multipliers, ram_style
 
-__all__ = ["PE", "MULTIPLIERS", "DSP_PRIMITIVES", "element_layout"]
+__all__ = ["PE", "MULTIPLIERS", "element_layout"]
 
 
 def element_layout(config: HardwareConfig) -> data.StructLayout:
@@ -50,11 +50,13 @@ def _check_config(config):
 
 #: Multiplier implementations of a PE.
 MULTIPLIERS = ("dsp", "lut")
-#: How a ``dsp`` multiplier is written: ``None``, Amaranth's ``*`` between fabric registers
-#: (any tool, any simulator); ``"ecp5"``, instantiated ``MULT18X18D`` blocks that hold the
-#: operand and partial-product registers themselves (synthesis for ECP5; simulated with
-#: the model of :mod:`hdl.models`).
-DSP_PRIMITIVES = (None, "ecp5")
+
+
+def _slice(wide, off: int, width: int, is_signed: bool):
+    """Slice ``(off, width, is_signed)`` of ``HardwareConfig.wide_chunks`` as a signed
+    value: the top slice keeps its sign, a lower one gets a zero sign bit."""
+    piece = wide[off:off + width]
+    return piece.as_signed() if is_signed else Cat(piece, Const(0, 1)).as_signed()
 
 
 class PE(wiring.Component):
@@ -71,7 +73,7 @@ class PE(wiring.Component):
         ``lut``: shift-and-add over the narrow operand's bits in logic.  Same latency
         and bits either way.
     primitive : None or "ecp5"
-        See :data:`DSP_PRIMITIVES`.
+        See :data:`hdl.image.DSP_PRIMITIVES`.
 
     Members
     -------
@@ -88,9 +90,7 @@ class PE(wiring.Component):
         if multiplier not in MULTIPLIERS:
             raise HdlError(f"multiplier must be one of {', '.join(MULTIPLIERS)}, "
                            f"got {multiplier!r}")
-        if primitive not in DSP_PRIMITIVES:
-            raise HdlError(f"primitive must be None or one of "
-                           f"{', '.join(p for p in DSP_PRIMITIVES if p)}, got {primitive!r}")
+        check_multipliers(config, 0, primitive)
         self._config = config
         self._multiplier = multiplier
         self._primitive = primitive
@@ -119,12 +119,11 @@ class PE(wiring.Component):
         cfg = self._config
         N = cfg.operand_bits
         out = []
-        for k, (off, width, is_signed) in enumerate(cfg.wide_chunks):
+        for k, chunk in enumerate(cfg.wide_chunks):
             a = Signal(signed(18), name=f"dsp{k}_a")
             b = Signal(signed(18), name=f"dsp{k}_b")
-            piece = wide_d[off:off + width]
-            m.d.comb += [a.eq(narrow_d),
-                         b.eq(piece.as_signed() if is_signed else piece)]   # extends to 18
+            piece = _slice(wide_d, *chunk)
+            m.d.comb += [a.eq(narrow_d), b.eq(piece)]   # sign-extended to 18 bits
             p = Signal(36, name=f"dsp{k}_p")
             ports = {"i_CLK0": ClockSignal(), "i_CE0": 1, "i_RST0": 0,
                      "i_SIGNEDA": 1, "i_SIGNEDB": 1, "i_SOURCEA": 0, "i_SOURCEB": 0}
@@ -137,7 +136,7 @@ class PE(wiring.Component):
             m.submodules[f"mult{k}"] = Instance(
                 "MULT18X18D", p_REG_INPUTA_CLK="CLK0", p_REG_INPUTB_CLK="CLK0",
                 p_REG_OUTPUT_CLK="CLK0", p_GSR="DISABLED", p_RESETMODE="SYNC", **ports)
-            out.append((off, p[:N + width + (0 if is_signed else 1)].as_signed()))
+            out.append((chunk[0], p[:N + len(piece)].as_signed()))
         return out
 
     def _partials(self, m, narrow, wide):
@@ -146,12 +145,11 @@ class PE(wiring.Component):
         W, N = cfg.acc_bits, cfg.operand_bits
         out = []
         if self._multiplier == "dsp":
-            for k, (off, width, is_signed) in enumerate(cfg.wide_chunks):
-                piece = wide[off:off + width]
-                piece = piece.as_signed() if is_signed else Cat(piece, Const(0, 1)).as_signed()
+            for k, chunk in enumerate(cfg.wide_chunks):
+                piece = _slice(wide, *chunk)
                 pp = Signal(signed(N + len(piece)), name=f"pp{k}")
                 m.d.sync += pp.eq(narrow * piece)
-                out.append((off, pp))
+                out.append((chunk[0], pp))
             return out
         # shift-and-add: narrow = Σ_{k<N-1} n_k 2^k − n_{N-1} 2^(N-1), two half sums
         terms = []

@@ -12,11 +12,10 @@ its program-load and memory ports are wider than any package's pins; a board des
 the memory controller on the other side of those ports.  nextpnr-ice40 has no such mode:
 there the ports are IOs and only ``place=False`` (packing) completes.
 
-The program memories are read combinationally (the core decides within the cycle, as the
-simulator does), so Yosys maps them to distributed RAM, one copy per read port.  With the
-capacities of ``CoreParams``'s defaults that is more distributed RAM than an LFE5U-85F
-holds; synthesis therefore builds the core with :data:`SYNTH_CAPACITIES` unless given other
-``params`` (a Program that fits them runs unchanged on the synthesized core).
+The program tables are stored once per read port (``hdl.image.core_memories``); with the
+capacities of ``CoreParams``'s defaults that is more block RAM than an LFE5U-85F holds, so
+synthesis builds the core with :data:`SYNTH_CAPACITIES` unless given other ``params`` (a
+Program that fits them runs unchanged on the synthesized core).
 """
 
 from __future__ import annotations
