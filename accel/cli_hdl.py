@@ -51,6 +51,9 @@ def add_hdl_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--dsp-primitive", choices=("auto", "none", "ecp5"), default="auto",
                    help="multipliers as ECP5 MULT18X18D instances with their own registers "
                    "(auto: for --synth ecp5 only) or as the portable `*` (none)")
+    g.add_argument("--synth-widelut", action="store_true",
+                   help="ECP5: let Yosys build LUT5-LUT7 from the slice muxes (fewer logic "
+                   "levels, about 40%% more LUTs); default LUT4s only")
     g.add_argument("--synth-pack-only", action="store_true",
                    help="stop after nextpnr's packing: LUT/FF/DSP/BRAM counts and whether "
                    "they fit, no placement and no fmax (minutes instead of tens of minutes)")
@@ -86,10 +89,13 @@ def cmd_hdl(args) -> int:
 
     _check_run_flags(args)
     for flag, on in (("--synth-pack-only", args.synth_pack_only),
-                     ("--synth-top", args.synth_top != "core")):
+                     ("--synth-top", args.synth_top != "core"),
+                     ("--synth-widelut", args.synth_widelut)):
         if on and not args.synth:
             raise AxwError(f"{flag} needs --synth ecp5|ice40")
     cfg = _hardware(args)
+    if args.synth_widelut and args.synth != "ecp5":
+        raise AxwError(f"--synth-widelut is an ECP5 option, not one for {args.synth}")
     if args.dsp_primitive == "ecp5" and args.synth not in (None, "ecp5"):
         raise AxwError(f"--dsp-primitive ecp5 cannot be synthesized for {args.synth}")
     prim = ("ecp5" if args.dsp_primitive == "ecp5" or (args.dsp_primitive == "auto"
@@ -116,7 +122,8 @@ def cmd_hdl(args) -> int:
         from hdl.synth import synth_params, synthesize
         params = synth_params(cfg, args.lut_multipliers, prim, **dict(args.synth_capacity))
         res = synthesize(out, cfg, args.synth, device=args.device, seeds=args.synth_seeds,
-                         params=params, place=not args.synth_pack_only, top=args.synth_top)
+                         params=params, place=not args.synth_pack_only, top=args.synth_top,
+                         widelut=args.synth_widelut)
         caps = ", ".join(f"{k} {v}" for k, v in res["capacities"].items())
         timing = (f"fmax {res['fmax_mhz']:.1f} MHz (min of seeds "
                   f"{','.join(map(str, res['seeds']))})" if res["placed"] else

@@ -20,7 +20,7 @@ from amaranth.lib.wiring import In, Out
 
 from .array import Array as PEArray
 from .image import (CYCLE_BITS, KIND_NONE, KIND_SLOT, CoreParams, Fields, HdlError, Image,
-                    layouts, ram_style, table_depth, table_reads)
+                    layouts, mem_attrs, ram_style, table_depth, table_reads)
 from .pe import element_layout
 
 __all__ = ["Core", "table_ids", "LANE_TABLES", "PRIME"]
@@ -43,27 +43,49 @@ def table_ids(rows: int) -> dict:
     return ids
 
 
-def requantize(m, v, shift, bits, width):
-    """Round half up by ``shift`` then saturate to signed ``bits``; ``bits`` 0: ``v``."""
-    X = width + 10
-    sw = (width + 8).bit_length()
-    sh = shift[:sw]
-    bt = bits[:sw]
-    ext = Signal(signed(X))
-    rnd = Signal(signed(X))
-    r = Signal(signed(X))
-    hi = Signal(signed(X))
-    lo = Signal(signed(X))
-    out = Signal(signed(width))
+def requantizer(m, shift, bits, width):
+    """The requantization rule of ``accel.contract`` (round half up by ``shift``, then
+    saturate to signed ``bits``; ``bits`` 0: none) for ``width``-bit values, as a function
+    ``v -> out``.  What depends only on ``shift`` and ``bits`` (clamped shift, rounding
+    constant, saturation mask and bound) is built once and shared by every value applied.
+
+    A shift of ``width`` or more rounds every ``width``-bit value to 0, so the shift is
+    clamped to ``width``: ``v + 2**(s-1)`` then fits ``width + 1`` bits and the shifted
+    value fits ``width`` bits.  A value fits ``bits`` bits iff its bits from ``bits - 1``
+    up all equal its sign; the saturated value is ``2**(bits-1) - 1`` with every bit
+    flipped when negative."""
+    W = width
+    SB = W.bit_length()            # holds 0..W
+    on = Signal()
+    s = Signal(SB)
+    one = Const(1, W + 1)
+    rnd = Signal(W + 1)
+    hi = Signal(W)
+    mask = Signal(W)
     m.d.comb += [
-        ext.eq(v),
-        rnd.eq(Mux(sh == 0, 0, (Const(1, unsigned(X)) << (sh - 1)[:sw])[:X])),
-        r.eq((ext + rnd)[:X].as_signed() >> sh),
-        hi.eq(((Const(1, unsigned(X)) << (bt - 1)[:sw])[:X] - 1)[:X]),
-        lo.eq(-hi - 1),
-        out.eq(Mux(bits == 0, v, Mux(r > hi, hi, Mux(r < lo, lo, r))[:width])),
+        on.eq(bits != 0),
+        s.eq(Mux(~on, 0, Mux(shift > W, W, shift[:SB]))),
+        rnd.eq(Mux(s == 0, 0, (one << (s - 1)[:SB])[:W + 1])),
+        hi.eq(Mux(bits > W, (one << (W - 1))[:W] - 1, (one << (bits - 1)[:SB])[:W] - 1)),
+        mask.eq(Mux(on & (bits <= W), ~hi, 0)),
     ]
-    return out
+
+    def apply(v):
+        t = Signal(signed(W + 1))
+        r = Signal(signed(W))
+        sign = Signal(W)
+        ovf = Signal()
+        out = Signal(signed(W))
+        m.d.comb += [t.eq(v + rnd), r.eq((t >> s)[:W]), sign.eq(r[W - 1].replicate(W)),
+                     ovf.eq(((r ^ sign) & mask).any()),
+                     out.eq(Mux(ovf, hi ^ sign, r))]
+        return out
+    return apply
+
+
+def requantize(m, v, shift, bits, width):
+    """:func:`requantizer` applied to the one value ``v``."""
+    return requantizer(m, shift, bits, width)(v)
 
 
 class Core(wiring.Component):
@@ -150,8 +172,9 @@ class Core(wiring.Component):
             init = [sub.pack(**{n: x for n, x in full.unpack(v).items() if n in names})
                     for v in self._image.tables.get(name, [])] if self._image else []
             depth = table_depth(p, kind)
+            # written only while idle (program load): no read meets a write
             mem = Memory(shape=unsigned(sub.width), depth=depth, init=init,
-                         attrs={"ram_style": ram_style(depth, sub.width)})
+                         attrs=mem_attrs(depth, sub.width))
             m.submodules[f"pm_{name}_{k}"] = mem
             wp = mem.write_port()
             m.d.comb += [wp.en.eq(self.pl_en & (self.pl_table == self._ids[name])),
@@ -335,17 +358,18 @@ class Core(wiring.Component):
                          arr.wb_half[i].eq(wb_blk_n[0])]
         # merge adder and requantization
         msum = [Const(0, signed(W))] * C
+        rq = requantizer(m, br("rq_shift"), br("rq_bits"), W)
         any_merge = Signal()
         m.d.comb += any_merge.eq(Cat(*[sr(f"merge{i}") for i in range(R)]).any())
         for j in range(C):
             for i in range(R):
                 v = Signal(signed(W), name=f"wb_v{i}_{j}")
                 m.d.comb += v.eq(Mux(sr(f"kind{i}") == KIND_SLOT, arr.wb_data[i][j], 0))
-                m.d.comb += self.wr_data[i][j].eq(requantize(m, v, br("rq_shift"), br("rq_bits"), W))
+                m.d.comb += self.wr_data[i][j].eq(rq(v))
                 msum[j] = Mux(sr(f"merge{i}"), (msum[j] + v)[:W].as_signed(), msum[j])
             ms = Signal(signed(W), name=f"wb_msum{j}")
             m.d.comb += ms.eq(msum[j])
-            m.d.comb += self.wr_data[R][j].eq(requantize(m, ms, br("rq_shift"), br("rq_bits"), W))
+            m.d.comb += self.wr_data[R][j].eq(rq(ms))
             m.d.comb += self.wr_col[j].eq(br(f"col{j}"))
         m.d.comb += self.wr_ncols.eq(br("ncols"))
         for i in range(R):
@@ -398,7 +422,7 @@ class Core(wiring.Component):
         l_wpos_n = [Signal(range(LF), name=f"l_wpos_n{i}") for i in range(R)]
         for i in range(R):
             mem = Memory(shape=unsigned(W * C), depth=LF, init=[],
-                         attrs={"ram_style": ram_style(LF, W * C)})
+                         attrs=mem_attrs(LF, W * C, read_during_write=True))
             m.submodules[f"lfifo{i}"] = mem
             wp = mem.write_port()
             rp = mem.read_port(transparent_for=(wp,))
@@ -499,7 +523,7 @@ class Core(wiring.Component):
         for i in range(R):
             s_hpos_n = Signal(range(SF), name=f"s_hpos_n{i}")
             mem = Memory(shape=signed(W), depth=SF, init=[],
-                         attrs={"ram_style": ram_style(SF, W)})
+                         attrs=mem_attrs(SF, W, read_during_write=True))
             m.submodules[f"sfifo{i}"] = mem
             wp = mem.write_port()
             rp = mem.read_port(transparent_for=(wp,))

@@ -17,7 +17,7 @@ from accel.errors import AxwError
 from accel.program import Program
 
 __all__ = ["HdlError", "Fields", "CoreParams", "Image", "pack", "layouts", "CYCLE_BITS",
-           "LUTRAM_MAX_BITS", "BRAM_MIN_DEPTH", "ram_style", "core_memories", "table_reads",
+           "LUTRAM_MAX_BITS", "BRAM_MIN_DEPTH", "ram_style", "mem_attrs", "core_memories", "table_reads",
            "table_depth", "DSP_PRIMITIVES", "check_multipliers"]
 
 #: Width of the core's cycle counter and of every stored cycle number.
@@ -234,6 +234,19 @@ def ram_style(depth: int, width: int, sync: bool = True) -> str:
     :data:`LUTRAM_MAX_BITS` bits, else ``distributed``."""
     big = depth >= BRAM_MIN_DEPTH and depth * width > LUTRAM_MAX_BITS
     return "block" if sync and big else "distributed"
+
+
+def mem_attrs(depth: int, width: int, *, sync: bool = True,
+              read_during_write: bool = False) -> dict:
+    """Attributes of a core memory: its :func:`ram_style`, and, unless a read may use the
+    value being written to its address in the same cycle (``read_during_write``), Yosys's
+    ``no_rw_check``, so synthesis builds no bypass logic for such collisions (a block RAM
+    reading the address the other port writes gives undefined data).  The core only
+    leaves it out where it relies on it: the FIFOs' transparent reads."""
+    attrs = {"ram_style": ram_style(depth, width, sync)}
+    if not read_during_write:
+        attrs["no_rw_check"] = 1
+    return attrs
 
 
 def table_reads(rows: int) -> dict:

@@ -11,8 +11,9 @@ x+2   partial products (one 18 × 18 multiplier per slice of the wide operand, o
       LUT multiplier's two half sums) → registers
 x+3   sum of the partial products → product register
 x+4   accumulate (FIRST restarts); on LAST the output-bank read is addressed
-x+5   bank data registered (forwarded from x+6 when the element before wrote the slot)
-x+6   on LAST, write ``acc`` (FRESH) or ``bank + acc`` to the output bank
+x+5   bank data registered (0 for FRESH; forwarded from the merges of the two elements
+      before when they wrote the slot)
+x+6   on LAST, write ``bank + acc`` to the output bank
 ====  ================================================================================
 
 So the merge of a LAST element issued to its row at cycle ``i`` is written in PE column
@@ -28,7 +29,7 @@ from amaranth.lib.wiring import In, Out
 
 from accel.config import HardwareConfig
 
-from .image import HdlError, check_multipliers, ram_style
+from .image import HdlError, check_multipliers, mem_attrs
 
 __all__ = ["PE", "MULTIPLIERS", "element_layout"]
 
@@ -79,7 +80,7 @@ class PE(wiring.Component):
     -------
     ei : In(element_layout)     element from the left (or the row's issue register)
     eo : Out(element_layout)    the same element one cycle later, to the right
-    lw_en[b], lw_addr[b], lw_data[b] : In   write of local-memory bank b
+    lw_en[b], lw_addr[b], lw_data[b] : In   write of local-memory bank b (lands a cycle later)
     wb_half, wb_addr : In       output-bank read for writeback (data next cycle)
     wb_data : Out(signed(acc_bits))
     """
@@ -171,16 +172,26 @@ class PE(wiring.Component):
         W, N = cfg.acc_bits, cfg.operand_bits
         m = Module()
         # x: one memory per local-memory bank, so a broadcast write to one bank and a
-        # lane's own write to the other can happen in the same cycle (rule 3 allows it)
+        # lane's own write to the other can happen in the same cycle (rule 3 allows it).
+        # Writes are registered: one issued in cycle w lands at the end of w+1.  The rules
+        # then keep every read away from a write of the same cycle: a tile's loads end
+        # at w, its first element is issued at w+1 at the earliest and reaches PE(i, 0)
+        # at w+2; a bank is rewritten from cycle `last issue + C` of the tile it held,
+        # whose last read, in PE(i, C-1), is in that cycle, before the write lands.
         lr = []
         for b in range(2):
             mem = Memory(shape=signed(W), depth=cfg.lmem_depth, init=[],
-                         attrs={"ram_style": ram_style(cfg.lmem_depth, W)})
+                         attrs=mem_attrs(cfg.lmem_depth, W))
             m.submodules[f"lmem{b}"] = mem
             wp = mem.write_port()
             rp = mem.read_port()
-            m.d.comb += [wp.addr.eq(self.lw_addr[b]), wp.data.eq(self.lw_data[b]),
-                         wp.en.eq(self.lw_en[b]), rp.addr.eq(self.ei.addr)]
+            en_q = Signal(name=f"lw_en_q{b}")
+            addr_q = Signal.like(self.lw_addr[b], name=f"lw_addr_q{b}")
+            data_q = Signal(signed(W), name=f"lw_data_q{b}")
+            m.d.sync += [en_q.eq(self.lw_en[b]), addr_q.eq(self.lw_addr[b]),
+                         data_q.eq(self.lw_data[b])]
+            m.d.comb += [wp.addr.eq(addr_q), wp.data.eq(data_q),
+                         wp.en.eq(en_q), rp.addr.eq(self.ei.addr)]
             lr.append(rp.data)
         m.d.sync += self.eo.eq(self.ei)
         e1 = self.eo
@@ -217,34 +228,58 @@ class PE(wiring.Component):
         prod = Signal(signed(W))
         m.d.sync += prod.eq(total)
         e4 = stage(e3, "e4")
-        # x+4: accumulate; the LAST element addresses its slot in the output bank
+        # x+4: accumulate; the LAST element addresses its slot in the output bank.  `accb`
+        # is `acc`, or 0 when the element entering this stage next cycle is FIRST: a
+        # synchronous reset one cycle early instead of a FIRST mux before the adder
         acc = Signal(signed(W))
+        accb = Signal(signed(W))
+        total = Signal(signed(W))
+        m.d.comb += total.eq(accb + prod)
         with m.If(e4.valid):
-            m.d.sync += acc.eq(Mux(e4.first, prod, (acc + prod)[:W]))
+            m.d.sync += acc.eq(total)
+        with m.If(e3.valid & e3.first):
+            m.d.sync += accb.eq(0)
+        with m.Elif(e4.valid):
+            m.d.sync += accb.eq(total)
         e5 = stage(e4, "e5")
         e6 = stage(e5, "e6")
-        # output bank: one memory per half; reads are transparent to the same half's write
+        # output bank: one memory per half.  The two merges that may still be in flight
+        # when a slot is read are forwarded: the one written in the read cycle
+        # (registered then: `fwd2`, `wv2`) and the one written the cycle after (`fwd`),
+        # so the memory's own read-during-write data is never used.  Writeback may read
+        # a slot in the cycle of its last merge (the read for the step of cycle c is
+        # addressed in c - 1): that merge is forwarded too (`fwb`).
         acc6 = Signal(signed(W))
         m.d.sync += acc6.eq(acc)
-        rdq = Signal(signed(W))
+        rdq = Signal(signed(W))     # 0 for a FRESH merge: wval = acc6
         wval = Signal(signed(W))
-        m.d.comb += wval.eq(Mux(e6.fresh, acc6, (rdq + acc6)[:W]))
+        m.d.comb += wval.eq(rdq + acc6)
+        wen = e6.valid & e6.last
         rd = []
         for h in range(2):
             bank = Memory(shape=signed(W), depth=cfg.out_bank_depth, init=[],
-                          attrs={"ram_style": ram_style(cfg.out_bank_depth, W)})
+                          attrs=mem_attrs(cfg.out_bank_depth, W))
             m.submodules[f"bank{h}"] = bank
             wp = bank.write_port()
-            rp = bank.read_port(transparent_for=(wp,))
+            rp = bank.read_port()
             rmw = e4.valid & e4.last & (e4.half == h)
             m.d.comb += rp.addr.eq(Mux(rmw, e4.slot, self.wb_addr))
             m.d.comb += [wp.addr.eq(e6.slot), wp.data.eq(wval),
-                         wp.en.eq(e6.valid & e6.last & (e6.half == h))]
+                         wp.en.eq(wen & (e6.half == h))]
             rd.append(rp.data)
-        # x+5: the bank data of e5's slot; the merge written this cycle (e6) is forwarded
-        fwd = e6.valid & e6.last & (e6.half == e5.half) & (e6.slot == e5.slot)
-        m.d.sync += rdq.eq(Mux(fwd, wval, Mux(e5.half, rd[1], rd[0])))
+        fwd2 = Signal()
+        wv2 = Signal(signed(W))
+        m.d.sync += [fwd2.eq(wen & (e6.half == e4.half) & (e6.slot == e4.slot)),
+                     wv2.eq(wval)]
+        # x+5: the bank data of e5's slot
+        fwd = wen & (e6.half == e5.half) & (e6.slot == e5.slot)
+        with m.If(e5.fresh):
+            m.d.sync += rdq.eq(0)
+        with m.Else():
+            m.d.sync += rdq.eq(Mux(fwd, wval, Mux(fwd2, wv2, Mux(e5.half, rd[1], rd[0]))))
         half_q = Signal()
-        m.d.sync += half_q.eq(self.wb_half)
-        m.d.comb += self.wb_data.eq(Mux(half_q, rd[1], rd[0]))
+        fwb = Signal()
+        m.d.sync += [half_q.eq(self.wb_half),
+                     fwb.eq(wen & (e6.half == self.wb_half) & (e6.slot == self.wb_addr))]
+        m.d.comb += self.wb_data.eq(Mux(fwb, wv2, Mux(half_q, rd[1], rd[0])))
         return m

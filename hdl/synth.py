@@ -44,7 +44,10 @@ class SynthError(AxwError):
 
 #: target -> (nextpnr arguments for the default device, its name, yosys synth command).
 #: The core's ``ram_style`` attributes (hdl.image.ram_style) are the ECP5 mapping; an
-#: iCE40 has no distributed RAM, so there Yosys chooses for itself.
+#: iCE40 has no distributed RAM, so there Yosys chooses for itself.  On ECP5 the LUTs are
+#: mapped as LUT4s only (``-nowidelut``) unless ``synthesize(widelut=True)``: wide LUTs
+#: built from a slice's muxes (PFUMX, L6MUX21) save logic levels but took 40 % more LUTs
+#: on the PE and the requantizers.
 DEVICES = {
     "ecp5": (["--85k", "--package", "CABGA381"], "LFE5U-85F CABGA381", "synth_ecp5"),
     "ice40": (["--up5k", "--package", "sg48"], "iCE40 UP5K SG48",
@@ -211,7 +214,7 @@ def _critical_path(log_text: str) -> dict:
 def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=None,
                seeds=(1, 2, 3), freq_mhz: float | None = None,
                params: CoreParams | None = None, place: bool = True,
-               top: str = "core") -> dict:
+               top: str = "core", widelut: bool = False) -> dict:
     """Synthesize the core for ``config`` (with ``params``, default
     :func:`synth_params`) and place and route it with each seed; return and write
     ``synth.json``.  If the netlist does not fit the device, ``synth.json`` still records
@@ -224,7 +227,10 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
 
     ``top="array"`` synthesizes only the R×C grid of PEs (``hdl.array.Array``: the
     datapath, without the controller, FIFOs and program tables), to separate the
-    datapath's timing from the controller's; ``synth.json`` records ``top``."""
+    datapath's timing from the controller's; ``synth.json`` records ``top``.
+
+    ``widelut`` (ECP5 only) lets Yosys map logic to LUT5–LUT7 through the slice muxes:
+    fewer levels, more LUTs (see :data:`DEVICES`)."""
     if target not in DEVICES:
         raise SynthError(f"unknown synthesis target {target!r}; known: {', '.join(DEVICES)}")
     if top not in TOPS:
@@ -233,6 +239,10 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
     if not seeds or any(isinstance(s, bool) or not isinstance(s, int) for s in seeds):
         raise SynthError(f"seeds must be a non-empty list of integers, got {seeds!r}")
     pnr_args, dev_name, synth_cmd = DEVICES[target]
+    if widelut and target != "ecp5":
+        raise SynthError(f"widelut is an ECP5 mapping option, not one for {target!r}")
+    if target == "ecp5" and not widelut:
+        synth_cmd += " -nowidelut"
     if device is not None:
         # a user device: nextpnr's own option, e.g. "--25k --package CABGA256"
         pnr_args, dev_name = device.split(), device
@@ -257,6 +267,7 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
         "capacities": {k: getattr(params, k) for k in _CAPACITY_FIELDS},
         "lut_multipliers": params.lut_multipliers,
         "dsp_primitive": params.dsp_primitive,
+        "widelut": widelut, "synth_command": synth_cmd,
         "seeds": list(seeds), "tools": {"yosys": _version(yosys), "nextpnr": _version(nextpnr)},
         "wall_s": {},
     }
