@@ -24,6 +24,7 @@ configs=(
   "acc16|rows = 2|cols = 2|acc_bits = 16"
   "lm128|rows = 4|cols = 4|lmem_depth = 128|out_bank_depth = 64"
   "acc24|rows = 2|cols = 4|acc_bits = 24|load_fifo_depth = 64"
+  "fit8|rows = 8|cols = 8|lmem_depth = 512|out_bank_depth = 16|stream_fifo_depth = 64|load_fifo_depth = 16"
 )
 
 jobs_list=()

@@ -150,6 +150,7 @@ class Core(wiring.Component):
         Lt = self._layouts
         m = Module()
         m.submodules.array = arr = PEArray(cfg, p.lut_multipliers, p.dsp_primitive)
+        self.array = arr   # the grid of the latest elaboration, for simulation monitors
 
         # ---------------------------------------------------------- program memories
         # Every table is read synchronously: a port's address is the *next* value of the

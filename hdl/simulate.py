@@ -17,7 +17,13 @@ from accel.program import Program
 from .core import Core
 from .image import CoreParams, pack
 
-__all__ = ["stall_sequence", "run_amaranth"]
+__all__ = ["stall_sequence", "run_amaranth", "lmem_monitor", "LmemCollision"]
+
+
+class LmemCollision(AssertionError):
+    """A PE read its local memory in the cycle a write to the same address landed: the
+    simulation returns the old value, a block RAM without read-during-write logic
+    (``hdl.image.mem_attrs``) need not."""
 
 
 def stall_sequence(seed: int):
@@ -37,8 +43,14 @@ def _wrap(v: int, bits: int) -> int:
 
 def run_amaranth(program: Program, memory: list, *, stall_permille: int = 0,
                  stall_seed: int = 1, params: CoreParams | None = None,
-                 max_cycles: int = 2_000_000, vcd: str | None = None):
-    """Simulate; return ``(memory after the run (list of 2-D arrays), cycles)``."""
+                 max_cycles: int = 2_000_000, vcd: str | None = None,
+                 check_lmem: bool = False):
+    """Simulate; return ``(memory after the run (list of 2-D arrays), cycles)``.
+
+    ``check_lmem`` also watches every PE's local memory and raises
+    :class:`LmemCollision` if an element reads an address in the cycle a write to it
+    lands (the PEs register their writes: one driven in cycle w lands in w + 1; PE(i, j)
+    sees the element issued to row i j cycles after PE(i, 0))."""
     img = pack(program, memory, params)
     core = Core(img.params, img)
     cfg = program.config
@@ -102,6 +114,8 @@ def run_amaranth(program: Program, memory: list, *, stall_permille: int = 0,
     sim = Simulator(core)
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
+    if check_lmem:
+        sim.add_process(lmem_monitor(core.array, cfg))
     if vcd:
         with sim.write_vcd(vcd):
             sim.run()
@@ -112,3 +126,34 @@ def run_amaranth(program: Program, memory: list, *, stall_permille: int = 0,
     for off, m in zip(img.offsets, memory):
         out.append(flat[off:off + m.size].reshape(m.shape).copy())
     return out, int(result["cycles"])
+
+
+def lmem_monitor(arr, cfg):
+    """A simulator process raising :class:`LmemCollision` (see :func:`run_amaranth`)."""
+    R, C = cfg.rows, cfg.cols
+    els = [(arr.e[i].valid, arr.e[i].bank, arr.e[i].addr) for i in range(R)]
+    wrs = [(arr.lw_en[i][b], arr.lw_addr[i][b], arr.lw_mask[i][b])
+           for i in range(R) for b in range(2)]
+    sigs = [s for t in els + wrs for s in t]
+
+    async def monitor(ctx):
+        # the element at PE(i, j) in a cycle: hist[i][-1 - j]
+        hist = [deque([(0, 0, 0)] * C, maxlen=C) for _ in range(R)]
+        landing = []    # writes driven in the cycle before: (i, b, addr, mask)
+        cycle = 0
+        ticks = ctx.tick().sample(*sigs)
+        while True:
+            _clk, _rst, *vals = await ticks   # the values of the cycle just ended
+            for i in range(R):
+                hist[i].append(tuple(vals[3 * i:3 * i + 3]))
+            for i, b, a, mask in landing:
+                for j in range(C):
+                    valid, bank, addr = hist[i][-1 - j]
+                    if (mask >> j) & 1 and valid and bank == b and addr == a:
+                        raise LmemCollision(f"cycle {cycle}: PE({i}, {j}) reads bank {b} "
+                                            f"address {a} as a write to it lands")
+            w = vals[3 * R:]
+            landing = [(k // 2, k % 2, w[3 * k + 1], w[3 * k + 2])
+                       for k in range(2 * R) if w[3 * k]]
+            cycle += 1
+    return monitor

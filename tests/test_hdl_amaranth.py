@@ -20,7 +20,8 @@ from accel.config import HardwareConfig
 from hdl.core import Core, requantize
 from hdl.image import CoreParams, HdlError, pack
 from hdl.pe import PE
-from hdl.simulate import run_amaranth
+from hdl.array import Array
+from hdl.simulate import LmemCollision, lmem_monitor, run_amaranth
 from contract_suite import ContractSuite, _cfg, cases, random_problem, requant_int, wrap_int
 
 
@@ -243,3 +244,54 @@ def test_requantize_against_the_suite_model(W):
     want = [x if b == 0 else requant_int(x, s, b) for x, s, b in cases]
     bad = [(c, g, w) for c, g, w in zip(cases, got, want) if g != w]
     assert not bad, bad[:10]
+
+
+# The local memories are built without read-during-write logic (hdl.image.mem_attrs): the
+# rules must never let a PE read an address in the cycle a write to it lands.  The monitor
+# watches every PE in the Amaranth simulation of the core.
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the raise
+@pytest.mark.parametrize("collide", [False, True])
+def test_lmem_monitor_sees_a_read_meeting_a_landing_write(collide):
+    cfg = HardwareConfig(rows=2, cols=3, lmem_depth=8, out_bank_depth=4)
+    arr = Array(cfg)
+
+    async def bench(ctx):
+        # a write to row 1, bank 1, address 5, columns 0 and 2, driven in cycle 2 lands in
+        # cycle 3; the element issued to row 1 in cycle 1 reads in PE(1, 2) in cycle 3
+        await ctx.tick().repeat(1)
+        ctx.set(arr.e[1].valid, 1); ctx.set(arr.e[1].bank, 1)
+        ctx.set(arr.e[1].addr, 5 if collide else 4)
+        await ctx.tick()
+        ctx.set(arr.e[1].valid, 0)
+        ctx.set(arr.lw_en[1][1], 1); ctx.set(arr.lw_addr[1][1], 5); ctx.set(arr.lw_mask[1][1], 0b101)
+        await ctx.tick()
+        ctx.set(arr.lw_en[1][1], 0)
+        await ctx.tick().repeat(4)
+
+    sim = Simulator(arr)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.add_process(lmem_monitor(arr, cfg))
+    if collide:
+        with pytest.raises(LmemCollision, match=r"PE\(1, 2\) reads bank 1 address 5"):
+            sim.run()
+    else:
+        sim.run()
+
+
+@pytest.mark.parametrize("cfg", [
+    _cfg(rows=2, cols=3, lmem_depth=8, dram_latency_cycles=1),
+    _cfg(rows=3, cols=2, lmem_depth=4, dram_latency_cycles=2, dram_bytes_per_cycle=256)],
+    ids=["2x3", "3x2"])
+@pytest.mark.parametrize("order", ["a(xw)", "(ax)w"])
+def test_no_local_memory_read_meets_a_landing_write(cfg, order):
+    # many small tiles, short latency: loads of the next tile of a bank follow its last
+    # reads as closely as the rules allow
+    problem = random_problem(3, 30, 40, 12, 10)
+    prog = compile_problem(problem, cfg, order)
+    mem = build_memory(problem, prog)
+    out, cycles = run_amaranth(prog, mem, check_lmem=True)
+    want = engine.simulate(prog, mem)
+    assert cycles == want.cycles
+    np.testing.assert_array_equal(out[prog.tensor_id("Y")], want.memory[prog.tensor_id("Y")])
