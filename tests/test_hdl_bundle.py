@@ -161,8 +161,10 @@ def test_accel_hdl_without_a_problem_writes_the_core(tmp_path):
     (["--lut-multipliers", "9"], "lut_multipliers must be an integer in 0..4 (the PEs), got 9"),
     (["--dsp-primitive", "ecp5", "--synth", "ice40"],
      "--dsp-primitive ecp5 cannot be synthesized for ice40"),
+    (["--synth-widelut"], "--synth-widelut needs --synth ecp5|ice40"),
+    (["--synth-widelut", "--synth", "ice40"], "--synth-widelut is an ECP5 option, not one for ice40"),
 ])
-def test_accel_hdl_rejects_bad_multiplier_options(tmp_path, capsys, args, message):
+def test_accel_hdl_rejects_bad_synthesis_options(tmp_path, capsys, args, message):
     out = tmp_path / "b"
     assert main(["hdl", "--rows", "2", "--cols", "2", *args, "--out", str(out)]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [f"accel: error: {message}"]

@@ -77,6 +77,8 @@ def test_synthesize_rejects_bad_arguments(tmp_path):
         synthesize(tmp_path, cfg, "ecp5", seeds=())
     with pytest.raises(SynthError, match="params are for config"):
         synthesize(tmp_path, cfg, "ecp5", params=synth_params(cfg.with_(rows=4)))
+    with pytest.raises(SynthError, match="widelut is an ECP5 mapping option, not one for 'ice40'"):
+        synthesize(tmp_path, cfg, "ice40", widelut=True)
 
 
 STAT = """
@@ -147,6 +149,9 @@ def test_synthesize_ecp5_tiny_core(yowasp, tmp_path):
     assert res["critical_path"]["seed"] == 1
     assert res["critical_path"]["source"] and res["critical_path"]["sink"]
     assert res["yosys_cells"]["TRELLIS_FF"] > 0
+    # LUT4s only by default: no wide LUTs built from the slice muxes
+    assert res["widelut"] is False and res["synth_command"].endswith("-nowidelut")
+    assert not {"PFUMX", "L6MUX21"} & set(res["yosys_cells"])
     assert res["tools"]["yosys"].lower().startswith("yosys")
     assert "nextpnr" in res["tools"]["nextpnr"].lower()
     assert {"yosys.log", "nextpnr_seed1.log"} <= set(res["logs"])
