@@ -20,7 +20,7 @@ from amaranth.lib.wiring import In, Out
 
 from .array import Array as PEArray
 from .image import (CYCLE_BITS, KIND_NONE, KIND_SLOT, CoreParams, Fields, HdlError, Image,
-                    layouts, mem_attrs, ram_style, table_depth, table_reads)
+                    layouts, mem_attrs, table_depth, table_reads)
 from .pe import element_layout
 
 __all__ = ["Core", "table_ids", "LANE_TABLES", "PRIME"]
@@ -403,7 +403,8 @@ class Core(wiring.Component):
         # ---------------------------------------------------------- 3b. load writes
         # read-done times per lane and tile (written when the issue side passes a tile)
         rdm = [Memory(shape=unsigned(CYCLE_BITS + 1), depth=p.max_tiles, init=[],
-                      attrs={"ram_style": ram_style(p.max_tiles, CYCLE_BITS + 1, sync=False)})
+                      attrs=mem_attrs(p.max_tiles, CYCLE_BITS + 1, sync=False,
+                                      read_during_write=True))
                for _ in range(R)]
         rdm_w = []
         for i in range(R):
