@@ -255,18 +255,44 @@ class Core(wiring.Component):
             return out
 
         def arbitrate(wants, needs, credit_in, tag):
-            """Rotating-priority grants over lanes, each taking its bytes from the credit."""
+            """Rotating-priority grants over lanes: the wanting lanes' bytes summed in
+            priority order, a lane granted while that sum fits in the credit (so the
+            first that does not fit stops the rest).  The sums are a parallel prefix
+            (log2 R adder levels) and the comparisons side by side: no chain through
+            the lanes."""
             pos = rotated([wants, needs])
-            cr = credit_in
+            PW = CR + max(R - 1, 1).bit_length()
+            pre = []
+            for q, (idx, (w, n)) in enumerate(pos):
+                v = Signal(PW, name=f"{tag}_n{q}")
+                m.d.comb += v.eq(Mux(w, n, 0))
+                pre.append(v)
+            d = 1
+            while d < R:        # Kogge-Stone: after the level of span d, pre[q] sums q-2d+1..q
+                nxt = []
+                for q in range(R):
+                    if q < d:
+                        nxt.append(pre[q])
+                        continue
+                    v = Signal(PW, name=f"{tag}_p{d}_{q}")
+                    m.d.comb += v.eq(pre[q - d] + pre[q])
+                    nxt.append(v)
+                pre, d = nxt, 2 * d
+            fits = [Signal(name=f"{tag}_fit{q}") for q in range(R)]
+            m.d.comb += [f.eq(v <= credit_in) for f, v in zip(fits, pre)]
             grants = [Signal(name=f"{tag}_grant{i}") for i in range(R)]
+            taken = 0
             for q, (idx, (w, n)) in enumerate(pos):
                 g = Signal(name=f"{tag}_g{q}")
-                nx = Signal(CR, name=f"{tag}_cr{q}")
-                m.d.comb += [g.eq(w & (cr >= n)), nx.eq(Mux(g, cr - n, cr))]
+                m.d.comb += g.eq(w & fits[q])
                 for i in range(R):
                     with m.If(g & (idx == i)):
                         m.d.comb += grants[i].eq(1)
-                cr = nx
+                # the sums rise with q: the last that fits is what the granted lanes take
+                last = fits[q] & ~fits[q + 1] if q + 1 < R else fits[q]
+                taken = taken | Mux(last, pre[q], 0)
+            cr = Signal(CR, name=f"{tag}_cr")
+            m.d.comb += cr.eq(credit_in - taken)
             return grants, cr
 
         def tile_walk(name, i, step):

@@ -155,6 +155,7 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
                 counters[_C_STALL_MEM] += 1
         # ---- 1. stream fetch: one request per PE row per cycle, rotating priority ------
         rot = rot + 1 if rot + 1 < R else 0          # == c mod R
+        s_stop = False      # a request that did not fit stops the later ones of its class
         for q in range(R):
             i = q + rot if q + rot < R else q + rot - R
             if f_ptr[i] >= f_end[i] and f_tile[i] < nt:
@@ -176,7 +177,8 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
             if phase_done[f_dep[i]] > c:
                 continue
             need = f_need[i]
-            if credit < need:
+            if s_stop or credit < need:
+                s_stop = True
                 continue
             credit -= need
             e = f_ptr[i]
@@ -264,6 +266,7 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
                     wb_step = 0
                     progress = True
         # ---- 3. load unit: requests run ahead per lane; writes fill one tile at a time --
+        l_stop = False
         for q in range(R if req_left > 0 else 0):
             i = q + rot if q + rot < R else q + rot - R
             n = lr_cnt[i]
@@ -273,7 +276,8 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
             if phase_done[ph_d_dep[lq_phase[en]]] > c:
                 continue
             need = lq_bytes[en]
-            if credit < need:
+            if l_stop or credit < need:
+                l_stop = True
                 continue
             credit -= need
             l_arr[i, n % lfifo] = c + L + 1

@@ -337,6 +337,19 @@ class ContractSuite:
         self.check_model(problem, _cfg(rows=rows, cols=cols), order,
                          f"29x23x17x13 on {rows}x{cols} order={order}")
 
+    def test_a_request_that_does_not_fit_stops_its_class(self):
+        """Lanes loading column tiles of different widths (3, 3, 1 columns of W) ask for
+        different byte counts in one cycle on a narrow memory: a lane whose request does
+        not fit stops the later lanes of the loads, even smaller requests (docs/machine.md
+        rule 0).  A simulator that let the smaller one through finishes this problem one
+        cycle sooner (259 instead of 260), so the RTL levels, which compare cycles with
+        the simulator, fail unless both implement the same rule."""
+        problem = random_problem(74, 3, 12, 5, 7, dens_a=0.5)
+        cfg = _cfg(rows=3, cols=3, dram_bytes_per_cycle=5, dram_latency_cycles=2,
+                   stream_fifo_depth=4, load_fifo_depth=4)
+        self.check_model(problem, cfg, "a(xw)", "loads of 3 and 1 columns, B=5",
+                         d_mode="gathered")
+
     @pytest.mark.parametrize("order", ORDERS)
     @pytest.mark.parametrize("d_mode", ["broadcast", "gathered"])
     def test_k_tiles_and_row_blocks(self, d_mode, order):
