@@ -221,7 +221,15 @@ class Core(wiring.Component):
         cur = [Signal(TB, name=f"cur{i}") for i in range(R)]
         rem = [Signal(EB, name=f"rem{i}") for i in range(R)]
         h_ptr = [Signal(EB, name=f"h_ptr{i}") for i in range(R)]
-        last_iss = [Signal(CYCLE_BITS + 1, name=f"last_iss{i}") for i in range(R)]  # +C, 0 if none
+        # a lane has finished reading tile p when it is past p and issued nothing of a
+        # tile <= p in the last C - 1 cycles (rule 3: its last issue of p plus C cycles).
+        # Tiles issue in order, so the oldest issue in that window has its smallest tile:
+        # w_tile (valid: w_any) for this cycle, from the history of issued tiles.
+        HW = C - 1
+        hist_v = [[Signal(name=f"hist_v{i}_{k}") for k in range(HW)] for i in range(R)]
+        hist_t = [[Signal(TB, name=f"hist_t{i}_{k}") for k in range(HW)] for i in range(R)]
+        w_any = [Signal(name=f"w_any{i}") for i in range(R)]
+        w_tile = [Signal(TB, name=f"w_tile{i}") for i in range(R)]
         merge_at = [Signal(CYCLE_BITS, name=f"merge_at{h}") for h in range(2)]
         lr_cnt = [Signal(p.load_bits, name=f"lr_cnt{i}") for i in range(R)]
         lw_cnt = [Signal(p.load_bits, name=f"lw_cnt{i}") for i in range(R)]
@@ -427,15 +435,10 @@ class Core(wiring.Component):
             m.d.sync += lr_cnt[i].eq(l_ports[i])
 
         # ---------------------------------------------------------- 3b. load writes
-        # read-done times per lane and tile (written when the issue side passes a tile)
-        rdm = [Memory(shape=unsigned(CYCLE_BITS + 1), depth=p.max_tiles, init=[],
-                      attrs=mem_attrs(p.max_tiles, CYCLE_BITS + 1, sync=False,
-                                      read_during_write=True))
-               for _ in range(R)]
-        rdm_w = []
-        for i in range(R):
-            m.submodules[f"read_done{i}"] = rdm[i]
-            rdm_w.append(rdm[i].write_port())
+        def read_done(i, tile):
+            """Lane i has finished reading ``tile`` (rule 3), from registers only."""
+            return (cur[i] > tile) & (~w_any[i] | (tile < w_tile[i]))
+
         lw_tile_n = [Signal(TB, name=f"lw_tile_n{i}") for i in range(R)]
         lwa, lwb = [], []
         for i in range(R):
@@ -462,11 +465,8 @@ class Core(wiring.Component):
         # the broadcast check of lane 0 reads every lane's read-done time of lane 0's prev
         bc_rd_ok = []
         for i in range(R):
-            rp = rdm[i].read_port(domain="comb")
-            m.d.comb += rp.addr.eq(tr0("prev"))
             ok = Signal(name=f"bc_rd_ok{i}")
-            m.d.comb += ok.eq((lw_tile[i] == t0) & (~tr0("prev_ok") | (
-                (cur[i] > tr0("prev")) & (rp.data <= c))))
+            m.d.comb += ok.eq((lw_tile[i] == t0) & (~tr0("prev_ok") | read_done(i, tr0("prev"))))
             bc_rd_ok.append(ok)
         lw_en = [[Signal(name=f"lw_en{i}_{b}") for b in range(2)] for i in range(R)]
         lw_go_bc = Signal()
@@ -483,12 +483,10 @@ class Core(wiring.Component):
                              started.eq(Mux(bc_fin, 0, lw_started[i]))]
                 # after lane 0 finishes a broadcast tile every lane is at tile t0 + 1
                 tr = (lambda a, b: lambda field: Mux(bc_fin, b(field), a(field)))(lwa[i], lwb[i])
-            rp = rdm[i].read_port(domain="comb")
-            m.d.comb += rp.addr.eq(tr("prev"))
             active = Signal(name=f"lw_active{i}")
             m.d.comb += active.eq(running & (t < nt) & (~tr("bc") if i else 1))
             ok = Signal(name=f"lw_ok{i}")
-            own_rd = (~tr("prev_ok")) | ((cur[i] > tr("prev")) & (rp.data <= c))
+            own_rd = (~tr("prev_ok")) | read_done(i, tr("prev"))
             if i == 0:
                 m.d.comb += ok.eq(dep_ok(tr("d_dep_ok"), tr("d_dep"))
                                   & Mux(tr("bc"), Cat(*bc_rd_ok).all(), own_rd))
@@ -570,8 +568,6 @@ class Core(wiring.Component):
             re_ = Signal(EB, name=f"rem_e{i}")
             he = Signal(EB, name=f"h_ptr_e{i}")
             m.d.comb += [re_.eq(Mux(enter, ib("n"), rem[i])), he.eq(Mux(enter, ib("rs0"), h_ptr[i]))]
-            m.d.comb += [rdm_w[i].en.eq(pas), rdm_w[i].addr.eq(cur[i]),
-                         rdm_w[i].data.eq(last_iss[i])]
             iss = Signal(name=f"issue{i}")
             m.d.comb += iss.eq(running & (ce < nt) & (re_ != 0) & (lw_tile[i] > ce)
                                & (~tr("wbprev_ok") | (wb_blk > tr("wbprev")))
@@ -599,8 +595,20 @@ class Core(wiring.Component):
             m.d.comb += arr.e[i].eq(e)
             for h in range(2):
                 lasts[h].append(iss & fl[1] & (tr("half") == h))
-            with m.If(running & iss):
-                m.d.sync += last_iss[i].eq(c + C)
+            # the issue window: shift in this cycle's issue; the oldest valid entry
+            # afterwards is next cycle's w_tile
+            if HW:
+                with m.If(running):
+                    m.d.sync += [hist_v[i][0].eq(iss), hist_t[i][0].eq(ce)]
+                    for k in range(1, HW):
+                        m.d.sync += [hist_v[i][k].eq(hist_v[i][k - 1]),
+                                     hist_t[i][k].eq(hist_t[i][k - 1])]
+                    old_any, old_tile = Const(0, 1), Const(0, TB)
+                    for k in range(HW - 1):         # newest first: the last valid is oldest
+                        v, t = hist_v[i][k], hist_t[i][k]
+                        old_any, old_tile = v | old_any, Mux(v, t, old_tile)
+                    m.d.sync += [w_any[i].eq(old_any | iss),
+                                 w_tile[i].eq(Mux(old_any, old_tile, ce))]
             # stream FIFO flags and occupancy
             setb = Signal(SF, name=f"s_set{i}")
             clrb = Signal(SF, name=f"s_clr{i}")
@@ -627,8 +635,9 @@ class Core(wiring.Component):
                              merge_at[0].eq(0), merge_at[1].eq(0)]
                 for i in range(R):
                     m.d.sync += [s_occ[i].eq(0), s_rpos[i].eq(0), s_arr[i].eq(0),
-                                 last_iss[i].eq(0), l_rpos[i].eq(0), l_arr[i].eq(0),
+                                 w_any[i].eq(0), l_rpos[i].eq(0), l_arr[i].eq(0),
                                  lw_started[i].eq(0)]
+                    m.d.sync += [v.eq(0) for v in hist_v[i]]
         with m.Elif(running):
             m.d.sync += [c.eq(c + 1), rot.eq(Mux(rot == R - 1, 0, rot + 1))]
             with m.If(wb_blk_n == nb):

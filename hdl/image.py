@@ -279,16 +279,15 @@ def _copy_width(f: Fields, fields) -> int:
 def core_memories(p: CoreParams) -> list[dict]:
     """Every memory of the core built for ``p``, as ``{name, count, depth, width, sync,
     ports}``: ``count`` such memories (each program-table copy of :func:`table_reads` is
-    one), each with ``ports`` read ports (more than one only for the combinationally read
-    read-done tables, which distributed RAM holds once per read port)."""
+    one), each with ``ports`` read ports (one for every memory the core has now; a
+    distributed RAM read through k ports is held k times)."""
     c = p.config
     R, C, W, P = c.rows, c.cols, c.acc_bits, c.pes
     L = layouts(p)
     rows = [("lmem", 2 * P, c.lmem_depth, W, True),
             ("out_bank", 2 * P, c.out_bank_depth, W, True),
             ("stream_fifo", R, c.stream_fifo_depth, W, True),
-            ("load_fifo", R, c.load_fifo_depth, W * C, True),
-            ("read_done", R, p.max_tiles, CYCLE_BITS + 1, False)]
+            ("load_fifo", R, c.load_fifo_depth, W * C, True)]
     for name, reads in table_reads(R).items():
         kind = "lane_ltile" if name == "lane_ltile0" else name
         count = 1 if name in ("block", "step", "lane_ltile0") else \
@@ -296,7 +295,7 @@ def core_memories(p: CoreParams) -> list[dict]:
         for k, fields in enumerate(reads):
             rows.append((f"{name}[{k}]", count, table_depth(p, kind),
                          _copy_width(L[kind], fields), True))
-    return [dict(name=n, count=k, depth=d, width=w, sync=sy, ports=2 if n == "read_done" else 1)
+    return [dict(name=n, count=k, depth=d, width=w, sync=sy, ports=1)
             for n, k, d, w, sy in rows if k]
 
 
