@@ -269,7 +269,7 @@ class Core(wiring.Component):
             (log2 R adder levels) and the comparisons side by side: no chain through
             the lanes."""
             pos = rotated([wants, needs])
-            PW = CR + max(R - 1, 1).bit_length()
+            PW = p.grant_bits
             pre = []
             for q, (idx, (w, n)) in enumerate(pos):
                 v = Signal(PW, name=f"{tag}_n{q}")

@@ -162,6 +162,13 @@ class CoreParams:
         return _bits(self.max_credit + self.config.dram_bytes_per_cycle)
 
     @property
+    def grant_bits(self) -> int:
+        """Width of the arbiter's prefix sums of the bytes a class of lanes requests (each
+        request is at most the cap): the credit's and log2 R more.  The tables' byte
+        counts of stream and load requests are this wide (or their own width if less)."""
+        return self.credit_bits + max(self.config.rows - 1, 1).bit_length()
+
+    @property
     def col_bits(self) -> int:
         """Bits of a column offset inside an output row (bounded by the address)."""
         return self.addr_bits
@@ -193,7 +200,7 @@ def layouts(p: CoreParams) -> dict:
         # next tile's first element (0 after the last tile): the walkers read the tables
         # synchronously, one cycle ahead, so they need it before they reach that tile
         "lane_ftile": Fields([("rs0", p.elem_bits), ("rs1", p.elem_bits), ("nrs0", p.elem_bits),
-                              ("s_dep_ok", 1), ("s_dep", p.phase_bits), ("s_bytes", 16)]),
+                              ("s_dep_ok", 1), ("s_dep", p.phase_bits), ("s_bytes", min(16, p.grant_bits))]),
         "lane_itile": Fields([("rs0", p.elem_bits), ("n", p.elem_bits), ("nrs0", p.elem_bits),
                               ("wbprev_ok", 1), ("wbprev", p.block_bits), ("half", 1),
                               ("bank", 1), ("sel", 1), ("s_rq_shift", 7), ("s_rq_bits", 7)]),
@@ -206,7 +213,7 @@ def layouts(p: CoreParams) -> dict:
         # per lane, by load entry (request order)
         "lane_load": Fields([("row", p.addr_bits), ("addr", c.lmem_addr_bits),
                              ("ncols", _bits(C)), ("dep_ok", 1), ("dep", p.phase_bits),
-                             ("bytes", 24)]),
+                             ("bytes", min(24, p.grant_bits))]),
         # global, by block
         "block": Fields([("last_tile", p.tile_bits), ("s1", p.step_bits), ("last_of_phase", 1),
                          ("phase", p.phase_bits), ("ncols", _bits(C)), ("rq_shift", 7),

@@ -35,18 +35,18 @@ def test_dsp_and_bram_are_structural():
     # table copy holds the fields its reader uses: hdl.image.table_reads):
     # 8 PEs × (2 lmem banks 1024×32 at 2 blocks + 2 output halves 512×32 at 1) = 48;
     # 4 lanes × (element sources 256×21: 1, element address/slot/flags 256×22: 1, load
-    # requests 128×50: 2, load writes 128×12: 1, stream FIFO 128×32: 1, load FIFO 128×64: 2)
-    # = 32; writeback steps 128×185: 6, their slots 128×36: 1; the 32-deep tile tables and
-    # the 16-deep block table are distributed RAM.  (Yosys and nextpnr count 87 too:
-    # reports/data/synth/ecp5_r4x2.json.)
-    assert (r["dsp"], r["bram"]) == (8 * 2, 48 + 32 + 7)
+    # requests 128×36 (their byte count is grant_bits = 10 wide): 1, load writes 128×12: 1,
+    # stream FIFO 128×32: 1, load FIFO 128×64: 2) = 28; writeback steps 128×185: 6, their
+    # slots 128×36: 1; the 32-deep tile tables and the 16-deep block table are distributed
+    # RAM.  (Yosys and nextpnr count 83 too: reports/data/synth/ecp5_r4x2.json.)
+    assert (r["dsp"], r["bram"]) == (8 * 2, 48 + 28 + 7)
     small = cfg.with_(acc_bits=16, lmem_depth=32, out_bank_depth=32, stream_fifo_depth=16,
                       load_fifo_depth=16)
     r16 = rs.estimate_resources(small, k)
     # PE memories, FIFOs and load writes (128×7) now distributed RAM; 4 lanes × (element
-    # sources 256×21: 1, the rest 256×13: 1, load requests 128×50: 2) = 16; steps 128×169:
+    # sources 256×21: 1, the rest 256×13: 1, load requests 128×36: 1) = 12; steps 128×169:
     # 5, their slots 128×20: 1
-    assert (r16["dsp"], r16["bram"]) == (8, 16 + 6)
+    assert (r16["dsp"], r16["bram"]) == (8, 12 + 6)
     assert rs.estimate_resources(HardwareConfig(rows=16, cols=16), k)["fits_device"] is False
 
 
