@@ -224,10 +224,11 @@ class Core(wiring.Component):
         # a lane has finished reading tile p when it is past p and issued nothing of a
         # tile <= p in the last C - 1 cycles (rule 3: its last issue of p plus C cycles).
         # Tiles issue in order, so the oldest issue in that window has its smallest tile:
-        # w_tile (valid: w_any) for this cycle, from the history of issued tiles.
+        # w_tile (valid: w_any) for this cycle, from the issue of the cycle before and the
+        # history of the C - 2 before that.
         HW = C - 1
-        hist_v = [[Signal(name=f"hist_v{i}_{k}") for k in range(HW)] for i in range(R)]
-        hist_t = [[Signal(TB, name=f"hist_t{i}_{k}") for k in range(HW)] for i in range(R)]
+        hist_v = [[Signal(name=f"hist_v{i}_{k}") for k in range(HW - 1)] for i in range(R)]
+        hist_t = [[Signal(TB, name=f"hist_t{i}_{k}") for k in range(HW - 1)] for i in range(R)]
         w_any = [Signal(name=f"w_any{i}") for i in range(R)]
         w_tile = [Signal(TB, name=f"w_tile{i}") for i in range(R)]
         merge_at = [Signal(CYCLE_BITS, name=f"merge_at{h}") for h in range(2)]
@@ -462,7 +463,7 @@ class Core(wiring.Component):
             lfifo.append(rp.data)
             with m.If(self.lrsp_valid[i]):
                 m.d.sync += l_rpos[i].eq(inc(l_rpos[i], LF))
-        # the broadcast check of lane 0 reads every lane's read-done time of lane 0's prev
+        # the broadcast check of lane 0: has every lane finished reading lane 0's prev
         bc_rd_ok = []
         for i in range(R):
             ok = Signal(name=f"bc_rd_ok{i}")
@@ -599,10 +600,9 @@ class Core(wiring.Component):
             # afterwards is next cycle's w_tile
             if HW:
                 with m.If(running):
-                    m.d.sync += [hist_v[i][0].eq(iss), hist_t[i][0].eq(ce)]
-                    for k in range(1, HW):
-                        m.d.sync += [hist_v[i][k].eq(hist_v[i][k - 1]),
-                                     hist_t[i][k].eq(hist_t[i][k - 1])]
+                    newer = [(iss, ce)] + list(zip(hist_v[i], hist_t[i]))
+                    for k in range(HW - 1):
+                        m.d.sync += [hist_v[i][k].eq(newer[k][0]), hist_t[i][k].eq(newer[k][1])]
                     old_any, old_tile = Const(0, 1), Const(0, TB)
                     for k in range(HW - 1):         # newest first: the last valid is oldest
                         v, t = hist_v[i][k], hist_t[i][k]

@@ -200,7 +200,8 @@ def layouts(p: CoreParams) -> dict:
         # next tile's first element (0 after the last tile): the walkers read the tables
         # synchronously, one cycle ahead, so they need it before they reach that tile
         "lane_ftile": Fields([("rs0", p.elem_bits), ("rs1", p.elem_bits), ("nrs0", p.elem_bits),
-                              ("s_dep_ok", 1), ("s_dep", p.phase_bits), ("s_bytes", min(16, p.grant_bits))]),
+                              ("s_dep_ok", 1), ("s_dep", p.phase_bits),
+                              ("s_bytes", min(16, p.grant_bits))]),
         "lane_itile": Fields([("rs0", p.elem_bits), ("n", p.elem_bits), ("nrs0", p.elem_bits),
                               ("wbprev_ok", 1), ("wbprev", p.block_bits), ("half", 1),
                               ("bank", 1), ("sel", 1), ("s_rq_shift", 7), ("s_rq_bits", 7)]),
