@@ -385,6 +385,62 @@ def _ktile_bounds_gathered(ent_lane, ent_k, R, C, depth, d_rows):
     return np.asarray(out, dtype=np.int64)
 
 
+def _wb_arrays(nsteps, R, nsplit, split_rows):
+    wslot = np.full((nsteps, R), SLOT_NONE, np.int64)
+    wrow = np.full((nsteps, R), -1, np.int64)
+    wmerge = np.zeros((nsteps, R), np.int8)
+    wmrow = np.full(nsteps, -1, np.int64)
+    wmrow[:nsplit] = split_rows
+    return wslot, wrow, wmerge, wmrow
+
+
+def _wb_merged(wslot, wmerge, pn, prow, split_rows, lane, slot):
+    """Step q < len(split_rows) merges split row q: its parts' lanes read their slots."""
+    for p_ in np.flatnonzero(pn > 1):
+        q = int(np.searchsorted(split_rows, prow[p_]))
+        wslot[q, lane[p_]] = slot[p_]
+        wmerge[q, lane[p_]] = 1
+
+
+def _wb_capped(per_lane, used_steps, nsplit, split_rows, pn, prow, lane, slot, R, cap):
+    """Writeback steps of at most ``cap`` vectors (``cap`` ≤ R): the merged rows first,
+    one per step (one vector, whatever the number of lanes it sums), then each step takes
+    one entry from each of the lanes with the most entries left, up to the cap (longest
+    queue first keeps the number of steps at its lower bound, max(longest queue,
+    entries / cap), when no row is split)."""
+    left = np.array([len(x[0]) for x in per_lane], np.int64)
+    taken = np.zeros(R, np.int64)
+    busy = np.zeros((nsplit, R), bool)
+    for i in range(R):
+        busy[np.asarray(used_steps[i], np.int64), i] = True
+    rows_s, rows_l, rows_r = [], [], []          # (step, lane, entry) triples
+    st = 0
+    while st < nsplit or left.any():
+        free = cap - (st < nsplit)
+        ok = left > 0
+        if st < nsplit:
+            ok &= ~busy[st]
+        cand = np.flatnonzero(ok)
+        if cand.size > free:
+            cand = cand[np.argsort(-left[cand], kind="stable")[:free]]
+        rows_s.append(np.full(cand.size, st, np.int64))
+        rows_l.append(cand)
+        rows_r.append(taken[cand].copy())
+        taken[cand] += 1
+        left[cand] -= 1
+        st += 1
+    wslot, wrow, wmerge, wmrow = _wb_arrays(st, R, nsplit, split_rows)
+    _wb_merged(wslot, wmerge, pn, prow, split_rows, lane, slot)
+    if rows_s:
+        s_, l_, e_ = (np.concatenate(x) for x in (rows_s, rows_l, rows_r))
+        for i in range(R):
+            m = l_ == i
+            s_i, r_i = per_lane[i]
+            wslot[s_[m], i] = s_i[e_[m]]
+            wrow[s_[m], i] = r_i[e_[m]]
+    return wslot, wrow, wmerge, wmrow
+
+
 class _Builder:
     """Accumulates tiles, blocks and elements across phases."""
 
@@ -508,7 +564,8 @@ def _estimate(nnz_blocks, rows_blocks, nct, mode, d_rows, depth, cfg, s_bytes, d
     writeback."""
     R, C, B = cfg.rows, cfg.cols, cfg.dram_bytes_per_cycle
     comp = np.ceil(nnz_blocks / R)
-    wb = np.maximum(np.ceil(rows_blocks / R), rows_blocks * ncols * o_bytes / B)
+    wv = min(R, cfg.writeback_vectors)
+    wb = np.maximum(np.ceil(rows_blocks / wv), rows_blocks * ncols * o_bytes / B)
     if mode == "broadcast":
         nk = math.ceil(d_rows / depth)
         load = np.full(comp.shape, float(min(d_rows, depth) * nk))
@@ -704,21 +761,20 @@ def _schedule_phase(b: _Builder, pi: int, ph: _Phase, mode: str | None, decision
             z = empty[zero_lane == i]
             per_lane.append((np.concatenate([s_i[o_], np.full(z.size, SLOT_ZERO)]),
                              np.concatenate([r_i[o_], z])))
-        nsteps = nsplit + max((len(x[0]) for x in per_lane), default=0)
-        wslot = np.full((nsteps, R), SLOT_NONE, np.int64)
-        wrow = np.full((nsteps, R), -1, np.int64)
-        wmerge = np.zeros((nsteps, R), np.int8)
-        wmrow = np.full(nsteps, -1, np.int64)
-        wmrow[:nsplit] = split_rows
-        for p_ in np.flatnonzero(pn > 1):
-            q = int(np.searchsorted(split_rows, prow[p_]))
-            wslot[q, lane[p_]] = slot[p_]
-            wmerge[q, lane[p_]] = 1
-        for i in range(R):
-            free = np.setdiff1d(np.arange(nsteps), np.asarray(used_steps[i], np.int64))
-            s_i, r_i = per_lane[i]
-            wslot[free[:s_i.size], i] = s_i
-            wrow[free[:s_i.size], i] = r_i
+        cap = cfg.writeback_vectors
+        if cap > R:
+            # every lane and the merged row fit in a step: each lane fills its free steps
+            nsteps = nsplit + max((len(x[0]) for x in per_lane), default=0)
+            wslot, wrow, wmerge, wmrow = _wb_arrays(nsteps, R, nsplit, split_rows)
+            _wb_merged(wslot, wmerge, pn, prow, split_rows, lane, slot)
+            for i in range(R):
+                free = np.setdiff1d(np.arange(nsteps), np.asarray(used_steps[i], np.int64))
+                s_i, r_i = per_lane[i]
+                wslot[free[:s_i.size], i] = s_i
+                wrow[free[:s_i.size], i] = r_i
+        else:
+            wslot, wrow, wmerge, wmrow = _wb_capped(per_lane, used_steps, nsplit, split_rows,
+                                                    pn, prow, lane, slot, R, cap)
         busy = (wslot != SLOT_NONE).any(axis=1)
         keep = np.flatnonzero(busy).max() + 1 if busy.any() else 0
         wb = (wslot[:keep], wrow[:keep], wmerge[:keep], wmrow[:keep])

@@ -24,7 +24,7 @@ _DSP_WIDTH = 18
 _LIMITS = {
     "rows": (1, 256), "cols": (1, 256), "operand_bits": (2, 16), "acc_bits": (8, 64),
     "lmem_depth": (1, 1 << 20), "out_bank_depth": (1, 1 << 22),
-    "stream_fifo_depth": (2, 1 << 16), "load_fifo_depth": (2, 1 << 16),
+    "stream_fifo_depth": (2, 1 << 16), "load_fifo_depth": (2, 1 << 16), "wb_vectors": (0, 257),
     "dram_bytes_per_cycle": (1, 1 << 20), "dram_latency_cycles": (0, 1 << 16),
 }
 
@@ -44,6 +44,10 @@ class HardwareConfig:
         double-buffered output bank.
     stream_fifo_depth, load_fifo_depth : entries of each PE row's stream and load FIFOs
         (in-flight DRAM requests included).
+    wb_vectors : output vectors (``cols`` values each) one writeback step may write: the
+        number of requantizers × ``cols`` and of write ports on the memory interface.
+        0 means one per PE row plus the merged row (``rows + 1``, every lane every step);
+        fewer make writeback steps longer and the hardware smaller.
     dram_bytes_per_cycle : off-chip bandwidth; dram_latency_cycles : read latency.
     clock_mhz : clock used to turn cycles into seconds.
     """
@@ -56,6 +60,7 @@ class HardwareConfig:
     out_bank_depth: int = 512
     stream_fifo_depth: int = 128
     load_fifo_depth: int = 128
+    wb_vectors: int = 0
     dram_bytes_per_cycle: int = 64
     dram_latency_cycles: int = 100
     clock_mhz: float = 200.0
@@ -97,6 +102,13 @@ class HardwareConfig:
     @property
     def slot_bits(self) -> int:
         return max(1, (self.out_bank_depth - 1).bit_length())
+
+    @property
+    def writeback_vectors(self) -> int:
+        """Vectors a writeback step writes at most (``wb_vectors``, 0 and anything above
+        ``rows + 1`` meaning ``rows + 1``)."""
+        full = self.rows + 1
+        return full if self.wb_vectors == 0 else min(self.wb_vectors, full)
 
     @property
     def stream_index_bytes(self) -> int:

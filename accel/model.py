@@ -229,7 +229,7 @@ def _decide_all(items, Ball: np.ndarray, Lall: np.ndarray) -> list:
             blocks_n.append(nnz_b)
             blocks_r.append(rows_b)
             rows_of.append(it)
-            cand.append((R, min(C, ph.d_cols), 8.0 * C, depth, ph.d_rows, s_b, d_b, o_b,
+            cand.append((R, min(R, cfg0.writeback_vectors), min(C, ph.d_cols), 8.0 * C, depth, ph.d_rows, s_b, d_b, o_b,
                          m == "broadcast", math.ceil(ph.d_rows / depth),
                          math.ceil(ph.d_cols / C), sync * nnz_b.size))
     out = []
@@ -237,7 +237,7 @@ def _decide_all(items, Ball: np.ndarray, Lall: np.ndarray) -> list:
         # the terms of compiler._estimate for every block of every candidate
         nblk = np.array([x.size for x in blocks_n])
         nnz, rws = np.concatenate(blocks_n), np.concatenate(blocks_r)
-        (R, ncols, cap8, depth, d_rows, s_b, d_b, o_b, bc, nk, nct,
+        (R, WV, ncols, cap8, depth, d_rows, s_b, d_b, o_b, bc, nk, nct,
          syncs) = (np.array(col, float) for col in zip(*cand))
         bc = bc.astype(bool)
         boff = np.concatenate([[0], np.cumsum(nblk)[:-1]])
@@ -249,7 +249,7 @@ def _decide_all(items, Ball: np.ndarray, Lall: np.ndarray) -> list:
         ld_bytes = np.where(bc[cb], load * ncols[cb] * d_b[cb], nnz * ncols[cb] * d_b[cb])
         byts = nnz * s_b[cb] + ld_bytes + rws * ncols[cb] * o_b[cb]
         cl = np.maximum(comp, load)
-        wbr = np.ceil(rws / R[cb])
+        wbr = np.ceil(rws / WV[cb])
         wbb = rws * ncols[cb] * o_b[cb]
         first = np.where(bc, np.minimum(d_rows, depth), np.minimum(comp[boff], cap8))
         # rows: one (candidate, distinct bandwidth) each
@@ -404,7 +404,8 @@ def _schedules(specs) -> list:
     for ph, cfg, mode, nb in specs:
         scale = _lane_scale(ph, cfg, nb)
         kdepth = min(cfg.lmem_depth, ph.d_rows) if mode == "broadcast" else 0
-        key = (id(ph), cfg.rows, cfg.cols, kdepth, mode, nb, scale.tobytes())
+        key = (id(ph), cfg.rows, cfg.cols, cfg.writeback_vectors, kdepth, mode, nb,
+               scale.tobytes())
         hit = _SCHED_CACHE.get(key)
         if hit is not None and hit[0] is ph:
             out.append(hit[1])
@@ -436,6 +437,7 @@ def _build_schedules(specs) -> list:
     n = len(specs)
     # per spec
     R = np.array([sp_[1].rows for sp_ in specs], float)
+    WV = np.array([min(sp_[1].rows, sp_[1].writeback_vectors) for sp_ in specs], float)
     C = np.array([sp_[1].cols for sp_ in specs], float)
     dcols = np.array([sp_[0].d_cols for sp_ in specs], float)
     d_b = np.array([_bytes_of(sp_[0].d_bits) for sp_ in specs], float)
@@ -510,7 +512,7 @@ def _build_schedules(specs) -> list:
     ub = boff[us] + ul % np.maximum(nbk[us], 1)
     u_ncols = np.minimum(C[us], dcols[us] - uct * C[us])
     wbb = u_ncols * rows[ub] * o_b[us]
-    steps = rows[ub] / R[us]
+    steps = rows[ub] / WV[us]
     # A tile's load may start once the load unit has finished the previous load and the
     # tile that last used its bank has been read (t_prev_same_bank): the load of the next
     # loading tile overlaps every tile since the previous loading tile (one tile when the
@@ -842,7 +844,8 @@ def evaluate_many(stats: ProblemStats | Problem, configs, order: str = "auto") -
         if k.operand.bits != cfg.operand_bits or k.acc.bits != cfg.acc_bits:
             raise ModelError(f"contract {k.name} ({k.operand.name}/{k.acc.name}) does not "
                              f"match the hardware (s{cfg.operand_bits}/s{cfg.acc_bits})")
-        groups.setdefault((cfg.rows, cfg.cols, cfg.lmem_depth, cfg.out_bank_depth), []).append(i)
+        groups.setdefault((cfg.rows, cfg.cols, cfg.lmem_depth, cfg.out_bank_depth,
+                           cfg.writeback_vectors), []).append(i)
     n = len(configs)
     Ball = np.array([c.dram_bytes_per_cycle for c in configs], float)
     Lall = np.array([c.dram_latency_cycles for c in configs], float)

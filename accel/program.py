@@ -218,6 +218,14 @@ class Program:
                 src = a["e_src"][elo:ehi]
                 check(((src >= 0) & (src < s["rows"] * s["cols"])).all(),
                       f"phase {p}: an element reads outside S")
+        if len(a["wb_slot"]):
+            used = a["wb_slot"] != SLOT_NONE
+            mg = a["wb_merge"] != 0
+            nvec = (used & ~mg).sum(axis=1) + (used & mg).any(axis=1)
+            worst = int(nvec.max())
+            check(worst <= cfg.writeback_vectors,
+                  f"a writeback step writes {worst} vectors; the hardware writes at most "
+                  f"{cfg.writeback_vectors} (wb_vectors)")
         wp = a["wb_ptr"]
         for b in range(nb):
             rows = self.tensors[a["ph_out"][a["b_phase"][b]]]["rows"]

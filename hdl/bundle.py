@@ -62,6 +62,7 @@ def _testbench(cfg: HardwareConfig, p: CoreParams, *, pl_width: int, n_prog: int
                words: int, y_off: int, y_count: int, y_bits: int, stall_permille: int,
                stall_seed: int, max_cycles: int) -> str:
     R, C, W, L = cfg.rows, cfg.cols, cfg.acc_bits, cfg.dram_latency_cycles
+    WV = cfg.writeback_vectors
     AW = p.addr_bits
     PW = 8 + 32 + pl_width
     o = []
@@ -97,7 +98,7 @@ def _testbench(cfg: HardwareConfig, p: CoreParams, *, pl_width: int, n_prog: int
         w(f"  wire lrsp_valid_{i};")
         for j in range(C):
             w(f"  wire signed [W-1:0] lrsp_data_{i}_{j};")
-    for v in range(R + 1):
+    for v in range(WV):
         w(f"  wire wr_valid_{v}; wire [AW-1:0] wr_row_{v};")
         for j in range(C):
             w(f"  wire signed [W-1:0] wr_data_{v}_{j};")
@@ -114,7 +115,7 @@ def _testbench(cfg: HardwareConfig, p: CoreParams, *, pl_width: int, n_prog: int
                   f".srsp_valid__{i}(srsp_valid_{i})", f".srsp_data__{i}(srsp_data_{i})",
                   f".lrsp_valid__{i}(lrsp_valid_{i})"]
         conns += [f".lrsp_data__{i}__{j}(lrsp_data_{i}_{j})" for j in range(C)]
-    for v in range(R + 1):
+    for v in range(WV):
         conns += [f".wr_valid__{v}(wr_valid_{v})", f".wr_row__{v}(wr_row_{v})"]
         conns += [f".wr_data__{v}__{j}(wr_data_{v}_{j})" for j in range(C)]
     conns += [f".wr_col__{j}(wr_col_{j})" for j in range(C)]
@@ -173,7 +174,7 @@ def _testbench(cfg: HardwareConfig, p: CoreParams, *, pl_width: int, n_prog: int
     # writes
     w("  always @(posedge clk) begin")
     w("    if (busy && mem_ready) begin")
-    for v in range(R + 1):
+    for v in range(WV):
         w(f"      if (wr_valid_{v}) begin")
         for j in range(C):
             w(f"        if (wr_ncols > {j}) mem[wr_row_{v} + wr_col_{j}] <= wr_data_{v}_{j};")

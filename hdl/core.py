@@ -110,6 +110,7 @@ class Core(wiring.Component):
         self._image = image
         cfg = params.config
         R, C, W = cfg.rows, cfg.cols, cfg.acc_bits
+        WV = cfg.writeback_vectors
         AW = params.addr_bits
         self._layouts = layouts(params)
         if 3 + len(LANE_TABLES) * R > 256:
@@ -124,8 +125,8 @@ class Core(wiring.Component):
             "srsp_valid": In(1).array(R), "srsp_data": In(signed(W)).array(R),
             "lreq_valid": Out(1).array(R), "lreq_addr": Out(AW).array(R),
             "lrsp_valid": In(1).array(R), "lrsp_data": In(signed(W)).array(R, C),
-            "wr_valid": Out(1).array(R + 1), "wr_row": Out(AW).array(R + 1),
-            "wr_data": Out(signed(W)).array(R + 1, C), "wr_col": Out(AW).array(C),
+            "wr_valid": Out(1).array(WV), "wr_row": Out(AW).array(WV),
+            "wr_data": Out(signed(W)).array(WV, C), "wr_col": Out(AW).array(C),
             "wr_ncols": Out(range(C + 1)),
         })
 
@@ -145,6 +146,7 @@ class Core(wiring.Component):
         p = self._params
         cfg = p.config
         R, C, W = cfg.rows, cfg.cols, cfg.acc_bits
+        WV = cfg.writeback_vectors
         SF, LF = cfg.stream_fifo_depth, cfg.load_fifo_depth
         B = cfg.dram_bytes_per_cycle
         Lt = self._layouts
@@ -397,22 +399,40 @@ class Core(wiring.Component):
         rq = requantizer(m, br("rq_shift"), br("rq_bits"), W)
         any_merge = Signal()
         m.d.comb += any_merge.eq(Cat(*[sr(f"merge{i}") for i in range(R)]).any())
+        direct = p.wb_direct
         for j in range(C):
+            lane_v = []
             for i in range(R):
                 v = Signal(signed(W), name=f"wb_v{i}_{j}")
                 m.d.comb += v.eq(Mux(sr(f"kind{i}") == KIND_SLOT, arr.wb_data[i][j], 0))
-                m.d.comb += self.wr_data[i][j].eq(rq(v))
+                if direct:
+                    m.d.comb += self.wr_data[i][j].eq(rq(v))
+                lane_v.append(v)
                 msum[j] = Mux(sr(f"merge{i}"), (msum[j] + v)[:W].as_signed(), msum[j])
             ms = Signal(signed(W), name=f"wb_msum{j}")
             m.d.comb += ms.eq(msum[j])
-            m.d.comb += self.wr_data[R][j].eq(rq(ms))
+            if direct:
+                m.d.comb += self.wr_data[R][j].eq(rq(ms))
+            else:
+                # each output vector selects its lane (or the merged row) before its
+                # requantizer: WV requantizers instead of R + 1
+                srcs = Array(lane_v + [ms])
+                for v in range(WV):
+                    sel = Signal(signed(W), name=f"wb_sel{v}_{j}")
+                    m.d.comb += [sel.eq(srcs[sr(f"src{v}")]), self.wr_data[v][j].eq(rq(sel))]
             m.d.comb += self.wr_col[j].eq(br(f"col{j}"))
         m.d.comb += self.wr_ncols.eq(br("ncols"))
-        for i in range(R):
-            m.d.comb += [self.wr_valid[i].eq(wb_grant & (sr(f"kind{i}") != KIND_NONE)
-                                             & ~sr(f"merge{i}")),
-                         self.wr_row[i].eq(sr(f"row{i}"))]
-        m.d.comb += [self.wr_valid[R].eq(wb_grant & any_merge), self.wr_row[R].eq(sr("mrow"))]
+        if direct:
+            for i in range(R):
+                m.d.comb += [self.wr_valid[i].eq(wb_grant & (sr(f"kind{i}") != KIND_NONE)
+                                                 & ~sr(f"merge{i}")),
+                             self.wr_row[i].eq(sr(f"row{i}"))]
+            m.d.comb += [self.wr_valid[R].eq(wb_grant & any_merge),
+                         self.wr_row[R].eq(sr("mrow"))]
+        else:
+            for v in range(WV):
+                m.d.comb += [self.wr_valid[v].eq(wb_grant & sr(f"on{v}")),
+                             self.wr_row[v].eq(sr(f"row{v}"))]
 
         # ---------------------------------------------------------- 3a. load requests
         l_want, l_need, l_ports = [], [], []

@@ -130,6 +130,13 @@ class CoreParams:
         return _bits(self.max_blocks)
 
     @property
+    def wb_direct(self) -> bool:
+        """Every lane and the merged row have their own output vector in every writeback
+        step (``rows + 1`` vectors): no selection between the bank reads and the
+        requantizers."""
+        return self.config.writeback_vectors == self.config.rows + 1
+
+    @property
     def step_bits(self) -> int:
         return _bits(self.max_steps)
 
@@ -190,6 +197,23 @@ class CoreParams:
                    mem_words=p2(memory_words + 1))
 
 
+def _step_fields(p: CoreParams) -> list:
+    """A writeback step: its bytes, per lane what it reads (``kind``, ``slot``) and
+    whether it joins the merged row; per output vector its row.  With ``rows + 1``
+    vectors vector i is lane i's and vector R the merged row (``mrow``); with fewer, each
+    vector says whether it is written (``on``) and from where (``src``: a lane, or R for
+    the merged row)."""
+    c = p.config
+    R, slot = c.rows, c.slot_bits
+    lane = [lambda i: (f"kind{i}", 2), lambda i: (f"slot{i}", slot), lambda i: (f"merge{i}", 1)]
+    if p.wb_direct:
+        lane.append(lambda i: (f"row{i}", p.addr_bits))
+        return [("need", 32), ("mrow", p.addr_bits)] + [f(i) for i in range(R) for f in lane]
+    return ([("need", 32)] + [f(i) for i in range(R) for f in lane]
+            + [f for v in range(c.writeback_vectors)
+               for f in ((f"on{v}", 1), (f"src{v}", _bits(R + 1)), (f"row{v}", p.addr_bits))])
+
+
 def layouts(p: CoreParams) -> dict:
     """The record layouts of every program table, computed from ``p``."""
     c = p.config
@@ -220,10 +244,7 @@ def layouts(p: CoreParams) -> dict:
                          ("phase", p.phase_bits), ("ncols", _bits(C)), ("rq_shift", 7),
                          ("rq_bits", 7)] + [(f"col{j}", p.col_bits) for j in range(C)]),
         # global, by writeback step
-        "step": Fields([("need", 32), ("mrow", p.addr_bits)]
-                       + [f for i in range(R) for f in (
-                           (f"kind{i}", 2), (f"slot{i}", slot), (f"merge{i}", 1),
-                           (f"row{i}", p.addr_bits))]),
+        "step": Fields(_step_fields(p)),
         # scalar registers: number of tiles, blocks, credit cap, per-lane load totals
         "const": Fields([("value", 32)]),
     }
@@ -335,6 +356,7 @@ def pack(program: Program, memory: list, params: CoreParams | None = None) -> Im
     """Pack ``program`` and its memory (one 2-D array per tensor) for the core."""
     cfg = program.config
     R, C = cfg.rows, cfg.cols
+    WV = cfg.writeback_vectors
     sizes = np.array([m.size for m in memory], np.int64)
     words = int(sizes.sum())
     p = params or CoreParams.fit(program, words)
@@ -454,26 +476,33 @@ def pack(program: Program, memory: list, params: CoreParams | None = None) -> Im
                                       rq_shift=a["ph_rq_shift"][q], rq_bits=a["ph_rq_bits"][q],
                                       **cols))
         for st in range(int(wp[b]), int(wp[b + 1])):
-            f = {}
-            nvec = 0
-            merged = False
+            f = {"need": 0}
+            vecs = []                            # (source, word address of the row)
+            mrow = None
             for i in range(R):
                 sl = int(a["wb_slot"][st, i])
-                mg = int(a["wb_merge"][st, i]) != 0
+                mg = int(a["wb_merge"][st, i]) != 0 and sl != -1
                 kind = KIND_NONE if sl == -1 else KIND_ZERO if sl == -2 else KIND_SLOT
-                row = int(a["wb_row"][st, i])
-                f.update({f"kind{i}": kind, f"slot{i}": max(sl, 0), f"merge{i}": mg and sl != -1,
-                          f"row{i}": offsets[ot] + row * tcols[ot]
-                          if (sl != -1 and not mg) else 0})
-                if sl != -1:
-                    if mg:
-                        merged = True
-                    else:
-                        nvec += 1
-            nvec += merged
-            mrow = offsets[ot] + int(a["wb_mrow"][st]) * tcols[ot] if merged else 0
-            tables.setdefault("step", []).append(
-                L["step"].pack(need=nvec * ncols * ph_o_bytes[q], mrow=mrow, **f))
+                f.update({f"kind{i}": kind, f"slot{i}": max(sl, 0), f"merge{i}": mg})
+                if mg:
+                    mrow = offsets[ot] + int(a["wb_mrow"][st]) * tcols[ot]
+                elif sl != -1:
+                    vecs.append((i, offsets[ot] + int(a["wb_row"][st, i]) * tcols[ot]))
+            if mrow is not None:
+                vecs.append((R, mrow))
+            f["need"] = len(vecs) * ncols * ph_o_bytes[q]
+            if p.wb_direct:
+                f.update({f"row{i}": 0 for i in range(R)})
+                f.update({f"row{i}": row for i, row in vecs if i < R})
+                f["mrow"] = 0 if mrow is None else mrow
+            else:
+                if len(vecs) > WV:
+                    raise HdlError(f"writeback step {st} writes {len(vecs)} vectors; the core "
+                                   f"has {WV}")
+                for v in range(WV):
+                    src, row = vecs[v] if v < len(vecs) else (0, 0)
+                    f.update({f"on{v}": v < len(vecs), f"src{v}": src, f"row{v}": row})
+            tables.setdefault("step", []).append(L["step"].pack(**f))
     tables["block"] = blocks
     tables.setdefault("step", [])
     tables["const"] = consts

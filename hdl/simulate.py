@@ -85,11 +85,11 @@ def run_amaranth(program: Program, memory: list, *, stall_permille: int = 0,
                         a = ctx.get(core.lreq_addr[i])
                         pend_l[i].append((c + L, [mem[a + j] if a + j < words else 0
                                                   for j in range(C)]))
-                wv = [ctx.get(core.wr_valid[v]) for v in range(R + 1)]
+                wv = [ctx.get(core.wr_valid[v]) for v in range(len(core.wr_valid))]
                 if any(wv):
                     n = ctx.get(core.wr_ncols)
                     cols = [ctx.get(core.wr_col[j]) for j in range(n)]
-                    for v in range(R + 1):
+                    for v in range(len(wv)):
                         if wv[v]:
                             row = ctx.get(core.wr_row[v])
                             for j in range(n):

@@ -172,7 +172,8 @@ def cases(draw, contract_name: str = "exact", max_dim: int = 40):
         stream_fifo_depth=draw(st.integers(2, 8), label="stream_fifo_depth"),
         load_fifo_depth=draw(st.integers(2, 8), label="load_fifo_depth"),
         dram_bytes_per_cycle=draw(st.sampled_from([1, 3, 16, 256]), label="bytes_per_cycle"),
-        dram_latency_cycles=draw(st.sampled_from([0, 1, 7, 40]), label="latency"))
+        dram_latency_cycles=draw(st.sampled_from([0, 1, 7, 40]), label="latency"),
+        wb_vectors=draw(st.sampled_from([0, 0, 1, 2, 3]), label="wb_vectors"))
     order = draw(st.sampled_from(ORDERS), label="order")
     kw = {"d_mode": draw(st.sampled_from([None, "broadcast", "gathered"]), label="d_mode"),
           "row_blocks": draw(st.sampled_from([None, None, 2, 3]), label="row_blocks")}
@@ -329,6 +330,28 @@ class ContractSuite:
         prog = compile_problem(problem, cfg, order)
         assert prog.arrays["wb_merge"].any(), "the long row was not split: weak test"
         self.check_model(problem, cfg, order, f"long row order={order}")
+
+    @pytest.mark.parametrize("vectors", [1, 2])
+    def test_writeback_steps_of_few_vectors(self, vectors):
+        """``wb_vectors`` caps the output vectors of a writeback step: split rows (one
+        merged vector from several lanes), zero rows and plain rows share the capped
+        steps, so lanes' vectors reach the requantizers through the selection."""
+        rng = np.random.default_rng(9)
+        o, n = 26, 120
+        a = np.zeros((o, n), np.int64)
+        for r in range(o):
+            if r % 5 != 2:                        # rows 2, 7, ... stay empty
+                a[r, rng.choice(n, 3, replace=False)] = rng.integers(-128, 128, 3) | 1
+        a[11, :] = rng.integers(-128, 128, n) | 1
+        problem = make_problem(a, rng.integers(-128, 128, (n, 4)),
+                               rng.integers(-128, 128, (4, 5)), make_contract("exact"), "wbv")
+        cfg = _cfg(rows=4, cols=3, lmem_depth=128, wb_vectors=vectors)
+        prog = compile_problem(problem, cfg, "a(xw)")
+        used = prog.arrays["wb_slot"] != -1
+        assert prog.arrays["wb_merge"].any() and (prog.arrays["wb_slot"] == -2).any(), \
+            "no split or zero row: weak test"
+        assert used.sum(axis=1).max() > vectors, "no step merges more lanes than the cap"
+        self.check_model(problem, cfg, "a(xw)", f"wb_vectors={vectors}")
 
     @pytest.mark.parametrize("order", ORDERS)
     @pytest.mark.parametrize("rows,cols", [(1, 1), (3, 5), (7, 2), (9, 9)])

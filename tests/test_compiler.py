@@ -200,3 +200,28 @@ def test_a_position_fed_by_256_products_is_kept():
     y, _ = _sim_y(problem, prog)
     assert_ints_equal(y, reference(problem, "(ax)w"), "simulator vs reference")
     assert_ints_equal(y, np.full((1, 2), n), "simulator vs hand count")
+
+
+@pytest.mark.parametrize("vectors", [1, 2, 3])
+def test_capped_writeback_steps_reach_their_lower_bound(vectors):
+    """Without split rows, a block's steps are as few as the cap allows: the longest
+    lane's entries, or all entries over the cap, whichever is more; every entry is
+    written once."""
+    problem = random_problem(5, 37, 30, 8, 4, dens_a=0.2)
+    base = compile_problem(problem, HardwareConfig(rows=4, cols=2), "a(xw)")
+    prog = compile_problem(problem, HardwareConfig(rows=4, cols=2, wb_vectors=vectors), "a(xw)")
+    a0, a = base.arrays, prog.arrays
+    assert not a["wb_merge"].any(), "a split row: the bound below does not hold"
+    for b in range(prog.n_blocks):
+        sl0 = slice(a0["wb_ptr"][b], a0["wb_ptr"][b + 1])
+        sl = slice(a["wb_ptr"][b], a["wb_ptr"][b + 1])
+        used0 = a0["wb_slot"][sl0] != -1
+        used = a["wb_slot"][sl] != -1
+        assert used.sum(axis=1).max() <= vectors
+        bound = max(int(used0.sum(axis=0).max()), -(-int(used0.sum()) // vectors))
+        assert used.shape[0] == bound
+        for i in range(4):                  # the same (slot, row) pairs per lane
+            got = sorted(zip(a["wb_slot"][sl][used[:, i], i], a["wb_row"][sl][used[:, i], i]))
+            want = sorted(zip(a0["wb_slot"][sl0][used0[:, i], i], a0["wb_row"][sl0][used0[:, i], i]))
+            assert got == want
+    assert_ints_equal(_sim_y(problem, prog)[0], reference(problem, "a(xw)"), "capped wb")

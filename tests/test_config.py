@@ -24,6 +24,7 @@ from accel.errors import ConfigError
     ("dram_bytes_per_cycle", 0, "dram_bytes_per_cycle must be in 1..1048576, got 0"),
     ("dram_latency_cycles", -1, "dram_latency_cycles must be in 0..65536, got -1"),
     ("operand_bits", 1, "operand_bits must be in 2..16, got 1"),
+    ("wb_vectors", -1, "wb_vectors must be in 0..257, got -1"),
     ("acc_bits", 65, "acc_bits must be in 8..64, got 65"),
     ("clock_mhz", 0, r"clock_mhz must be a number in \(0, 10000\], got 0"),
     ("clock_mhz", float("nan"), "clock_mhz must be a number .*, got nan"),
@@ -67,6 +68,8 @@ def test_derived_sizes():
     assert cfg.slot_bits == 7
     assert HardwareConfig(out_bank_depth=1).slot_bits == 1
     assert cfg.pe_latency_cycles + cfg.merge_latency_cycles == 7   # docs/machine.md: issue + C + 6
+    assert cfg.writeback_vectors == 4                                 # rows + 1
+    assert [cfg.with_(wb_vectors=v).writeback_vectors for v in (1, 3, 4, 9)] == [1, 3, 4, 4]
 
 
 # ------------------------------------------------------------ id and JSON
@@ -80,7 +83,8 @@ def test_id_is_the_hash_of_the_canonical_fields():
 
 _OTHER = {"rows": 3, "cols": 5, "operand_bits": 6, "acc_bits": 40, "lmem_depth": 77,
           "out_bank_depth": 33, "stream_fifo_depth": 9, "load_fifo_depth": 11,
-          "dram_bytes_per_cycle": 7, "dram_latency_cycles": 13, "clock_mhz": 150.5}
+          "dram_bytes_per_cycle": 7, "dram_latency_cycles": 13, "wb_vectors": 2,
+          "clock_mhz": 150.5}
 
 
 def test_id_changes_with_every_field():

@@ -190,3 +190,15 @@ def test_validate_catches_a_merged_row_outside_the_output():
     bad = _corrupt(prog, "wb_mrow", lambda r: r.__setitem__(steps[0], 3))
     with pytest.raises(ProgramError, match="merged writeback row is outside the output's 3 rows"):
         bad.validate()
+
+
+def test_validate_catches_a_step_with_more_vectors_than_the_hardware_writes():
+    problem = random_problem(3, 20, 16, 6, 3, dens_a=0.3)
+    prog = compile_problem(problem, HardwareConfig(rows=4, cols=2, wb_vectors=2), "a(xw)")
+    prog.validate()
+    used = (prog.arrays["wb_slot"] != -1).sum(axis=1)
+    assert used.max() == 2, "no step is full: weak test"
+    # the same steps on hardware with one vector per step
+    narrow = Program(prog.config.with_(wb_vectors=1), prog.tensors, prog.arrays, prog.meta)
+    with pytest.raises(ProgramError, match="writes 2 vectors; the hardware writes at most 1"):
+        narrow.validate()
