@@ -25,6 +25,8 @@ configs=(
   "lm128|rows = 4|cols = 4|lmem_depth = 128|out_bank_depth = 64"
   "acc24|rows = 2|cols = 4|acc_bits = 24|load_fifo_depth = 64"
   "fit8|rows = 8|cols = 8|lmem_depth = 512|out_bank_depth = 16|stream_fifo_depth = 64|load_fifo_depth = 16"
+  "v1_4x4|rows = 4|cols = 4|wb_vectors = 1"
+  "v2_2x4|rows = 2|cols = 4|wb_vectors = 2"
 )
 
 jobs_list=()

@@ -16,11 +16,13 @@ program-memory capacities of ``hdl.synth.SYNTH_CAPACITIES``), on an ECP5 with Yo
   synthesis results by non-negative least squares on relative error::
 
       lut = lut_base + lut_rows·R + lut_rows_sq·R² + lut_cols·C + lut_pe_bits·P·a
-            + lut_lutram_bits·M + lut_flag_bits·F
+            + lut_wb_bits·V·C·a + lut_lutram_bits·M + lut_flag_bits·F
       ff  = ff_base  + ff_rows·R  + ff_rows_sq·R²  + ff_cols·C  + ff_pe_bits·P·a
             + ff_flag_bits·F
 
-  (R rows, C cols, P = R·C PEs, a = acc_bits; M the bits of the distributed-RAM memories,
+  (R rows, C cols, P = R·C PEs, a = acc_bits; V the writeback's output vectors
+  (``HardwareConfig.writeback_vectors``: V·C requantizers, each behind a selection when
+  V < R + 1); M the bits of the distributed-RAM memories,
   one copy per read port; F the FIFOs' arrival flags, ``R·(stream_fifo_depth +
   load_fifo_depth)``, each a register with its set/clear logic).
 * **Fmax**: the critical paths are single-cycle rule chains through the lanes (the
@@ -65,7 +67,8 @@ _ASPECTS = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
 DEVICE_NAME = "LFE5U-85F"
 DEVICE_LIMITS = {"lut": 83640, "ff": 83640, "dsp": 156, "bram": 208}
 
-_FIT = {"lut": ("base", "rows", "rows_sq", "cols", "pe_bits", "lutram_bits", "flag_bits"),
+_FIT = {"lut": ("base", "rows", "rows_sq", "cols", "pe_bits", "wb_bits", "lutram_bits",
+                "flag_bits"),
         "ff": ("base", "rows", "rows_sq", "cols", "pe_bits", "flag_bits")}
 _FMAX = ("base", "rows", "log2_cols")
 _KEYS = tuple(f"{w}_{n}" for w, ns in _FIT.items() for n in ns) + tuple(
@@ -127,8 +130,9 @@ def features(cfg: HardwareConfig, coeffs: dict | None = None) -> dict:
     R, C, P, a = cfg.rows, cfg.cols, cfg.pes, cfg.acc_bits
     flags = R * (cfg.stream_fifo_depth + cfg.load_fifo_depth)
     _, lutram = _memories(cfg, k)
+    wb = cfg.writeback_vectors * C * a
     return {"lut": {"base": 1.0, "rows": R, "rows_sq": R * R, "cols": C, "pe_bits": P * a,
-                    "lutram_bits": lutram, "flag_bits": flags},
+                    "wb_bits": wb, "lutram_bits": lutram, "flag_bits": flags},
             "ff": {"base": 1.0, "rows": R, "rows_sq": R * R, "cols": C, "pe_bits": P * a,
                    "flag_bits": flags}}
 

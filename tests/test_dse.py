@@ -168,6 +168,17 @@ def test_model_records_equal_evaluate():
     assert sweep.last_summary["model_points_evaluated"] == len(cfgs)
 
 
+def test_writeback_vectors_change_the_resources_and_the_cycles():
+    """Points that differ only in wb_vectors get their own resource estimate (a smaller
+    writeback) and their own schedule (more writeback steps)."""
+    space = {"rows": 4, "cols": 4, "wb_vectors": [0, 1], "lmem_depth": 64,
+             "out_bank_depth": 64, "dram_bytes_per_cycle": 256, "dram_latency_cycles": 4}
+    full, one = sorted(sweep(_problem(), space, verify="all"), key=lambda r: -r["lut"])
+    assert full["lut"] > one["lut"]
+    assert full["cycles_sim"] < one["cycles_sim"]
+    assert full["cycles_model"] < one["cycles_model"]
+
+
 def test_cora1000_space_file():
     root = Path(__file__).resolve().parents[1]
     swept, cfgs, bad = expand_space(load_space(root / "bench" / "spaces" / "cora1000.toml"))

@@ -69,12 +69,13 @@ CONFIGS = [HardwareConfig(rows=r, cols=c, load_fifo_depth=lf, stream_fifo_depth=
            for r, c, lf, sf in [(1, 4, 128, 128), (2, 2, 128, 128), (2, 4, 128, 128),
                                 (4, 2, 128, 128), (4, 4, 128, 128), (2, 2, 32, 128),
                                 (2, 2, 512, 128), (2, 2, 128, 512), (4, 1, 128, 128),
-                                (4, 2, 64, 256), (1, 4, 256, 64)]]
+                                (4, 2, 64, 256), (1, 4, 256, 64)]] + [
+    HardwareConfig(rows=4, cols=4, wb_vectors=1), HardwareConfig(rows=2, cols=4, wb_vectors=2)]
 
 
 def test_calibrate_recovers_known_coefficients(tmp_path):
     true = dict(rs.load_coefficients(), lut_base=3000.0, lut_rows=4000.0, lut_cols=50.0,
-                lut_pe_bits=12.0, lut_lutram_bits=0.02, lut_flag_bits=2.0, lut_rows_sq=100.0, ff_base=400.0, ff_rows=300.0,
+                lut_pe_bits=12.0, lut_wb_bits=3.0, lut_lutram_bits=0.02, lut_flag_bits=2.0, lut_rows_sq=100.0, ff_base=400.0, ff_rows=300.0,
                 ff_cols=20.0, ff_pe_bits=4.0, ff_flag_bits=1.0, fmax_ns_base=30.0,
                 fmax_ns_rows=6.0, fmax_ns_log2_cols=1.5)
     fit = rs.calibrate(_fake_results(tmp_path, true, CONFIGS), base=true)
@@ -96,7 +97,7 @@ def test_calibrate_recovers_known_coefficients(tmp_path):
 def test_calibrate_rejects_bad_input(tmp_path):
     k = rs.load_coefficients()
     paths = _fake_results(tmp_path, k, CONFIGS[:3])
-    with pytest.raises(rs.ResourceModelError, match="more than 7 synthesis results"):
+    with pytest.raises(rs.ResourceModelError, match="more than 8 synthesis results"):
         rs.calibrate(paths)
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
