@@ -111,6 +111,18 @@ class HardwareConfig:
         return full if self.wb_vectors == 0 else min(self.wb_vectors, full)
 
     @property
+    def stream_fifo_rate(self) -> float:
+        """Elements per cycle a PE row's stream can bring at most: a FIFO entry is held
+        from its request until its element issues, ``dram_latency_cycles + 2`` cycles at
+        least (docs/machine.md, rules 0, 1 and 4)."""
+        return min(1.0, self.stream_fifo_depth / (self.dram_latency_cycles + 2))
+
+    @property
+    def load_fifo_rate(self) -> float:
+        """Load entries per cycle a lane can write at most, for the same reason."""
+        return min(1.0, self.load_fifo_depth / (self.dram_latency_cycles + 2))
+
+    @property
     def stream_index_bytes(self) -> int:
         """Bytes of the compressed index sent with each streamed nonzero."""
         return (self.lmem_addr_bits + 7) // 8

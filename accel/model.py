@@ -19,7 +19,9 @@ HardwareConfigs and
    once, on what is left after both; a unit (row block × column tile) starts when its
    first load is in and the writeback of the unit two before it (its output-bank half) is
    done; the first load, the per-unit synchronisation, the DRAM latency and the last
-   writeback are exposed;
+   writeback are exposed; a FIFO shallower than the memory's round trip lets its lane
+   fetch (stream) or write (loads) at most depth / (latency + 2) per cycle
+   (``HardwareConfig.stream_fifo_rate``, ``load_fifo_rate``);
 4. counts off-chip bytes per phase and the on-chip accesses that the energy table prices.
 
 Schedules depend on the array and its memories, not on the bandwidth or latency, and are
@@ -730,8 +732,8 @@ def _batch_cycles(jobs, Ball: np.ndarray, Lall: np.ndarray) -> np.ndarray:
     """Cycles of every (configuration, phase) in ``jobs`` (config indices, phase position,
     schedule), as one array computation: per tile, per unit, then the unit recurrence."""
     uniq: dict = {}
-    for _, _, sch, _ in jobs:
-        uniq.setdefault(id(sch), (len(uniq), sch))
+    for job in jobs:
+        uniq.setdefault(id(job[2]), (len(uniq), job[2]))
     schs = [v[1] for v in uniq.values()]
     T = np.array([x.comp.size for x in schs])
     U = np.array([x.starts.size for x in schs])
@@ -754,6 +756,9 @@ def _batch_cycles(jobs, Ball: np.ndarray, Lall: np.ndarray) -> np.ndarray:
     bw = [_distinct_values(Ball[j[0]]) for j in jobs]
     nj = np.array([b[0].size for b in bw])
     sbj = np.array([j[3] for j in jobs], float)      # bytes of a streamed element
+    # the FIFOs' rate limits (HardwareConfig.stream_fifo_rate, load_fifo_rate)
+    fs_r = np.repeat(np.array([j[4] for j in jobs], float), nj)
+    fl_r = np.repeat(np.array([j[5] for j in jobs], float), nj)
     row_s = np.repeat(js, nj)                          # schedule of each row
     Br = np.concatenate([b[0] for b in bw])
     nrow = row_s.size
@@ -766,8 +771,8 @@ def _batch_cycles(jobs, Ball: np.ndarray, Lall: np.ndarray) -> np.ndarray:
     sb_e = np.repeat(sbj, nj)[row_e]
     # the stream fetch is granted first in a cycle and leaves less than one element's
     # bytes in the bucket: a load request that small still fits, a larger one waits
-    Ts, x, left_c, left_x = _unit_terms(comp[tile], Se[tile] * sb_e, Lb[tile], rate[tile],
-                                        req[tile] >= sb_e, Be)
+    Ts, x, left_c, left_x = _unit_terms(comp[tile] / fs_r[row_e], Se[tile] * sb_e, Lb[tile],
+                                        rate[tile] * fl_r[row_e], req[tile] >= sb_e, Be)
     last_e = is_last[tile]
     m = mult[tile]
     dur = np.where(last_e, Ts, (Ts + x) * m)           # a unit ends with its last issue
@@ -791,7 +796,7 @@ def _batch_cycles(jobs, Ball: np.ndarray, Lall: np.ndarray) -> np.ndarray:
     ulocal = np.arange(nu) - ustart[row_u]
     Wu = W[uoff[row_s[row_u]] + ulocal]
     Su = steps[uoff[row_s[row_u]] + ulocal]
-    first = np.maximum(f_rows[row_s], f_bytes[row_s] / Br)
+    first = np.maximum(f_rows[row_s] / fl_r, f_bytes[row_s] / Br)
     out = np.empty(nrow)
     # the recurrence, rows bucketed by unit count (a power of two, zero units in front)
     width = np.array([1 << int(v - 1).bit_length() for v in Ur])
@@ -808,7 +813,7 @@ def _batch_cycles(jobs, Ball: np.ndarray, Lall: np.ndarray) -> np.ndarray:
         out[rows] = _units_cycles(first[rows], *mats, Br[rows])
     res = np.zeros((Ball.size, max(j[1] for j in jobs) + 1))
     r0 = 0
-    for (sel, pos, _, _), (ub, inv) in zip(jobs, bw):
+    for (sel, pos, *_), (ub, inv) in zip(jobs, bw):
         res[sel, pos] = out[r0 + inv] + Lall[sel]
         r0 += ub.size
     return res
@@ -845,7 +850,8 @@ def evaluate_many(stats: ProblemStats | Problem, configs, order: str = "auto") -
             raise ModelError(f"contract {k.name} ({k.operand.name}/{k.acc.name}) does not "
                              f"match the hardware (s{cfg.operand_bits}/s{cfg.acc_bits})")
         groups.setdefault((cfg.rows, cfg.cols, cfg.lmem_depth, cfg.out_bank_depth,
-                           cfg.writeback_vectors), []).append(i)
+                           cfg.writeback_vectors, cfg.stream_fifo_rate, cfg.load_fifo_rate),
+                          []).append(i)
     n = len(configs)
     Ball = np.array([c.dram_bytes_per_cycle for c in configs], float)
     Lall = np.array([c.dram_latency_cycles for c in configs], float)
@@ -873,7 +879,7 @@ def evaluate_many(stats: ProblemStats | Problem, configs, order: str = "auto") -
     for (ph, cfg0, ia, pos, pk, js), sch in zip(pending, schs):
         sel = ia[js]
         s_b = _transfer_bytes(ph, cfg0)[0]
-        jobs.append((sel, pos, sch, s_b))
+        jobs.append((sel, pos, sch, s_b, cfg0.stream_fifo_rate, cfg0.load_fifo_rate))
         dec = (sch, (ph.label, pk[0], pk[1], math.ceil(ph.d_cols / cfg0.cols)), s_b)
         for i in sel.tolist():
             picks_of[i].append(dec)
