@@ -24,7 +24,7 @@ _DEFAULTS = HardwareConfig()
 
 def _shape(cfg: HardwareConfig) -> str:
     extra = [f"{f} {getattr(cfg, f)}" for f in ("acc_bits", "lmem_depth", "out_bank_depth",
-                                                 "stream_fifo_depth", "load_fifo_depth")
+                                                 "stream_fifo_depth", "load_fifo_depth", "wb_vectors")
              if getattr(cfg, f) != getattr(_DEFAULTS, f)]
     return f"{cfg.rows}×{cfg.cols}" + (f" ({', '.join(extra)})" if extra else "")
 
