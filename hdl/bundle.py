@@ -17,7 +17,7 @@ from accel.config import HardwareConfig
 from accel.fileio import atomic_write_text
 from accel.program import Program
 
-from .image import CYCLE_BITS, CoreParams, Image, pack
+from .image import CYCLE_BITS, CoreParams, HdlError, Image, pack
 from .models import MODELS_FILE, models_verilog
 
 __all__ = ["core_verilog", "write_bundle", "TOP", "CORE"]
@@ -35,10 +35,18 @@ LINT_WAIVERS = ("WIDTH", "UNUSEDSIGNAL", "DECLFILENAME", "CASEINCOMPLETE")
 def core_verilog(params: CoreParams, *, waivers: bool = True) -> str:
     """Verilog of the core for ``params`` (``emit_src=False``: no source paths), headed by
     the lint waivers unless ``waivers`` is false."""
+    from amaranth._toolchain.yosys import YosysError
     from amaranth.back import verilog
 
     from .core import Core
-    text = verilog.convert(Core(params), name=CORE, emit_src=False)
+    try:
+        text = verilog.convert(Core(params), name=CORE, emit_src=False)
+    except YosysError as e:
+        lines = str(e).strip().splitlines()
+        c = params.config
+        raise HdlError(f"Yosys could not write the Verilog of the {c.rows}×{c.cols} core "
+                       f"({lines[0] if lines else 'no message'}); the WebAssembly Yosys that "
+                       "Amaranth brings has 4 GB of memory, which a 16×16 core exceeds") from None
     if waivers:
         text = "".join(f"/* verilator lint_off {w} */\n" for w in LINT_WAIVERS) + text
     return text

@@ -160,6 +160,25 @@ def test_accel_hdl_without_a_problem_writes_the_core(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["axw_core.v", "config.json", "files.f"]
 
 
+def test_a_yosys_failure_is_one_line_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    # a 16x16 core exceeds the 4 GB of the WebAssembly Yosys that converts it to Verilog
+    # (libc++abi: bad_alloc); stood in for here by a conversion that fails the same way
+    from amaranth._toolchain.yosys import YosysError
+    from amaranth.back import verilog
+
+    def fail(core, *a, **k):
+        core._MustUse__silence = True      # Amaranth's "never elaborated" warning
+        raise YosysError("libc++abi: bad_alloc was thrown in -fno-exceptions mode\nmore")
+    monkeypatch.setattr(verilog, "convert", fail)
+    out = tmp_path / "b"
+    assert main(["hdl", "--rows", "2", "--cols", "2", "--out", str(out)]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["accel: error: Yosys could not write the Verilog of the 2×2 core (libc++abi: "
+                   "bad_alloc was thrown in -fno-exceptions mode); the WebAssembly Yosys that "
+                   "Amaranth brings has 4 GB of memory, which a 16×16 core exceeds"]
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("args,message", [
     (["--lut-multipliers", "9"], "lut_multipliers must be an integer in 0..4 (the PEs), got 9"),
     (["--dsp-primitive", "ecp5", "--synth", "ice40"],
