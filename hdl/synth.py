@@ -118,11 +118,12 @@ def _tool(name: str) -> str:
 
 
 def _run(cmd: list[str], log: Path, cwd: Path) -> tuple[str, float, int]:
-    """Run ``cmd``; its output (also written to ``log``), wall seconds and exit code."""
+    """Run ``cmd`` with its output going to ``log`` as it comes (a placement can take an
+    hour: ``tail -f`` shows where it is); the output, wall seconds and exit code."""
     t0 = time.monotonic()
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
-    text = proc.stdout + proc.stderr
-    log.write_text(text)
+    with open(log, "w") as f:
+        proc = subprocess.run(cmd, cwd=cwd, stdout=f, stderr=subprocess.STDOUT)
+    text = log.read_text(errors="replace")
     return text, round(time.monotonic() - t0, 1), proc.returncode
 
 
