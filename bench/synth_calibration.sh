@@ -27,6 +27,7 @@ configs=(
   "fit8|rows = 8|cols = 8|lmem_depth = 512|out_bank_depth = 16|stream_fifo_depth = 64|load_fifo_depth = 16"
   "v1_4x4|rows = 4|cols = 4|wb_vectors = 1"
   "v2_2x4|rows = 2|cols = 4|wb_vectors = 2"
+  "fit8v2|rows = 8|cols = 8|lmem_depth = 512|out_bank_depth = 16|stream_fifo_depth = 64|load_fifo_depth = 16|wb_vectors = 2"
 )
 
 jobs_list=()
