@@ -1,6 +1,6 @@
 """Yosys's ECP5 cell counts of the core's repeated units, each synthesized on its own: one
 PE (with its ``MULT18X18D`` instances and memories) and N requantizers sharing one
-block's shift and width (as the writeback step's R+1 vectors × C columns do).
+block's shift and width (as the writeback step's writeback_vectors × C values do).
 
     python bench/synth_units.py [--config TOML] [--requantizers 8] [--widelut]
 
