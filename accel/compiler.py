@@ -564,8 +564,7 @@ def _estimate(nnz_blocks, rows_blocks, nct, mode, d_rows, depth, cfg, s_bytes, d
     writeback."""
     R, C, B = cfg.rows, cfg.cols, cfg.dram_bytes_per_cycle
     comp = np.ceil(nnz_blocks / R)
-    wv = min(R, cfg.writeback_vectors)
-    wb = np.maximum(np.ceil(rows_blocks / wv), rows_blocks * ncols * o_bytes / B)
+    wb = np.maximum(np.ceil(rows_blocks / cfg.writeback_lanes), rows_blocks * ncols * o_bytes / B)
     if mode == "broadcast":
         nk = math.ceil(d_rows / depth)
         load = np.full(comp.shape, float(min(d_rows, depth) * nk))

@@ -111,6 +111,12 @@ class HardwareConfig:
         return full if self.wb_vectors == 0 else min(self.wb_vectors, full)
 
     @property
+    def writeback_lanes(self) -> int:
+        """Lanes' entries a writeback step writes at most: ``writeback_vectors``, at most
+        one per PE row."""
+        return min(self.rows, self.writeback_vectors)
+
+    @property
     def stream_fifo_rate(self) -> float:
         """Elements per cycle a PE row's stream can bring at most: a FIFO entry is held
         from its request until its element issues, ``dram_latency_cycles + 2`` cycles at

@@ -231,7 +231,7 @@ def _decide_all(items, Ball: np.ndarray, Lall: np.ndarray) -> list:
             blocks_n.append(nnz_b)
             blocks_r.append(rows_b)
             rows_of.append(it)
-            cand.append((R, min(R, cfg0.writeback_vectors), min(C, ph.d_cols), 8.0 * C, depth, ph.d_rows, s_b, d_b, o_b,
+            cand.append((R, cfg0.writeback_lanes, min(C, ph.d_cols), 8.0 * C, depth, ph.d_rows, s_b, d_b, o_b,
                          m == "broadcast", math.ceil(ph.d_rows / depth),
                          math.ceil(ph.d_cols / C), sync * nnz_b.size))
     out = []
@@ -439,7 +439,7 @@ def _build_schedules(specs) -> list:
     n = len(specs)
     # per spec
     R = np.array([sp_[1].rows for sp_ in specs], float)
-    WV = np.array([min(sp_[1].rows, sp_[1].writeback_vectors) for sp_ in specs], float)
+    WV = np.array([sp_[1].writeback_lanes for sp_ in specs], float)
     C = np.array([sp_[1].cols for sp_ in specs], float)
     dcols = np.array([sp_[0].d_cols for sp_ in specs], float)
     d_b = np.array([_bytes_of(sp_[0].d_bits) for sp_ in specs], float)

@@ -211,7 +211,7 @@ def _step_fields(p: CoreParams) -> list:
         return [("need", 32), ("mrow", p.addr_bits)] + [f(i) for i in range(R) for f in lane]
     return ([("need", 32)] + [f(i) for i in range(R) for f in lane]
             + [f for v in range(c.writeback_vectors)
-               for f in ((f"on{v}", 1), (f"src{v}", _bits(R + 1)), (f"row{v}", p.addr_bits))])
+               for f in ((f"on{v}", 1), (f"src{v}", _bits(R)), (f"row{v}", p.addr_bits))])
 
 
 def layouts(p: CoreParams) -> dict:
