@@ -13,10 +13,10 @@ HardwareConfigs and
    per tile the issue cycles of the fullest PE row (the compiler's own balancing), the
    stream bytes, and the load that runs under it (the next tile's, or for a D tile that
    stays resident the next column tile's, spread over every tile since the previous load);
-3. times every tile with the memory's grant order (docs/machine.md, rules 0-3): the
-   stream fetch first, then loads, whose requests at least as large as a streamed element
-   get only what the stream leaves; writeback steps, which need R·ncols outputs' bytes at
-   once, on what is left after both; a unit (row block × column tile) starts when its
+3. times every tile with the memory's grant order (docs/machine.md, rule 0): the
+   stream fetch first, then the loads on what the stream leaves (a refused request stops
+   every later one); writeback steps, which need R·ncols outputs' bytes at once, on what
+   is left after both; a unit (row block × column tile) starts when its
    first load is in and the writeback of the unit two before it (its output-bank half) is
    done; the first load, the per-unit synchronisation, the DRAM latency and the last
    writeback are exposed; a FIFO shallower than the memory's round trip lets its lane
@@ -377,7 +377,6 @@ class _Schedule:
     nxt_rows: np.ndarray   # local-memory writes (per lane) of the next load overlapping it
     nxt_bytes: np.ndarray  # their off-chip bytes
     nxt_rate: np.ndarray   # the most load bytes per cycle (one write per loading lane)
-    req: np.ndarray        # bytes of one load request of the next load
     starts: np.ndarray     # first tile of each unit
     last: np.ndarray       # last tile of each unit
     unit_of: np.ndarray    # unit of each tile
@@ -503,7 +502,6 @@ def _build_schedules(specs) -> list:
     lrows = loads[ti]
     lbytes = fetch[ti] * ncols * d_b[fs]
     sw_f = sw[ti]
-    req = ncols * d_b[fs]
     NU = nct * nbk
     uoff = _starts_of(NU)
     unit = uoff[fs] + ct * nbk[fs] + blocal[tb[ti]]        # global unit id
@@ -554,7 +552,7 @@ def _build_schedules(specs) -> list:
     last_t[:-1] = unit[1:] != unit[:-1]
     same = ((unit[1:] == unit[:-1]) & ~last_t[1:] & (comp_f[1:] == comp_f[:-1])
             & (sw_f[1:] == sw_f[:-1]) & (nxt_rows[1:] == nxt_rows[:-1])
-            & (nxt_bytes[1:] == nxt_bytes[:-1]) & (req[1:] == req[:-1]))
+            & (nxt_bytes[1:] == nxt_bytes[:-1]))
     run = np.flatnonzero(np.concatenate([[True], ~same]))
     mult = np.diff(np.append(run, nt)).astype(float)
     r_unit = unit[run]
@@ -586,7 +584,7 @@ def _build_schedules(specs) -> list:
         sel = run[a:b]
         cfg = specs[i][1]
         out.append(_Schedule(comp_f[sel], sw_f[sel], nxt_rows[sel], nxt_bytes[sel], rate[sel],
-                             req[sel], starts, last, ru, mult[a:b],
+                             starts, last, ru, mult[a:b],
                              cfg.cols + cfg.pe_latency_cycles + cfg.merge_latency_cycles,
                              wbb[ucut[i]:ucut[i + 1]], steps[ucut[i]:ucut[i + 1]],
                              float(first_rows[i]), float(first_bytes[i]), elems,
@@ -634,21 +632,21 @@ def _distinct_blocks(ph: PhaseStats, R: int, nb: int) -> np.ndarray:
     return d
 
 
-def _unit_terms(comp, S, Lb, rate, starved, B):
+def _unit_terms(comp, S, Lb, rate, B):
     """Per tile (every argument an array over tiles × bandwidths, flattened), for one
     configuration's bandwidth ``B``: the issue time, the load wait beyond it and the
     bytes left for writebacks in each.
 
     Each tile issues while the next load runs (double-buffered local memory).  The memory
-    grants transfers in a fixed order inside a cycle (docs/machine.md, rules 0-3): the
-    stream fetch of every lane, a writeback step, the loads.
+    grants transfers in a fixed order inside a cycle (docs/machine.md, rule 0): the
+    stream fetch of every lane, the loads, a writeback step, and a request that does not
+    fit stops every later one.
 
     * the stream moves its bytes at most as fast as the rows issue and as B allows:
       ``T_s = max(issue, stream bytes / B)``, using ``u = stream bytes / T_s`` per cycle;
-    * a load request at least as large as a streamed element only gets what the stream
-      leaves: ``a = min(rate, B - u)`` while the stream runs, then ``min(rate, B)``
-      (``rate``: one write per loading lane per cycle); a smaller request fits in the
-      bucket's remainder and shares B with the stream;
+    * the loads only get what the stream leaves, however small their requests:
+      ``a = min(rate, B - u)`` while the stream runs, then ``min(rate, B)`` (``rate``:
+      one write per loading lane per cycle);
     * a writeback step moves R·ncols outputs at once and waits until the bucket holds all
       of them, so it gets what stream and loads leave (:func:`_units_cycles`)."""
     one = 1.0
@@ -659,12 +657,8 @@ def _unit_terms(comp, S, Lb, rate, starved, B):
     t_during = Lb / np.where(a > 0, a, one)
     full = np.minimum(rate, B)
     t_after = Ts + (Lb - aT) / np.where(full > 0, full, one)
-    Tl_starved = np.where(aT >= Lb, t_during, t_after)
-    Tl_shared = np.maximum(Lb / np.where(rate > 0, rate, one), (S + Lb) / B)
-    Tl = np.where(starved, Tl_starved, Tl_shared)
-    # load bytes moved while the tile issues
-    shared_in = Lb * np.minimum(1.0, Ts / np.where(Tl > 0, Tl, one))
-    ld_in = np.minimum(Lb, np.where(starved, aT, shared_in))
+    Tl = np.where(aT >= Lb, t_during, t_after)
+    ld_in = np.minimum(Lb, aT)                     # load bytes moved while the tile issues
     x = np.maximum(Tl - Ts, 0.0)                   # the load outlasts the issue
     left_c = np.maximum(B * Ts - S - ld_in, 0.0)   # bytes free while issuing
     left_x = np.maximum(B * x - (Lb - ld_in), 0.0)
@@ -740,8 +734,7 @@ def _batch_cycles(jobs, Ball: np.ndarray, Lall: np.ndarray) -> np.ndarray:
     toff = np.concatenate([[0], np.cumsum(T)[:-1]])
     uoff = np.concatenate([[0], np.cumsum(U)[:-1]])
     cat = lambda name: np.concatenate([getattr(x, name) for x in schs])  # noqa: E731
-    comp, Se, Lb, rate, req = (cat(k) for k in ("comp", "s_elems", "nxt_bytes",
-                                                "nxt_rate", "req"))
+    comp, Se, Lb, rate = (cat(k) for k in ("comp", "s_elems", "nxt_bytes", "nxt_rate"))
     unit_of = cat("unit_of")
     mult = cat("mult")
     is_last = np.zeros(comp.size, bool)
@@ -769,10 +762,9 @@ def _batch_cycles(jobs, Ball: np.ndarray, Lall: np.ndarray) -> np.ndarray:
     tile = np.arange(E.sum()) - estart[row_e] + toff[row_s[row_e]]
     Be = Br[row_e]
     sb_e = np.repeat(sbj, nj)[row_e]
-    # the stream fetch is granted first in a cycle and leaves less than one element's
-    # bytes in the bucket: a load request that small still fits, a larger one waits
+    # the stream fetch is granted first in a cycle; the loads get what it leaves
     Ts, x, left_c, left_x = _unit_terms(comp[tile] / fs_r[row_e], Se[tile] * sb_e, Lb[tile],
-                                        rate[tile] * fl_r[row_e], req[tile] >= sb_e, Be)
+                                        rate[tile] * fl_r[row_e], Be)
     last_e = is_last[tile]
     m = mult[tile]
     dur = np.where(last_e, Ts, (Ts + x) * m)           # a unit ends with its last issue

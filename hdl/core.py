@@ -216,6 +216,12 @@ class Core(wiring.Component):
         f_tile = [Signal(TB, name=f"f_tile{i}") for i in range(R)]
         f_ptr = [Signal(EB, name=f"f_ptr{i}") for i in range(R)]
         f_end = [Signal(EB, name=f"f_end{i}") for i in range(R)]
+        f_atend = [Signal(name=f"f_atend{i}") for i in range(R)]
+        f_live0 = [Signal(name=f"f_live0{i}") for i in range(R)]
+        f_live1 = [Signal(name=f"f_live1{i}") for i in range(R)]
+        s_room = [Signal(name=f"s_room{i}") for i in range(R)]
+        l_more = [Signal(name=f"l_more{i}") for i in range(R)]
+        l_room = [Signal(name=f"l_room{i}") for i in range(R)]
         s_occ = [Signal(range(SF + 1), name=f"s_occ{i}") for i in range(R)]
         s_rpos = [Signal(range(SF), name=f"s_rpos{i}") for i in range(R)]
         s_hpos = [Signal(range(SF), name=f"s_hpos{i}") for i in range(R)]
@@ -224,7 +230,7 @@ class Core(wiring.Component):
         rem = [Signal(EB, name=f"rem{i}") for i in range(R)]
         h_ptr = [Signal(EB, name=f"h_ptr{i}") for i in range(R)]
         # a lane has finished reading tile p when it is past p and issued nothing of a
-        # tile <= p in the last C - 1 cycles (rule 3: its last issue of p plus C cycles).
+        # tile <= p in the last C - 1 cycles (rule 2: its last issue of p plus C cycles).
         # Tiles issue in order, so the oldest issue in that window has its smallest tile:
         # w_tile (valid: w_any) for this cycle, from the issue of the cycle before and the
         # history of the C - 2 before that.
@@ -233,7 +239,10 @@ class Core(wiring.Component):
         hist_t = [[Signal(TB, name=f"hist_t{i}_{k}") for k in range(HW - 1)] for i in range(R)]
         w_any = [Signal(name=f"w_any{i}") for i in range(R)]
         w_tile = [Signal(TB, name=f"w_tile{i}") for i in range(R)]
-        merge_at = [Signal(CYCLE_BITS, name=f"merge_at{h}") for h in range(2)]
+        # cycles until the last merge of the latest LAST issued on each output half is
+        # complete (0: complete; rule 3's "c > issue + C - 1 + pe_latency + merge_latency")
+        KM = C - 1 + cfg.pe_latency_cycles + cfg.merge_latency_cycles
+        m_wait = [Signal(range(KM + 1), name=f"m_wait{h}") for h in range(2)]
         lr_cnt = [Signal(p.load_bits, name=f"lr_cnt{i}") for i in range(R)]
         lw_cnt = [Signal(p.load_bits, name=f"lw_cnt{i}") for i in range(R)]
         l_rpos = [Signal(range(LF), name=f"l_rpos{i}") for i in range(R)]
@@ -254,55 +263,65 @@ class Core(wiring.Component):
         def inc(sig, depth):
             return Mux(sig == depth - 1, 0, sig + 1)
 
-        def rotated(values):
-            """(lane index, value) at each arbitration position q: lane (q + c) mod R."""
-            out = []
-            arrv = [Array(v) for v in values]
-            for q in range(R):
-                s = Signal(range(2 * R), name=f"rot_s{q}")
-                idx = Signal(range(max(R, 2)), name=f"rot_i{q}")
-                m.d.comb += [s.eq(rot + q), idx.eq(Mux(s >= R, s - R, s))]
-                out.append((idx, [a[idx] for a in arrv]))
-            return out
+        rot_idx = []
+        for q in range(R):
+            s_ = Signal(range(2 * R), name=f"rot_s{q}")
+            idx = Signal(range(max(R, 2)), name=f"rot_i{q}")
+            m.d.comb += [s_.eq(rot + q), idx.eq(Mux(s_ >= R, s_ - R, s_))]
+            rot_idx.append(idx)
 
-        def arbitrate(wants, needs, credit_in, tag):
-            """Rotating-priority grants over lanes: the wanting lanes' bytes summed in
-            priority order, a lane granted while that sum fits in the credit (so the
-            first that does not fit stops the rest).  The sums are a parallel prefix
-            (log2 R adder levels) and the comparisons side by side: no chain through
-            the lanes."""
-            pos = rotated([wants, needs])
+        def arbitrate(classes, credit_in):
+            """Rule 0's grants over one priority order: for each class in turn (a list of
+            ``(wants, needs, rotating)``), its lanes from lane ``c mod R`` on if rotating,
+            else its one requester.  The wanting requesters' bytes are summed in that
+            order, and a requester is granted while the sum fits in the credit (so the
+            first that does not fit stops every later one).  The sums are a parallel
+            prefix (log2 of the requesters adder levels) and the comparisons side by
+            side: no chain through the requesters or the classes.  Returns the grants
+            of each class, by lane, and the credit left."""
+            pos = []            # (class, lane index signal or None, want, need)
+            for k, (wants, needs, rotating) in enumerate(classes):
+                if rotating:
+                    aw, an = Array(wants), Array(needs)
+                    pos += [(k, idx, aw[idx], an[idx]) for idx in rot_idx]
+                else:
+                    pos.append((k, None, wants[0], needs[0]))
+            N = len(pos)
             PW = p.grant_bits
             pre = []
-            for q, (idx, (w, n)) in enumerate(pos):
-                v = Signal(PW, name=f"{tag}_n{q}")
+            for q, (_, _, w, n) in enumerate(pos):
+                v = Signal(PW, name=f"arb_n{q}")
                 m.d.comb += v.eq(Mux(w, n, 0))
                 pre.append(v)
             d = 1
-            while d < R:        # Kogge-Stone: after the level of span d, pre[q] sums q-2d+1..q
+            while d < N:        # Kogge-Stone: after the level of span d, pre[q] sums q-2d+1..q
                 nxt = []
-                for q in range(R):
+                for q in range(N):
                     if q < d:
                         nxt.append(pre[q])
                         continue
-                    v = Signal(PW, name=f"{tag}_p{d}_{q}")
+                    v = Signal(PW, name=f"arb_p{d}_{q}")
                     m.d.comb += v.eq(pre[q - d] + pre[q])
                     nxt.append(v)
                 pre, d = nxt, 2 * d
-            fits = [Signal(name=f"{tag}_fit{q}") for q in range(R)]
+            fits = [Signal(name=f"arb_fit{q}") for q in range(N)]
             m.d.comb += [f.eq(v <= credit_in) for f, v in zip(fits, pre)]
-            grants = [Signal(name=f"{tag}_grant{i}") for i in range(R)]
+            grants = [[Signal(name=f"arb_grant{k}_{i}") for i in range(len(cl[0]))]
+                      for k, cl in enumerate(classes)]
             taken = 0
-            for q, (idx, (w, n)) in enumerate(pos):
-                g = Signal(name=f"{tag}_g{q}")
+            for q, (k, idx, w, _) in enumerate(pos):
+                g = Signal(name=f"arb_g{q}")
                 m.d.comb += g.eq(w & fits[q])
-                for i in range(R):
-                    with m.If(g & (idx == i)):
-                        m.d.comb += grants[i].eq(1)
-                # the sums rise with q: the last that fits is what the granted lanes take
-                last = fits[q] & ~fits[q + 1] if q + 1 < R else fits[q]
+                if idx is None:
+                    m.d.comb += grants[k][0].eq(g)
+                else:
+                    for i in range(R):
+                        with m.If(g & (idx == i)):
+                            m.d.comb += grants[k][i].eq(1)
+                # the sums rise with q: the last that fits is what the granted take
+                last = fits[q] & ~fits[q + 1] if q + 1 < N else fits[q]
                 taken = taken | Mux(last, pre[q], 0)
-            cr = Signal(CR, name=f"{tag}_cr")
+            cr = Signal(CR, name="arb_cr")
             m.d.comb += cr.eq(credit_in - taken)
             return grants, cr
 
@@ -321,46 +340,67 @@ class Core(wiring.Component):
         # ---------------------------------------------------------- 1. stream fetch
         s_want, s_need, s_fin = [], [], []
         for i in range(R):
+            # flags for this cycle, registered: f_atend (f_ptr >= f_end), f_live0/1
+            # (f_tile < nt, f_tile + 1 < nt), s_room (s_occ < SF); so the request needs
+            # no comparison of its own
             adv = Signal(name=f"f_adv{i}")
-            m.d.comb += adv.eq((f_ptr[i] >= f_end[i]) & (f_tile[i] < nt))
+            live_e = Signal(name=f"f_live_e{i}")
+            m.d.comb += [adv.eq(f_atend[i] & f_live0[i]),
+                         live_e.eq(Mux(adv, f_live1[i], f_live0[i]))]
             te = Signal(TB, name=f"f_tile_e{i}")
             m.d.comb += te.eq(f_tile[i] + adv)
             ft_n, fa, fb, ft = tile_walk("lane_ftile", i, adv)
             enter = Signal(name=f"f_enter{i}")
-            m.d.comb += enter.eq(adv & (te < nt))
+            m.d.comb += enter.eq(adv & f_live1[i])
             pe_, ee = Signal(EB, name=f"f_ptr_e{i}"), Signal(EB, name=f"f_end_e{i}")
             m.d.comb += [pe_.eq(Mux(enter, fb("rs0"), f_ptr[i])),
                          ee.eq(Mux(enter, fb("rs1"), f_end[i]))]
             w = Signal(name=f"s_want{i}")
-            m.d.comb += w.eq(running & (te < nt) & (pe_ < ee) & (s_occ[i] < SF)
+            m.d.comb += w.eq(running & live_e & Mux(enter, fb("ne"), 1) & s_room[i]
                              & dep_ok(ft("s_dep_ok"), ft("s_dep")))
             need = Signal(16, name=f"s_need{i}")
             m.d.comb += need.eq(ft("s_bytes"))
             s_want.append(w); s_need.append(need)
-            s_fin.append((te, pe_, ee, ft_n, fa, fb, adv))
-        s_grant, credit1 = arbitrate(s_want, s_need, credit0, "s")
+            s_fin.append((te, pe_, ee, ft_n, fa, fb, adv, enter, live_e))
+        s_grant = [Signal(name=f"s_grant{i}") for i in range(R)]   # rule 0, below
         s_fire = []
         for i in range(R):
-            te, pe_, ee, ft_n, fa, fb, adv = s_fin[i]
+            te, pe_, ee, ft_n, fa, fb, adv, enter, live_e = s_fin[i]
             m.d.comb += self.sreq_valid[i].eq(s_grant[i])
             fire = Signal(name=f"s_fire{i}")
             m.d.comb += fire.eq(s_grant[i] & ready)
             s_fire.append(fire)
-            # next state; while idle, that of cycle 0 (tile 0, from port a at address 0)
+            # next state; while idle, that of cycle 0 (tile 0, from port a at address 0).
+            # What depends on the grant is computed for both outcomes and selected by it.
             ptr_n = Signal(EB, name=f"f_ptr_n{i}")
             end_n = Signal(EB, name=f"f_end_n{i}")
             nrs0_n = Signal(EB, name=f"f_nrs0_n{i}")
-            m.d.comb += [ft_n.eq(Mux(running, te, 0)),
-                         ptr_n.eq(Mux(running, pe_ + fire, fa("rs0"))),
+            pe1 = Signal(EB, name=f"f_ptr_e1_{i}")
+            last_el = Signal(name=f"f_last_el{i}")
+            atend_n = Signal(name=f"f_atend_n{i}")
+            live0_n = Signal(name=f"f_live0_n{i}")
+            live1_n = Signal(name=f"f_live1_n{i}")
+            m.d.comb += [pe1.eq(Mux(enter, fb("rs0") + 1, f_ptr[i] + 1)),
+                         last_el.eq(Mux(enter, fb("one"), f_ptr[i] + 1 == f_end[i])),
+                         ft_n.eq(Mux(running, te, 0)),
+                         ptr_n.eq(Mux(running, Mux(fire, pe1, pe_), fa("rs0"))),
                          end_n.eq(Mux(running, ee, fa("rs1"))),
-                         nrs0_n.eq(Mux(running & adv, fb("nrs0"), fa("nrs0")))]
-            m.d.sync += [f_tile[i].eq(ft_n), f_ptr[i].eq(ptr_n), f_end[i].eq(end_n)]
+                         nrs0_n.eq(Mux(running & adv, fb("nrs0"), fa("nrs0"))),
+                         atend_n.eq(Mux(running, Mux(fire, last_el,
+                                                     Mux(enter, ~fb("ne"), f_atend[i])),
+                                        ~fa("ne"))),
+                         live0_n.eq(Mux(running, live_e, nt > 0)),
+                         live1_n.eq(Mux(running, Mux(adv, f_tile[i] + 2 < nt, f_live1[i]),
+                                        nt > 1))]
+            m.d.sync += [f_tile[i].eq(ft_n), f_ptr[i].eq(ptr_n), f_end[i].eq(end_n),
+                         f_atend[i].eq(atend_n), f_live0[i].eq(live0_n),
+                         f_live1[i].eq(live1_n)]
             # the element the fetch side will look at next cycle
-            adv_n = (ptr_n >= end_n) & (ft_n < nt)
-            el = port(f"lane_elem{i}", Mux(adv_n & (ft_n + 1 < nt), nrs0_n, ptr_n))
+            adv_n = atend_n & live0_n
+            el = port(f"lane_elem{i}", Mux(adv_n & live1_n, nrs0_n, ptr_n))
             m.d.comb += self.sreq_addr[i].eq(el("src"))
 
-        # ---------------------------------------------------------- 2. writeback
+        # ---------------------------------------------------------- 3. writeback
         wb_blk_n = Signal.like(wb_blk)
         wb_cur_n = Signal.like(wb_cur)
         br = port("block", wb_blk_n)
@@ -370,23 +410,21 @@ class Core(wiring.Component):
         past = Signal(R)
         for i in range(R):
             m.d.comb += past[i].eq(cur[i] > br("last_tile"))
-        m.d.comb += wb_ready.eq(running & (wb_blk < nb) & (c > Array(merge_at)[wb_blk[0]])
+        m.d.comb += wb_ready.eq(running & (wb_blk < nb) & (Array(m_wait)[wb_blk[0]] == 0)
                                 & past.all())
         wb_try = Signal()
         m.d.comb += wb_try.eq(wb_ready & (wb_cur < br("s1")))
         wb_need = sr("need")
-        wb_grant = Signal()
-        credit2 = Signal(CR)
-        m.d.comb += [wb_grant.eq(wb_try & (credit1 >= wb_need)),
-                     credit2.eq(Mux(wb_grant, credit1 - wb_need, credit1))]
+        wb_grant = Signal()     # rule 0, below
         wb_fire = Signal()
         m.d.comb += wb_fire.eq(wb_grant & ready)
         wb_step_n = Signal.like(wb_cur)
-        m.d.comb += wb_step_n.eq(wb_cur + wb_fire)
+        wb_cur1 = Signal.like(wb_cur)
+        m.d.comb += [wb_cur1.eq(wb_cur + 1), wb_step_n.eq(Mux(wb_fire, wb_cur1, wb_cur))]
         wb_fin = Signal()
-        m.d.comb += wb_fin.eq(wb_ready & (wb_step_n >= br("s1")))
+        m.d.comb += wb_fin.eq(wb_ready & Mux(wb_fire, wb_cur1 >= br("s1"), wb_cur >= br("s1")))
         m.d.comb += [wb_cur_n.eq(Mux(running, wb_step_n, 0)),
-                     wb_blk_n.eq(Mux(running, wb_blk + wb_fin, 0))]
+                     wb_blk_n.eq(Mux(running, Mux(wb_fin, wb_blk + 1, wb_blk), 0))]
         m.d.sync += [wb_cur.eq(wb_cur_n), wb_blk.eq(wb_blk_n)]
         with m.If(running & wb_fin & br("last_of_phase")):
             m.d.sync += ph_done.eq(ph_done | (Const(1, p.max_phases) << br("phase"))[:p.max_phases])
@@ -434,30 +472,42 @@ class Core(wiring.Component):
                 m.d.comb += [self.wr_valid[v].eq(wb_grant & sr(f"on{v}")),
                              self.wr_row[v].eq(sr(f"row{v}"))]
 
-        # ---------------------------------------------------------- 3a. load requests
+        # ---------------------------------------------------------- 2a. load requests
         l_want, l_need, l_ports = [], [], []
+        l_wr = [Signal(name=f"l_wr{i}") for i in range(R)]      # rule 2's writes, below
         for i in range(R):
             lr_n = Signal(p.load_bits, name=f"lr_cnt_n{i}")
             ld = port(f"lane_load{i}", lr_n)
             w = Signal(name=f"l_want{i}")
-            m.d.comb += w.eq(running & (lr_cnt[i] < lane_total[i])
-                             & ((lr_cnt[i] - lw_cnt[i])[:p.load_bits] < LF)
-                             & dep_ok(ld("dep_ok"), ld("dep")))
+            m.d.comb += w.eq(running & l_more[i] & l_room[i] & dep_ok(ld("dep_ok"), ld("dep")))
             n = Signal(24, name=f"l_need{i}")
             m.d.comb += n.eq(ld("bytes"))
             l_want.append(w); l_need.append(n); l_ports.append(lr_n)
             m.d.comb += self.lreq_addr[i].eq(ld("row"))
-        l_grant, credit3 = arbitrate(l_want, l_need, credit2, "l")
+        # ---------------------------------------------------------- 0. memory grants
+        (sg, l_grant, (wg,)), credit_n = arbitrate(
+            [(s_want, s_need, True), (l_want, l_need, True), ([wb_try], [wb_need], False)],
+            credit0)
+        m.d.comb += [a.eq(b) for a, b in zip(s_grant, sg)] + [wb_grant.eq(wg)]
         with m.If(running):
-            m.d.sync += credit.eq(Mux(ready, credit3, credit0))
+            m.d.sync += credit.eq(Mux(ready, credit_n, credit0))
         for i in range(R):
             m.d.comb += self.lreq_valid[i].eq(l_grant[i])
-            m.d.comb += l_ports[i].eq(Mux(running, lr_cnt[i] + (l_grant[i] & ready), 0))
-            m.d.sync += lr_cnt[i].eq(l_ports[i])
+            # l_more / l_room for the next cycle, for both outcomes of the grant
+            lfire = l_grant[i] & ready
+            lr1 = Signal(p.load_bits, name=f"lr_cnt1_{i}")
+            dl = Signal(p.load_bits, name=f"l_inflight{i}")     # requested, not written
+            m.d.comb += [lr1.eq(lr_cnt[i] + 1), dl.eq(lr_cnt[i] - lw_cnt[i]),
+                         l_ports[i].eq(Mux(running, Mux(lfire, lr1, lr_cnt[i]), 0))]
+            m.d.sync += [lr_cnt[i].eq(l_ports[i]),
+                         l_more[i].eq(Mux(running, Mux(lfire, lr1 < lane_total[i], l_more[i]),
+                                          lane_total[i] > 0)),
+                         l_room[i].eq(~running | Mux(lfire & ~l_wr[i], dl < LF - 1,
+                                                     (~lfire & l_wr[i]) | l_room[i]))]
 
-        # ---------------------------------------------------------- 3b. load writes
+        # ---------------------------------------------------------- 2b. load writes
         def read_done(i, tile):
-            """Lane i has finished reading ``tile`` (rule 3), from registers only."""
+            """Lane i has finished reading ``tile`` (rule 2), from registers only."""
             return (cur[i] > tile) & (~w_any[i] | (tile < w_tile[i]))
 
         lw_tile_n = [Signal(TB, name=f"lw_tile_n{i}") for i in range(R)]
@@ -517,7 +567,8 @@ class Core(wiring.Component):
             m.d.comb += go.eq(active & (started | ok))
             ld = port(f"lane_load{i}", lw_cnt_n[i])
             wr = Signal(name=f"lw_wr{i}")
-            m.d.comb += wr.eq(go & (lw_cnt[i] < tr("ld_end")) & l_arr[i].bit_select(l_wpos[i], 1))
+            m.d.comb += [wr.eq(go & (lw_cnt[i] < tr("ld_end")) & l_arr[i].bit_select(l_wpos[i], 1)),
+                         l_wr[i].eq(wr)]
             fin = Signal(name=f"lw_fin{i}")
             m.d.comb += fin.eq(go & ((lw_cnt[i] + wr) >= tr("ld_end")))
             mask = Signal(C, name=f"lw_mask{i}")
@@ -636,12 +687,16 @@ class Core(wiring.Component):
                          clrb.eq(Mux(iss, Const(1, SF) << s_hpos[i], 0))]
             m.d.sync += s_arr[i].eq((s_arr[i] & ~clrb) | setb)
             with m.If(running):
-                m.d.sync += s_occ[i].eq(s_occ[i] + s_fire[i] - iss)
+                occ0 = Signal(range(SF + 1), name=f"s_occ0_{i}")
+                m.d.comb += occ0.eq(s_occ[i] - iss)
+                m.d.sync += [s_occ[i].eq(occ0 + s_fire[i]),
+                             s_room[i].eq(Mux(s_fire[i], occ0 < SF - 1, occ0 < SF))]
         for h in range(2):
             m.d.comb += any_last[h].eq(Cat(*lasts[h]).any())
             with m.If(running & any_last[h]):
-                m.d.sync += merge_at[h].eq(c + (C - 1 + cfg.pe_latency_cycles
-                                                + cfg.merge_latency_cycles))
+                m.d.sync += m_wait[h].eq(KM)
+            with m.Elif(running & (m_wait[h] != 0)):
+                m.d.sync += m_wait[h].eq(m_wait[h] - 1)
 
         # ---------------------------------------------------------- control
         # start → PRIME cycles with the cycle-0 addresses on every table port → cycle 0
@@ -652,9 +707,9 @@ class Core(wiring.Component):
             with m.If(prime == 1):
                 m.d.sync += [running.eq(nb != 0), self.done.eq(nb == 0), c.eq(0),
                              credit.eq(0), rot.eq(0), ph_done.eq(0),
-                             merge_at[0].eq(0), merge_at[1].eq(0)]
+                             m_wait[0].eq(0), m_wait[1].eq(0)]
                 for i in range(R):
-                    m.d.sync += [s_occ[i].eq(0), s_rpos[i].eq(0), s_arr[i].eq(0),
+                    m.d.sync += [s_occ[i].eq(0), s_room[i].eq(1), s_rpos[i].eq(0), s_arr[i].eq(0),
                                  w_any[i].eq(0), l_rpos[i].eq(0), l_arr[i].eq(0),
                                  lw_started[i].eq(0)]
                     m.d.sync += [v.eq(0) for v in hist_v[i]]

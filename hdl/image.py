@@ -170,9 +170,17 @@ class CoreParams:
 
     @property
     def grant_bits(self) -> int:
-        """Width of the arbiter's prefix sums of the bytes a class of lanes requests (each
-        request is at most the cap): the credit's and log2 R more.  The tables' byte
+        """Width of the arbiter's prefix sums of the bytes requested in one cycle (2R + 1
+        requests, each at most the cap): the credit's and log2 2R more.  The tables' byte
         counts of stream and load requests are this wide (or their own width if less)."""
+        return self.credit_bits + (2 * self.config.rows).bit_length()
+
+    @property
+    def request_bits(self) -> int:
+        """Width of the tables' byte counts of stream and load requests (or 16 and 24 if
+        less).  One request is at most the cap, so ``credit_bits`` would do; they are kept
+        at the width the calibrated synthesis results (reports/data/synth/) were built
+        with, the credit's and log2 R more, until those are measured again."""
         return self.credit_bits + max(self.config.rows - 1, 1).bit_length()
 
     @property
@@ -222,10 +230,12 @@ def layouts(p: CoreParams) -> dict:
     return {
         # per lane, by tile, one record per unit that walks the tiles; ``nrs0`` is the
         # next tile's first element (0 after the last tile): the walkers read the tables
-        # synchronously, one cycle ahead, so they need it before they reach that tile
+        # synchronously, one cycle ahead, so they need it before they reach that tile;
+        # ``ne`` (the tile has elements) and ``one`` (exactly one) spare the fetch side
+        # comparisons on the path to its memory request
         "lane_ftile": Fields([("rs0", p.elem_bits), ("rs1", p.elem_bits), ("nrs0", p.elem_bits),
-                              ("s_dep_ok", 1), ("s_dep", p.phase_bits),
-                              ("s_bytes", min(16, p.grant_bits))]),
+                              ("ne", 1), ("one", 1), ("s_dep_ok", 1), ("s_dep", p.phase_bits),
+                              ("s_bytes", min(16, p.request_bits))]),
         "lane_itile": Fields([("rs0", p.elem_bits), ("n", p.elem_bits), ("nrs0", p.elem_bits),
                               ("wbprev_ok", 1), ("wbprev", p.block_bits), ("half", 1),
                               ("bank", 1), ("sel", 1), ("s_rq_shift", 7), ("s_rq_bits", 7)]),
@@ -238,7 +248,7 @@ def layouts(p: CoreParams) -> dict:
         # per lane, by load entry (request order)
         "lane_load": Fields([("row", p.addr_bits), ("addr", c.lmem_addr_bits),
                              ("ncols", _bits(C)), ("dep_ok", 1), ("dep", p.phase_bits),
-                             ("bytes", min(24, p.grant_bits))]),
+                             ("bytes", min(24, p.request_bits))]),
         # global, by block
         "block": Fields([("last_tile", p.tile_bits), ("s1", p.step_bits), ("last_of_phase", 1),
                          ("phase", p.phase_bits), ("ncols", _bits(C)), ("rq_shift", 7),
@@ -436,7 +446,8 @@ def pack(program: Program, memory: list, params: CoreParams | None = None) -> Im
             cum += int(lens[i, t])
             rs0, rs1 = int(rsp[i, g]) - e0, int(rsp[i, g + 1]) - e0
             nrs0 = int(rsp[i, a["t_stream"][t + 1]]) - e0 if t + 1 < nt else 0
-            ft.append(L["lane_ftile"].pack(rs0=rs0, rs1=rs1, nrs0=nrs0, **tile_f[t]["f"]))
+            ft.append(L["lane_ftile"].pack(rs0=rs0, rs1=rs1, nrs0=nrs0, ne=int(rs1 > rs0),
+                                           one=int(rs1 == rs0 + 1), **tile_f[t]["f"]))
             it.append(L["lane_itile"].pack(rs0=rs0, n=rs1 - rs0, nrs0=nrs0, **tile_f[t]["i"]))
             lt.append(L["lane_ltile"].pack(ld_end=cum, **tile_f[t]["l"]))
             q = int(a["t_phase"][t])

@@ -172,7 +172,7 @@ class PE(wiring.Component):
         W, N = cfg.acc_bits, cfg.operand_bits
         m = Module()
         # x: one memory per local-memory bank, so a broadcast write to one bank and a
-        # lane's own write to the other can happen in the same cycle (rule 3 allows it).
+        # lane's own write to the other can happen in the same cycle (rule 2 allows it).
         # Writes are registered: one issued in cycle w lands at the end of w+1.  The rules
         # then keep every read away from a write of the same cycle: a tile's loads end
         # at w, its first element is issued at w+1 at the earliest and reaches PE(i, 0)

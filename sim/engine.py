@@ -155,7 +155,9 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
                 counters[_C_STALL_MEM] += 1
         # ---- 1. stream fetch: one request per PE row per cycle, rotating priority ------
         rot = rot + 1 if rot + 1 < R else 0          # == c mod R
-        s_stop = False      # a request that did not fit stops the later ones of its class
+        # one priority order per cycle: the stream lanes (rotating), the load lanes
+        # (rotating), the writeback; the first request that does not fit stops every later one
+        stop = False
         for q in range(R):
             i = q + rot if q + rot < R else q + rot - R
             if f_ptr[i] >= f_end[i] and f_tile[i] < nt:
@@ -177,8 +179,8 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
             if phase_done[f_dep[i]] > c:
                 continue
             need = f_need[i]
-            if s_stop or credit < need:
-                s_stop = True
+            if stop or credit < need:
+                stop = True
                 continue
             credit -= need
             e = f_ptr[i]
@@ -195,78 +197,7 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
             f_seq[i] += 1
             f_ptr[i] = e + 1
             progress = True
-        # ---- 2. writeback: one step per cycle once the block's merges are complete -----
-        if wb_blk < nb:
-            b = wb_blk
-            ready = c > blk_merge[b]
-            if ready:
-                for i in range(R):
-                    if cur[i] <= b_last_tile[b]:
-                        ready = False
-                        break
-            if ready:
-                s0 = wb_ptr[b]; s1 = wb_ptr[b + 1]
-                p = b_phase[b]
-                ncols = b_ncols[b]
-                if wb_step == 0:
-                    wb_step = s0
-                if wb_step < s1:
-                    st = wb_step
-                    nvec = 0
-                    merged = False
-                    for i in range(R):
-                        if wb_slot[st, i] != -1:
-                            if wb_merge[st, i] != 0:
-                                merged = True
-                            else:
-                                nvec += 1
-                    if merged:
-                        nvec += 1
-                    need = nvec * ncols * ph_o_bytes[p]
-                    if mem_ok and credit >= need:
-                        credit -= need
-                        half = b_half[b]
-                        out_t = ph_out[p]
-                        ocols = t_cols[out_t]
-                        base = t_off[out_t]
-                        oc0 = ph_oc_ptr[p] + b_col0[b]
-                        for j in range(ncols):
-                            msum = np.int64(0)
-                            for i in range(R):
-                                sl = wb_slot[st, i]
-                                if sl == -1:
-                                    continue
-                                v = np.int64(0)
-                                if sl >= 0:
-                                    v = bank[half, i, sl, j]
-                                    counters[_C_WB_RD] += 1
-                                if wb_merge[st, i] != 0:
-                                    msum = _wrap(msum + v, acc_bits)
-                                else:
-                                    r = wb_row[st, i]
-                                    mem[base + r * ocols + ph_oc[oc0 + j]] = _requant(
-                                        v, ph_rq_shift[p], ph_rq_bits[p])
-                            if merged:
-                                r = wb_mrow[st]
-                                mem[base + r * ocols + ph_oc[oc0 + j]] = _requant(
-                                    msum, ph_rq_shift[p], ph_rq_bits[p])
-                        wr_bytes[out_t] += need
-                        counters[_C_WB_VECS] += nvec
-                        counters[_C_WB_STEPS] += 1
-                        wb_step += 1
-                        progress = True
-                if wb_step >= s1:
-                    wb_done[b] = c
-                    if ph_end[p] < c:
-                        ph_end[p] = c
-                    last_of_phase = (b + 1 == nb) or (b_phase[b + 1] != p)
-                    if last_of_phase:
-                        phase_done[p] = c + 1
-                    wb_blk += 1
-                    wb_step = 0
-                    progress = True
-        # ---- 3. load unit: requests run ahead per lane; writes fill one tile at a time --
-        l_stop = False
+        # ---- 2. load unit: requests run ahead per lane; writes fill one tile at a time --
         for q in range(R if req_left > 0 else 0):
             i = q + rot if q + rot < R else q + rot - R
             n = lr_cnt[i]
@@ -276,8 +207,8 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
             if phase_done[ph_d_dep[lq_phase[en]]] > c:
                 continue
             need = lq_bytes[en]
-            if l_stop or credit < need:
-                l_stop = True
+            if stop or credit < need:
+                stop = True
                 continue
             credit -= need
             l_arr[i, n % lfifo] = c + L + 1
@@ -348,6 +279,78 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
                     if t + 1 == nt:
                         lanes_loading -= 1
                 progress = True
+        # ---- 3. writeback: one step per cycle once the block's merges are complete -----
+        if wb_blk < nb:
+            b = wb_blk
+            ready = c > blk_merge[b]
+            if ready:
+                for i in range(R):
+                    if cur[i] <= b_last_tile[b]:
+                        ready = False
+                        break
+            if ready:
+                s0 = wb_ptr[b]; s1 = wb_ptr[b + 1]
+                p = b_phase[b]
+                ncols = b_ncols[b]
+                if wb_step == 0:
+                    wb_step = s0
+                if wb_step < s1:
+                    st = wb_step
+                    nvec = 0
+                    merged = False
+                    for i in range(R):
+                        if wb_slot[st, i] != -1:
+                            if wb_merge[st, i] != 0:
+                                merged = True
+                            else:
+                                nvec += 1
+                    if merged:
+                        nvec += 1
+                    need = nvec * ncols * ph_o_bytes[p]
+                    if mem_ok and (stop or credit < need):
+                        stop = True
+                    elif mem_ok:
+                        credit -= need
+                        half = b_half[b]
+                        out_t = ph_out[p]
+                        ocols = t_cols[out_t]
+                        base = t_off[out_t]
+                        oc0 = ph_oc_ptr[p] + b_col0[b]
+                        for j in range(ncols):
+                            msum = np.int64(0)
+                            for i in range(R):
+                                sl = wb_slot[st, i]
+                                if sl == -1:
+                                    continue
+                                v = np.int64(0)
+                                if sl >= 0:
+                                    v = bank[half, i, sl, j]
+                                    counters[_C_WB_RD] += 1
+                                if wb_merge[st, i] != 0:
+                                    msum = _wrap(msum + v, acc_bits)
+                                else:
+                                    r = wb_row[st, i]
+                                    mem[base + r * ocols + ph_oc[oc0 + j]] = _requant(
+                                        v, ph_rq_shift[p], ph_rq_bits[p])
+                            if merged:
+                                r = wb_mrow[st]
+                                mem[base + r * ocols + ph_oc[oc0 + j]] = _requant(
+                                    msum, ph_rq_shift[p], ph_rq_bits[p])
+                        wr_bytes[out_t] += need
+                        counters[_C_WB_VECS] += nvec
+                        counters[_C_WB_STEPS] += 1
+                        wb_step += 1
+                        progress = True
+                if wb_step >= s1:
+                    wb_done[b] = c
+                    if ph_end[p] < c:
+                        ph_end[p] = c
+                    last_of_phase = (b + 1 == nb) or (b_phase[b + 1] != p)
+                    if last_of_phase:
+                        phase_done[p] = c + 1
+                    wb_blk += 1
+                    wb_step = 0
+                    progress = True
         # ---- 4. stream issue: at most one element per PE row per cycle -----------------
         # a row first moves past an exhausted tile, then issues or stalls; a row past its
         # last tile is counted once every row has moved (drain if all are done), so the

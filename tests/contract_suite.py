@@ -360,18 +360,32 @@ class ContractSuite:
         self.check_model(problem, _cfg(rows=rows, cols=cols), order,
                          f"29x23x17x13 on {rows}x{cols} order={order}")
 
-    def test_a_request_that_does_not_fit_stops_its_class(self):
+    def test_a_request_that_does_not_fit_stops_the_later_ones(self):
         """Lanes loading column tiles of different widths (3, 3, 1 columns of W) ask for
-        different byte counts in one cycle on a narrow memory: a lane whose request does
-        not fit stops the later lanes of the loads, even smaller requests (docs/machine.md
-        rule 0).  A simulator that let the smaller one through finishes this problem one
-        cycle sooner (259 instead of 260), so the RTL levels, which compare cycles with
-        the simulator, fail unless both implement the same rule."""
+        different byte counts in one cycle on a narrow memory: a request that does not
+        fit stops every later one in the cycle's priority order, even smaller requests
+        (docs/machine.md rule 0).  A simulator that let the smaller load through finishes
+        this problem one cycle sooner (259 instead of 260), so the RTL levels, which
+        compare cycles with the simulator, fail unless both implement the same rule."""
         problem = random_problem(74, 3, 12, 5, 7, dens_a=0.5)
         cfg = _cfg(rows=3, cols=3, dram_bytes_per_cycle=5, dram_latency_cycles=2,
                    stream_fifo_depth=4, load_fifo_depth=4)
         self.check_model(problem, cfg, "a(xw)", "loads of 3 and 1 columns, B=5",
                          d_mode="gathered")
+
+    def test_a_refused_request_stops_the_other_classes(self):
+        """One-column outputs of one byte (an int8 contract) on a 3-byte memory: a
+        writeback step of one vector needs 1 byte, a load of W 1 byte and a stream element
+        3, so the small requests would often fit behind a refused larger one.  The
+        priority order is stream lanes, load lanes, writeback, and a refused request
+        stops every later one of any class (docs/machine.md rule 0): 81 cycles.  A
+        simulator whose loads ignored a refused stream request takes 80, one whose
+        writeback ignored refused requests before it 83."""
+        k = make_contract("int8", 8, 32, 4, 4)
+        problem = random_problem(170, 4, 6, 3, 2, dens_a=0.5, contract=k)
+        cfg = _cfg(rows=2, cols=1, dram_bytes_per_cycle=3, dram_latency_cycles=1,
+                   stream_fifo_depth=2, load_fifo_depth=2)
+        self.check_model(problem, cfg, "(ax)w", "1-byte writeback and loads, B=3")
 
     @pytest.mark.parametrize("order", ORDERS)
     @pytest.mark.parametrize("d_mode", ["broadcast", "gathered"])

@@ -40,7 +40,7 @@ class TestSimLevel(ContractSuite):
 # a W row entry 1 byte per column, a T row entry 4 bytes per column, an output vector
 # 4 bytes per column.  C = 1, so a LAST issued at cycle i completes its merge at
 # i + C - 1 + pe_latency + merge_latency = i + 7 and the block's writeback may start at
-# the first c > i + 7 (rule 2).  Data requested at c is usable at c + L + 1 (rule 0).
+# the first c > i + 7 (rule 3).  Data requested at c is usable at c + L + 1 (rule 0).
 # Loads are done at `load_done`; an element may issue only at c > load_done (rule 4).
 # The A stream (tensor A is never written) may be fetched from cycle 0; loads of T wait
 # for "phase 0 done" = its last writeback cycle + 1 (the dependency rule).
@@ -135,22 +135,27 @@ def test_cycles_one_byte_per_cycle(latency):
     # The 1×1 identity case of test_cycles_1x1_identity with B = 1 byte/cycle.  The largest
     # transfer is 4 bytes (a T entry or an output vector), so the bucket holds at most
     # cap = 2·max(B, 4) = 8; credit starts empty and gains 1 per cycle (rule 0, evaluated
-    # before the other rules of the cycle).
-    #   c = 0      credit 1: e0 (3 bytes) refused; W[0] (1 byte) granted → credit 0
-    #   c = 3      credit 3: fetch e0 → 0 (usable L+4)
-    #   c = 4      fetch side moves to tile 1;  c = 6: credit 3: fetch e1 → 0
-    #   L = 0: W[0] written at 1; e0 usable at 4 → issue at 4, merge done at 11;
-    #          writeback at 12 needs 4 bytes: credit at 12 = 6 (1 per cycle since 6) → 2;
-    #          phase 0 done from 13; T[0] granted at 14 (credit 4), usable 15, written 15;
-    #          issue e1 at 16, merge done 23; writeback at 24 (credit capped at 8)
-    #          → cycles = 25
-    #   L = 3: W[0] written at 4; e0 usable at 7 → issue 7, merge done 14; writeback at 15
-    #          (credit capped at 8 → 4); phase 0 done from 16; T[0] granted at 16 (credit 5),
-    #          usable 20, written 20; issue e1 at 21, merge done 28; writeback at 29
-    #          → cycles = 30
+    # before the other rules of the cycle).  The cycle's priority order is stream, loads,
+    # writeback, and a refused request stops every later one (rule 0): W[0] (1 byte)
+    # would fit at cycle 0 but waits behind the refused stream element.
+    #   c = 0, 1   credit 1, 2: e0 (3 bytes) refused, W[0] stopped behind it
+    #   c = 2      credit 3: fetch e0 → 0 (usable at L + 3); W[0] refused (credit 0)
+    #   c = 3      fetch side moves to tile 1; c = 3, 4: e1 refused, W[0] stopped
+    #   c = 5      credit 3: fetch e1 → 0; W[0] refused
+    #   c = 6      credit 1: W[0] granted → 0 (no stream request is left)
+    #   L = 0: W[0] written at 7 → issue e0 at 8, merge done at 15; writeback at 16 needs
+    #          4 bytes: credit capped at 8 → 4; phase 0 done from 17; T[0] granted at 17
+    #          (credit 5 → 1), usable and written at 18; issue e1 at 19, merge done 26;
+    #          writeback at 27 (credit capped at 8) → cycles = 28
+    #   L = 3: W[0] written at 10 → issue e0 at 11, merge done 18; writeback at 19;
+    #          phase 0 done from 20; T[0] granted at 20, usable and written at 24; issue
+    #          e1 at 25, merge done 32; writeback at 33 → cycles = 34
+    #   Both elements arrive before their loads are written: no stream stall.  Load
+    #   stalls: c = 0..7 and 17, 18 (L = 0), c = 0..10 and 20..24 (L = 3); barrier 8 each.
     prog, res = _hand_case([[1]], [[3]], [[5]], rows=1, latency=latency, bytes_per_cycle=1)
-    assert res.cycles == {0: 25, 3: 30}[latency]
-    assert res.stats["stall_row_cycles"]["stream"] == {0: 2, 3: 2}[latency]   # e0 late
+    assert res.cycles == {0: 28, 3: 34}[latency]
+    assert res.stats["stall_row_cycles"]["stream"] == 0
+    assert res.stats["stall_row_cycles"]["load"] == {0: 10, 3: 16}[latency]
 
 
 # ------------------------------------------------------------ statistics
