@@ -168,7 +168,7 @@ class Core(wiring.Component):
             port uses (hdl.image.table_reads), written by the program-load port."""
             kind = name.rstrip("0123456789")
             k = n_copies[name] = n_copies.get(name, -1) + 1
-            fields = reads[name if name == "lane_ltile0" else kind][k]
+            fields = reads[kind][k]
             full = Lt[kind]
             names = [n for n, _, _ in full.fields] if fields is None else list(fields)
             sub = Fields([(n, full.width_of(n)) for n in names])
@@ -220,6 +220,9 @@ class Core(wiring.Component):
         f_live0 = [Signal(name=f"f_live0{i}") for i in range(R)]
         f_live1 = [Signal(name=f"f_live1{i}") for i in range(R)]
         s_room = [Signal(name=f"s_room{i}") for i in range(R)]
+        i_live0 = [Signal(name=f"i_live0{i}") for i in range(R)]
+        i_live1 = [Signal(name=f"i_live1{i}") for i in range(R)]
+        i_zero = [Signal(name=f"i_zero{i}") for i in range(R)]
         l_more = [Signal(name=f"l_more{i}") for i in range(R)]
         l_room = [Signal(name=f"l_room{i}") for i in range(R)]
         s_occ = [Signal(range(SF + 1), name=f"s_occ{i}") for i in range(R)]
@@ -511,11 +514,7 @@ class Core(wiring.Component):
             return (cur[i] > tile) & (~w_any[i] | (tile < w_tile[i]))
 
         lw_tile_n = [Signal(TB, name=f"lw_tile_n{i}") for i in range(R)]
-        lwa, lwb = [], []
-        for i in range(R):
-            lwa.append(port(f"lane_ltile{i}", lw_tile_n[i]))
-            # lane 0 works on its own tile only: no second port
-            lwb.append(port(f"lane_ltile{i}", lw_tile_n[i] + 1) if i else None)
+        lwa = [port(f"lane_ltile{i}", lw_tile_n[i]) for i in range(R)]
         t0 = lw_tile[0]
         tr0 = lwa[0]
         bc_fin = Signal()
@@ -543,17 +542,9 @@ class Core(wiring.Component):
         lw_go_bc = Signal()
         lw_ports = []
         for i in range(R):
-            if i == 0:
-                t = t0
-                started = lw_started[0]
-                tr = tr0
-            else:
-                t = Signal(TB, name=f"lw_t{i}")
-                started = Signal(name=f"lw_st{i}")
-                m.d.comb += [t.eq(Mux(bc_fin, t0 + 1, lw_tile[i])),
-                             started.eq(Mux(bc_fin, 0, lw_started[i]))]
-                # after lane 0 finishes a broadcast tile every lane is at tile t0 + 1
-                tr = (lambda a, b: lambda field: Mux(bc_fin, b(field), a(field)))(lwa[i], lwb[i])
+            # a lane other than 0 waits at a broadcast tile; it moves past it at the end
+            # of the cycle lane 0 finishes it (rule 2)
+            t, started, tr = lw_tile[i], lw_started[i], lwa[i]
             active = Signal(name=f"lw_active{i}")
             m.d.comb += active.eq(running & (t < nt) & (~tr("bc") if i else 1))
             ok = Signal(name=f"lw_ok{i}")
@@ -583,16 +574,15 @@ class Core(wiring.Component):
             m.d.comb += [lw_cnt_n[i].eq(Mux(running, lw_cnt[i] + wr, 0)),
                          l_wpos_n[i].eq(Mux(running & wr, inc(l_wpos[i], LF),
                                             Mux(running, l_wpos[i], 0))),
-                         lw_tile_n[i].eq(Mux(running, Mux(fin, t + 1, t), 0))]
+                         lw_tile_n[i].eq(Mux(running, Mux(fin | (bc_fin if i else 0), t + 1, t),
+                                             0))]
             m.d.sync += [lw_cnt[i].eq(lw_cnt_n[i]), l_wpos[i].eq(l_wpos_n[i]),
                          lw_tile[i].eq(lw_tile_n[i])]
             with m.If(running):
-                with m.If(fin):
+                with m.If(fin | (bc_fin if i else 0)):
                     m.d.sync += lw_started[i].eq(0)
                 with m.Elif(go):
                     m.d.sync += lw_started[i].eq(1)
-                with m.Else():
-                    m.d.sync += lw_started[i].eq(started)
             # arrivals and consumption of the load FIFO flags
             setb = Signal(LF, name=f"l_set{i}")
             clrb = Signal(LF, name=f"l_clr{i}")
@@ -630,33 +620,50 @@ class Core(wiring.Component):
             sval = rp.data
             with m.If(self.srsp_valid[i]):
                 m.d.sync += s_rpos[i].eq(inc(s_rpos[i], SF))
+            # flags for this cycle, registered like the fetch side's: i_live0/1 (cur < nt,
+            # cur + 1 < nt) and i_zero (rem == 0)
             pas = Signal(name=f"pass{i}")
-            m.d.comb += pas.eq(running & (cur[i] < nt) & (rem[i] == 0))
+            live_e = Signal(name=f"i_live_e{i}")
+            m.d.comb += [pas.eq(running & i_live0[i] & i_zero[i]),
+                         live_e.eq(Mux(pas, i_live1[i], i_live0[i]))]
             ce = Signal(TB, name=f"cur_e{i}")
             m.d.comb += ce.eq(cur[i] + pas)
             cur_n, ia, ib, tr = tile_walk("lane_itile", i, pas)
             enter = Signal(name=f"i_enter{i}")
-            m.d.comb += enter.eq(pas & (ce < nt))
+            m.d.comb += enter.eq(pas & i_live1[i])
             re_ = Signal(EB, name=f"rem_e{i}")
             he = Signal(EB, name=f"h_ptr_e{i}")
             m.d.comb += [re_.eq(Mux(enter, ib("n"), rem[i])), he.eq(Mux(enter, ib("rs0"), h_ptr[i]))]
+            # lw_tile > ce for both outcomes of the pass
+            ld_ok = Signal(name=f"i_ld_ok{i}")
+            m.d.comb += ld_ok.eq(Mux(pas, lw_tile[i] > cur[i] + 1, lw_tile[i] > cur[i]))
             iss = Signal(name=f"issue{i}")
-            m.d.comb += iss.eq(running & (ce < nt) & (re_ != 0) & (lw_tile[i] > ce)
+            m.d.comb += iss.eq(running & live_e & Mux(enter, ib("ne"), ~i_zero[i]) & ld_ok
                                & (~tr("wbprev_ok") | (wb_blk > tr("wbprev")))
                                & s_arr[i].bit_select(s_hpos[i], 1))
             rem_n = Signal(EB, name=f"rem_n{i}")
             hp_n = Signal(EB, name=f"h_ptr_n{i}")
             nrs0_n = Signal(EB, name=f"i_nrs0_n{i}")
+            zero_n = Signal(name=f"i_zero_n{i}")
+            live0_n = Signal(name=f"i_live0_n{i}")
+            live1_n = Signal(name=f"i_live1_n{i}")
             m.d.comb += [cur_n.eq(Mux(running, ce, 0)),
-                         rem_n.eq(Mux(running, re_ - iss, ia("n"))),
-                         hp_n.eq(Mux(running, he + iss, ia("rs0"))),
+                         rem_n.eq(Mux(running, Mux(iss, re_ - 1, re_), ia("n"))),
+                         hp_n.eq(Mux(running, Mux(iss, Mux(enter, ib("rs0") + 1, h_ptr[i] + 1),
+                                                  he), ia("rs0"))),
                          nrs0_n.eq(Mux(running & pas, ib("nrs0"), ia("nrs0"))),
+                         zero_n.eq(Mux(running,
+                                       Mux(iss, Mux(enter, ib("one"), rem[i] == 1),
+                                           Mux(enter, ~ib("ne"), i_zero[i])),
+                                       ~ia("ne"))),
+                         live0_n.eq(Mux(running, live_e, nt > 0)),
+                         live1_n.eq(Mux(running, Mux(pas, cur[i] + 2 < nt, i_live1[i]), nt > 1)),
                          s_hpos_n.eq(Mux(running & iss, inc(s_hpos[i], SF),
                                          Mux(running, s_hpos[i], 0)))]
             m.d.sync += [cur[i].eq(cur_n), rem[i].eq(rem_n), h_ptr[i].eq(hp_n),
-                         s_hpos[i].eq(s_hpos_n)]
-            pas_n = (cur_n < nt) & (rem_n == 0)
-            el = port(f"lane_elem{i}", Mux(pas_n & (cur_n + 1 < nt), nrs0_n, hp_n))
+                         s_hpos[i].eq(s_hpos_n), i_zero[i].eq(zero_n),
+                         i_live0[i].eq(live0_n), i_live1[i].eq(live1_n)]
+            el = port(f"lane_elem{i}", Mux(live0_n & zero_n & live1_n, nrs0_n, hp_n))
             fl = el("flags")
             e = Signal(element_layout(cfg), name=f"ereg{i}")
             m.d.sync += [e.valid.eq(iss),

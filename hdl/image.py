@@ -231,12 +231,13 @@ def layouts(p: CoreParams) -> dict:
         # per lane, by tile, one record per unit that walks the tiles; ``nrs0`` is the
         # next tile's first element (0 after the last tile): the walkers read the tables
         # synchronously, one cycle ahead, so they need it before they reach that tile;
-        # ``ne`` (the tile has elements) and ``one`` (exactly one) spare the fetch side
-        # comparisons on the path to its memory request
+        # ``ne`` (the tile has elements) and ``one`` (exactly one) spare the fetch and
+        # issue sides comparisons on the paths to their decisions
         "lane_ftile": Fields([("rs0", p.elem_bits), ("rs1", p.elem_bits), ("nrs0", p.elem_bits),
                               ("ne", 1), ("one", 1), ("s_dep_ok", 1), ("s_dep", p.phase_bits),
                               ("s_bytes", min(16, p.request_bits))]),
         "lane_itile": Fields([("rs0", p.elem_bits), ("n", p.elem_bits), ("nrs0", p.elem_bits),
+                              ("ne", 1), ("one", 1),
                               ("wbprev_ok", 1), ("wbprev", p.block_bits), ("half", 1),
                               ("bank", 1), ("sel", 1), ("s_rq_shift", 7), ("s_rq_bits", 7)]),
         "lane_ltile": Fields([("ld_end", p.load_bits), ("bc", 1), ("prev_ok", 1),
@@ -292,11 +293,11 @@ def table_reads(rows: int) -> dict:
     """The fields each read port of each program table uses, by table kind: a list with
     one tuple of field names per port (None: every field).  The core stores one copy of a
     table per read port holding just those fields (a one-write one-read memory, as a block
-    RAM has them); lane 0's load side never reads its next tile's record (``lane_ltile0``)."""
+    RAM has them)."""
     slots = tuple(f"slot{i}" for i in range(rows))
     return {
         "lane_ftile": [None, None], "lane_itile": [None, None],
-        "lane_ltile": [None, None], "lane_ltile0": [None],
+        "lane_ltile": [None],
         "lane_elem": [("src",), ("addr", "slot", "flags")],
         "lane_load": [("row", "dep_ok", "dep", "bytes"), ("addr", "ncols")],
         "block": [None],
@@ -328,12 +329,10 @@ def core_memories(p: CoreParams) -> list[dict]:
             ("stream_fifo", R, c.stream_fifo_depth, W, True),
             ("load_fifo", R, c.load_fifo_depth, W * C, True)]
     for name, reads in table_reads(R).items():
-        kind = "lane_ltile" if name == "lane_ltile0" else name
-        count = 1 if name in ("block", "step", "lane_ltile0") else \
-            R - 1 if name == "lane_ltile" else R
+        count = 1 if name in ("block", "step") else R
         for k, fields in enumerate(reads):
-            rows.append((f"{name}[{k}]", count, table_depth(p, kind),
-                         _copy_width(L[kind], fields), True))
+            rows.append((f"{name}[{k}]", count, table_depth(p, name),
+                         _copy_width(L[name], fields), True))
     return [dict(name=n, count=k, depth=d, width=w, sync=sy, ports=1)
             for n, k, d, w, sy in rows if k]
 
@@ -448,7 +447,8 @@ def pack(program: Program, memory: list, params: CoreParams | None = None) -> Im
             nrs0 = int(rsp[i, a["t_stream"][t + 1]]) - e0 if t + 1 < nt else 0
             ft.append(L["lane_ftile"].pack(rs0=rs0, rs1=rs1, nrs0=nrs0, ne=int(rs1 > rs0),
                                            one=int(rs1 == rs0 + 1), **tile_f[t]["f"]))
-            it.append(L["lane_itile"].pack(rs0=rs0, n=rs1 - rs0, nrs0=nrs0, **tile_f[t]["i"]))
+            it.append(L["lane_itile"].pack(rs0=rs0, n=rs1 - rs0, nrs0=nrs0, ne=int(rs1 > rs0),
+                                           one=int(rs1 == rs0 + 1), **tile_f[t]["i"]))
             lt.append(L["lane_ltile"].pack(ld_end=cum, **tile_f[t]["l"]))
             q = int(a["t_phase"][t])
             dt = int(a["ph_d"][q])

@@ -217,8 +217,12 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
             rd_bytes[lq_tensor[en]] += need
             progress = True
         # writes: each lane fills its own shadow bank; a broadcast tile waits for every
-        # lane to reach it and then writes all lanes from lane 0's queue
+        # lane to reach it and then writes all lanes from lane 0's queue; the other lanes
+        # move past it at the end of the cycle lane 0 finishes it
+        bc_end = False
         for i in range(R if lanes_loading > 0 else 0):
+            if bc_end:
+                break
             t = lw_tile[i]
             if t >= nt:
                 continue
@@ -266,6 +270,7 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
                 progress = True
             if lw_cnt[i] >= lane_cum[i, t + 1]:
                 if bc:
+                    bc_end = True
                     for ii in range(R):
                         load_done[t, ii] = c
                         lw_tile[ii] = t + 1
