@@ -172,16 +172,8 @@ class CoreParams:
     def grant_bits(self) -> int:
         """Width of the arbiter's prefix sums of the bytes requested in one cycle (2R + 1
         requests, each at most the cap): the credit's and log2 2R more.  The tables' byte
-        counts of stream and load requests are this wide (or their own width if less)."""
+        count of one request needs only the credit's width (it is at most the cap)."""
         return self.credit_bits + (2 * self.config.rows).bit_length()
-
-    @property
-    def request_bits(self) -> int:
-        """Width of the tables' byte counts of stream and load requests (or 16 and 24 if
-        less).  One request is at most the cap, so ``credit_bits`` would do; they are kept
-        at the width the calibrated synthesis results (reports/data/synth/) were built
-        with, the credit's and log2 R more, until those are measured again."""
-        return self.credit_bits + max(self.config.rows - 1, 1).bit_length()
 
     @property
     def col_bits(self) -> int:
@@ -235,7 +227,7 @@ def layouts(p: CoreParams) -> dict:
         # issue sides comparisons on the paths to their decisions
         "lane_ftile": Fields([("rs0", p.elem_bits), ("rs1", p.elem_bits), ("nrs0", p.elem_bits),
                               ("ne", 1), ("one", 1), ("s_dep_ok", 1), ("s_dep", p.phase_bits),
-                              ("s_bytes", min(16, p.request_bits))]),
+                              ("s_bytes", min(16, p.credit_bits))]),
         "lane_itile": Fields([("rs0", p.elem_bits), ("n", p.elem_bits), ("nrs0", p.elem_bits),
                               ("ne", 1), ("one", 1),
                               ("wbprev_ok", 1), ("wbprev", p.block_bits), ("half", 1),
@@ -249,7 +241,7 @@ def layouts(p: CoreParams) -> dict:
         # per lane, by load entry (request order)
         "lane_load": Fields([("row", p.addr_bits), ("addr", c.lmem_addr_bits),
                              ("ncols", _bits(C)), ("dep_ok", 1), ("dep", p.phase_bits),
-                             ("bytes", min(24, p.request_bits))]),
+                             ("bytes", min(24, p.credit_bits))]),
         # global, by block
         "block": Fields([("last_tile", p.tile_bits), ("s1", p.step_bits), ("last_of_phase", 1),
                          ("phase", p.phase_bits), ("ncols", _bits(C)), ("rq_shift", 7),

@@ -35,7 +35,7 @@ def test_dsp_and_bram_are_structural():
     # table copy holds the fields its reader uses: hdl.image.table_reads):
     # 8 PEs × (2 lmem banks 1024×32 at 2 blocks + 2 output halves 512×32 at 1) = 48;
     # 4 lanes × (element sources 256×21: 1, element address/slot/flags 256×22: 1, load
-    # requests 128×36 (their byte count is grant_bits = 10 wide): 1, load writes 128×12: 1,
+    # requests 128×34 (their byte count is credit_bits = 8 wide): 1, load writes 128×12: 1,
     # stream FIFO 128×32: 1, load FIFO 128×64: 2) = 28; writeback steps 128×185: 6, their
     # slots 128×36: 1; the 32-deep tile tables and the 16-deep block table are distributed
     # RAM.  (Yosys and nextpnr count 83 too: reports/data/synth/ecp5_r4x2.json.)
