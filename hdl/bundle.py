@@ -9,6 +9,7 @@ same inputs give byte-identical bundles.
 from __future__ import annotations
 
 import dataclasses
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from accel.program import Program
 from .image import CYCLE_BITS, CoreParams, HdlError, Image, pack
 from .models import MODELS_FILE, models_verilog
 
-__all__ = ["core_verilog", "write_bundle", "TOP", "CORE"]
+__all__ = ["core_verilog", "component_verilog", "write_bundle", "TOP", "CORE"]
 
 #: Module names of the test bench and of the core.
 TOP = "tb"
@@ -32,21 +33,54 @@ CORE = "axw_core"
 LINT_WAIVERS = ("WIDTH", "UNUSEDSIGNAL", "DECLFILENAME", "CASEINCOMPLETE")
 
 
-def core_verilog(params: CoreParams, *, waivers: bool = True) -> str:
-    """Verilog of the core for ``params`` (``emit_src=False``: no source paths), headed by
-    the lint waivers unless ``waivers`` is false."""
+@contextmanager
+def _no_zero_init():
+    """Within the block, Amaranth's RTLIL backend leaves out the initial contents of a
+    memory that are all zero (the core's local memories, output banks and FIFOs, and its
+    program tables unless an image fills them).  Amaranth 0.5 always writes a memory's
+    every bit as a constant, one object per bit while it builds the RTLIL: 25 M at 16×16,
+    which took 17.5 GB of RAM and then more than the 4 GB of the WebAssembly Yosys that
+    turns the RTLIL into Verilog; the Verilog then held an initial block per word.  The
+    core never reads a word before it has written it in the same run (the contract tests
+    check it at the Verilog level, where Icarus starts such memories at x; a second run
+    finds the first one's contents), so nothing depends on them; on the FPGA a block or
+    distributed RAM without initial contents starts at 0."""
+    from amaranth.back import rtlil
+
+    orig = rtlil.ModuleEmitter.emit_memory
+
+    def emit_memory(self, cell_idx, cell):
+        if any(cell.init):
+            orig(self, cell_idx, cell)
+    rtlil.ModuleEmitter.emit_memory = emit_memory
+    try:
+        yield
+    finally:
+        rtlil.ModuleEmitter.emit_memory = orig
+
+
+def component_verilog(component, name: str, *, what: str | None = None) -> str:
+    """Verilog of an Amaranth component as module ``name`` (``emit_src=False``), its
+    all-zero memory contents left out (:func:`_no_zero_init`); a Yosys failure is an
+    HdlError naming ``what`` (default: the module)."""
     from amaranth._toolchain.yosys import YosysError
     from amaranth.back import verilog
 
-    from .core import Core
     try:
-        text = verilog.convert(Core(params), name=CORE, emit_src=False)
+        with _no_zero_init():
+            return verilog.convert(component, name=name, emit_src=False)
     except YosysError as e:
         lines = str(e).strip().splitlines()
-        c = params.config
-        raise HdlError(f"Yosys could not write the Verilog of the {c.rows}×{c.cols} core "
-                       f"({lines[0] if lines else 'no message'}); the WebAssembly Yosys that "
-                       "Amaranth brings has 4 GB of memory, which a 16×16 core exceeds") from None
+        raise HdlError(f"Yosys could not write the Verilog of {what or name} "
+                       f"({lines[0] if lines else 'no message'})") from None
+
+
+def core_verilog(params: CoreParams, *, waivers: bool = True) -> str:
+    """Verilog of the core for ``params`` (``emit_src=False``: no source paths), headed by
+    the lint waivers unless ``waivers`` is false."""
+    from .core import Core
+    c = params.config
+    text = component_verilog(Core(params), CORE, what=f"the {c.rows}×{c.cols} core")
     if waivers:
         text = "".join(f"/* verilator lint_off {w} */\n" for w in LINT_WAIVERS) + text
     return text

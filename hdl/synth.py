@@ -32,7 +32,7 @@ from accel.config import HardwareConfig
 from accel.errors import AxwError
 from accel.fileio import atomic_write_text
 
-from .bundle import CORE, core_verilog
+from .bundle import CORE, component_verilog, core_verilog
 from .image import CoreParams
 
 __all__ = ["synthesize", "synth_params", "DEVICES", "SYNTH_CAPACITIES", "SynthError", "TOPS"]
@@ -101,11 +101,9 @@ TOPS = {"core": CORE, "array": "axw_array"}
 def _verilog(top: str, params: CoreParams) -> str:
     if top == "core":
         return core_verilog(params, waivers=False)
-    from amaranth.back import verilog
-
     from .array import Array
-    return verilog.convert(Array(params.config, params.lut_multipliers, params.dsp_primitive),
-                           name=TOPS[top], emit_src=False)
+    return component_verilog(Array(params.config, params.lut_multipliers, params.dsp_primitive),
+                             TOPS[top])
 
 
 def _tool(name: str) -> str:
