@@ -449,7 +449,11 @@ class Core(wiring.Component):
                 if direct:
                     m.d.comb += self.wr_data[i][j].eq(rq(v))
                 lane_v.append(v)
-                msum[j] = Mux(sr(f"merge{i}"), (msum[j] + v)[:W].as_signed(), msum[j])
+                # a signal per stage: an expression naming the previous stage twice would
+                # be copied into both arms by Amaranth's netlist builder, 2**R copies in all
+                acc = Signal(signed(W), name=f"wb_msum{j}_{i}")
+                m.d.comb += acc.eq(Mux(sr(f"merge{i}"), (msum[j] + v)[:W].as_signed(), msum[j]))
+                msum[j] = acc
             ms = Signal(signed(W), name=f"wb_msum{j}")
             m.d.comb += ms.eq(msum[j])
             if direct:
