@@ -4,11 +4,13 @@ the merge adder, double-buffered loads, issue, and the controller walking the Pr
 State registers hold the values at the start of a cycle; everything a rule of
 docs/machine.md evaluates inside one cycle is combinational, in the rule order
 (memory → stream fetch → writeback → loads → issue), so the core's cycle count equals
-``sim.simulate``'s.  The program tables and FIFOs are read synchronously (block RAM):
-each read port is addressed with the next value of the register that walks its table,
-and a unit that may step onto the next tile within a cycle reads the records of both
-tiles (and of the element the next tile starts at, ``nrs0``).  The memory interface is
-documented in docs/rtl.md.
+``sim.simulate``'s.  The program tables and FIFOs are read synchronously (block RAM).
+The tables a memory request or a tile walker decides on are read one record ahead into
+registers (the tile walkers hold the records of their tile and of the next one, the load
+requests and the writeback their current record), so a block RAM's output reaches no
+arbitration in the cycle it is read; the element tables are addressed with the next
+value of the register that walks them (the element a tile starts at is in its record,
+``nrs0``).  The memory interface is documented in docs/rtl.md.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from amaranth.lib.wiring import In, Out
 
 from .array import Array as PEArray
 from .image import (CYCLE_BITS, KIND_NONE, KIND_SLOT, CoreParams, Fields, HdlError, Image,
-                    layouts, mem_attrs, table_depth, table_reads)
+                    copy_fields, layouts, mem_attrs, table_depth, table_reads)
 from .pe import element_layout
 
 __all__ = ["Core", "table_ids", "LANE_TABLES", "PRIME"]
@@ -170,7 +172,7 @@ class Core(wiring.Component):
             k = n_copies[name] = n_copies.get(name, -1) + 1
             fields = reads[kind][k]
             full = Lt[kind]
-            names = [n for n, _, _ in full.fields] if fields is None else list(fields)
+            names = copy_fields(full, fields)
             sub = Fields([(n, full.width_of(n)) for n in names])
             init = [sub.pack(**{n: x for n, x in full.unpack(v).items() if n in names})
                     for v in self._image.tables.get(name, [])] if self._image else []
@@ -209,7 +211,7 @@ class Core(wiring.Component):
         c = Signal(CYCLE_BITS)
         CR = p.credit_bits  # the credit never exceeds the cap (CoreParams.max_credit)
         credit = Signal(CR)
-        rot = Signal(range(max(R, 2)))
+        rot_oh = Signal(R, init=1)      # one-hot: lane c mod R
         ph_done = Signal(p.max_phases)
         TB = p.tile_bits + 1
         EB = p.elem_bits
@@ -219,7 +221,6 @@ class Core(wiring.Component):
         f_atend = [Signal(name=f"f_atend{i}") for i in range(R)]
         f_live0 = [Signal(name=f"f_live0{i}") for i in range(R)]
         f_live1 = [Signal(name=f"f_live1{i}") for i in range(R)]
-        s_room = [Signal(name=f"s_room{i}") for i in range(R)]
         i_live0 = [Signal(name=f"i_live0{i}") for i in range(R)]
         i_live1 = [Signal(name=f"i_live1{i}") for i in range(R)]
         i_zero = [Signal(name=f"i_zero{i}") for i in range(R)]
@@ -263,85 +264,159 @@ class Core(wiring.Component):
         def dep_ok(ok, q):
             return ~ok | ph_done.bit_select(q, 1)
 
+        # the next cycle's running, and whether this cycle ends a phase (rule 3), for the
+        # requests registered a cycle ahead (driven by the writeback and the controller)
+        run_n = Signal()
+        phase_end = Signal()
+        end_phase = Signal(p.phase_bits)
+
+        def dep_ok_n(ok, q):
+            """``dep_ok`` of the next cycle: the phases done then (none at cycle 0)."""
+            return Mux(running, ~ok | ph_done.bit_select(q, 1) | (phase_end & (q == end_phase)),
+                       ~ok)
+
         def inc(sig, depth):
             return Mux(sig == depth - 1, 0, sig + 1)
 
-        rot_idx = []
-        for q in range(R):
-            s_ = Signal(range(2 * R), name=f"rot_s{q}")
-            idx = Signal(range(max(R, 2)), name=f"rot_i{q}")
-            m.d.comb += [s_.eq(rot + q), idx.eq(Mux(s_ >= R, s_ - R, s_))]
-            rot_idx.append(idx)
+        # rotating priority: position q of a class's order is lane (c + q) mod R, that is
+        # rot_oh (one-hot of c mod R, a register) turned by q: a selection by AND-OR
+        rot_sel = [[rot_oh[(i - q) % R] for i in range(R)] for q in range(R)]
+
+        def pick(values, q):
+            out = 0
+            for i, v in enumerate(values):
+                out = out | Mux(rot_sel[q][i], v, 0)
+            return out
 
         def arbitrate(classes, credit_in):
             """Rule 0's grants over one priority order: for each class in turn (a list of
-            ``(wants, needs, rotating)``), its lanes from lane ``c mod R`` on if rotating,
-            else its one requester.  The wanting requesters' bytes are summed in that
+            ``(wants, bytes, rotating)``, ``bytes`` 0 where a requester does not want),
+            its lanes from lane ``c mod R`` on if rotating, else its one requester.  The
+            wanting requesters' bytes are summed in that
             order, and a requester is granted while the sum fits in the credit (so the
-            first that does not fit stops every later one).  The sums are a parallel
-            prefix (log2 of the requesters adder levels) and the comparisons side by
-            side: no chain through the requesters or the classes.  Returns the grants
-            of each class, by lane, and the credit left."""
-            pos = []            # (class, lane index signal or None, want, need)
-            for k, (wants, needs, rotating) in enumerate(classes):
-                if rotating:
-                    aw, an = Array(wants), Array(needs)
-                    pos += [(k, idx, aw[idx], an[idx]) for idx in rot_idx]
-                else:
-                    pos.append((k, None, wants[0], needs[0]))
-            N = len(pos)
+            first that does not fit stops every later one).  No chain through the
+            requesters or the classes: each rotating class sums its own requests in a
+            parallel prefix (log2 R adder levels), a class's sums are offset by the totals
+            of the classes before it (one level more), a lone requester's bytes are taken
+            from the credit beforehand, and the comparisons with the credit (the sign of
+            the difference, which is also the credit left) are side by side.  Returns
+            the grants of each class, by lane, and the credit left."""
             PW = p.grant_bits
-            pre = []
-            for q, (_, _, w, n) in enumerate(pos):
-                v = Signal(PW, name=f"arb_n{q}")
-                m.d.comb += v.eq(Mux(w, n, 0))
-                pre.append(v)
-            d = 1
-            while d < N:        # Kogge-Stone: after the level of span d, pre[q] sums q-2d+1..q
-                nxt = []
-                for q in range(N):
-                    if q < d:
-                        nxt.append(pre[q])
-                        continue
-                    v = Signal(PW, name=f"arb_p{d}_{q}")
-                    m.d.comb += v.eq(pre[q - d] + pre[q])
-                    nxt.append(v)
-                pre, d = nxt, 2 * d
-            fits = [Signal(name=f"arb_fit{q}") for q in range(N)]
-            m.d.comb += [f.eq(v <= credit_in) for f, v in zip(fits, pre)]
+            pos = []            # (class, rotation position or None, want, sum, minus)
+            offset = None       # total bytes of the classes so far
+            for k, (wants, needs, rotating) in enumerate(classes):
+                if not rotating:
+                    # credit_in - need - offset: the need is known early, the offset late
+                    v = Signal(PW, name=f"arb_n{k}")
+                    m.d.comb += v.eq(needs[0])
+                    pos.append((k, None, wants[0], offset, v))
+                    offset = v if offset is None else offset + v
+                    continue
+                pre = []
+                for q in range(R):
+                    v = Signal(PW, name=f"arb_n{k}_{q}")
+                    m.d.comb += v.eq(pick(needs, q))
+                    pre.append(v)
+                d = 1
+                while d < R:    # Kogge-Stone: after the level of span d, pre[q] sums q-2d+1..q
+                    nxt = list(pre[:d])
+                    for q in range(d, R):
+                        v = Signal(PW, name=f"arb_p{k}_{d}_{q}")
+                        m.d.comb += v.eq(pre[q - d] + pre[q])
+                        nxt.append(v)
+                    pre, d = nxt, 2 * d
+                for q in range(R):
+                    if offset is None:
+                        tot = pre[q]
+                    else:
+                        tot = Signal(PW, name=f"arb_s{k}_{q}")
+                        m.d.comb += tot.eq(offset + pre[q])
+                    pos.append((k, q, pick(wants, q), tot, None))
+                tot_k = Signal(PW, name=f"arb_t{k}")
+                m.d.comb += tot_k.eq(pos[-1][3])
+                offset = tot_k
+            N = len(pos)
+            # credit_in - (bytes up to q) for every q side by side: its sign says whether
+            # the requests up to q fit, and the last that fits leaves its difference
+            fits, left = [], []
+            for q, (_, _, _, tot, minus) in enumerate(pos):
+                dq = Signal(PW + 1, name=f"arb_d{q}")
+                f = Signal(name=f"arb_fit{q}")
+                if minus is None:
+                    m.d.comb += dq.eq(credit_in - tot)
+                else:
+                    cm = Signal(signed(CR + 1), name=f"arb_cm{q}")
+                    m.d.comb += [cm.eq(credit_in - minus),
+                                 dq.eq(cm if tot is None else cm - tot)]
+                m.d.comb += f.eq(~dq[PW])
+                fits.append(f); left.append(dq[:CR])
             grants = [[Signal(name=f"arb_grant{k}_{i}") for i in range(len(cl[0]))]
                       for k, cl in enumerate(classes)]
-            taken = 0
-            for q, (k, idx, w, _) in enumerate(pos):
+            cr_ = Mux(fits[0], 0, credit_in)    # nothing fits: nothing taken
+            for q, (k, rq, w, _, _) in enumerate(pos):
                 g = Signal(name=f"arb_g{q}")
                 m.d.comb += g.eq(w & fits[q])
-                if idx is None:
+                if rq is None:
                     m.d.comb += grants[k][0].eq(g)
                 else:
                     for i in range(R):
-                        with m.If(g & (idx == i)):
+                        with m.If(g & rot_sel[rq][i]):
                             m.d.comb += grants[k][i].eq(1)
                 # the sums rise with q: the last that fits is what the granted take
                 last = fits[q] & ~fits[q + 1] if q + 1 < N else fits[q]
-                taken = taken | Mux(last, pre[q], 0)
+                cr_ = cr_ | Mux(last, left[q], 0)
             cr = Signal(CR, name="arb_cr")
-            m.d.comb += cr.eq(credit_in - taken)
+            m.d.comb += cr.eq(cr_)
             return grants, cr
 
-        def tile_walk(name, i, step):
-            """For a walker whose position register takes ``pos_n`` next (the first value
-            returned, to be driven): getters of the records of its tiles ``pos`` and
-            ``pos + 1`` in lane table ``name``, and of tile ``pos + step``."""
-            pos_n = Signal(TB, name=f"{name}_pos_n{i}")
-            a = port(f"{name}{i}", pos_n)
-            b = port(f"{name}{i}", pos_n + 1)
-            return pos_n, a, b, (lambda field: Mux(step, b(field), a(field)))
+        def ahead(name, addr_next, take, prime_addr):
+            """A table walked one record at a time, read one record ahead: returns a getter
+            of the record ``r`` held in a register (the current one) and of the port's
+            record ``nx`` (the one after it).  The port is addressed with the position
+            after the next one (``addr_next``, while running); ``r`` takes ``nx`` when
+            ``take``.  While idle the port reads record 0, then record ``prime_addr`` in
+            the last PRIME cycle, so ``r`` holds record 0 from the cycle before cycle 0
+            and the port the record after it."""
+            mem, f = table_copy(name)
+            rp = mem.read_port()
+            m.d.comb += rp.addr.eq(Mux(running, addr_next, Mux(prime == 1, prime_addr, 0)))
+            r = Signal(f.width, name=f"{name}_r")
+            m.d.sync += r.eq(Mux(running, Mux(take, rp.data, r),
+                                 Mux(prime == 1, r, rp.data)))
+            return (lambda field: f.get(r, field)), (lambda field: f.get(rp.data, field))
+
+        def tile_walk(name, i, pos, step):
+            """For a walker at tile ``pos`` that moves to ``pos + 1`` when ``step``: getters
+            of the records of its tiles ``pos`` and ``pos + 1`` (``a`` and ``b``, both
+            registers) and of tile ``pos + step``.  One read port, at ``pos + 2`` of the
+            next cycle, refills ``b`` (a block RAM's output feeds only registers)."""
+            mem, f = table_copy(f"{name}{i}")
+            rp = mem.read_port()
+            ra = Signal(f.width, name=f"{name}_a{i}")
+            rb = Signal(f.width, name=f"{name}_b{i}")
+            p2, p3 = Signal(TB, name=f"{name}_p2_{i}"), Signal(TB, name=f"{name}_p3_{i}")
+            m.d.comb += [p2.eq(pos + 2), p3.eq(pos + 3),
+                         rp.addr.eq(Mux(running, Mux(step, p3, p2),
+                                        Mux(prime == 2, 1, Mux(prime == 1, 2, 0))))]
+            # idle: a takes record 0 until the last PRIME cycle, b record 1 in it
+            na = Signal(f.width, name=f"{name}_a_n{i}")
+            nb_ = Signal(f.width, name=f"{name}_b_n{i}")
+            m.d.comb += [na.eq(Mux(running, Mux(step, rb, ra), Mux(prime == 1, ra, rp.data))),
+                         nb_.eq(Mux(running, Mux(step, rp.data, rb), rp.data))]
+            m.d.sync += [ra.eq(na), rb.eq(nb_)]
+            a = lambda field: f.get(ra, field)
+            b = lambda field: f.get(rb, field)
+            nxt = ((lambda field: f.get(na, field)), (lambda field: f.get(nb_, field)))
+            return a, b, (lambda field: Mux(step, b(field), a(field))), nxt
 
         credit0 = Signal(CR)
         m.d.comb += credit0.eq(Mux(credit + B > cap, cap, credit + B))
 
         # ---------------------------------------------------------- 1. stream fetch
         s_want, s_need, s_fin = [], [], []
+        # stream-FIFO room next cycle if the lane's request is granted / is not (issue)
+        s_room_if = [(Signal(name=f"s_room1_{i}"), Signal(name=f"s_room0_{i}"))
+                     for i in range(R)]
         for i in range(R):
             # flags for this cycle, registered: f_atend (f_ptr >= f_end), f_live0/1
             # (f_tile < nt, f_tile + 1 < nt), s_room (s_occ < SF); so the request needs
@@ -352,23 +427,23 @@ class Core(wiring.Component):
                          live_e.eq(Mux(adv, f_live1[i], f_live0[i]))]
             te = Signal(TB, name=f"f_tile_e{i}")
             m.d.comb += te.eq(f_tile[i] + adv)
-            ft_n, fa, fb, ft = tile_walk("lane_ftile", i, adv)
+            ft_n = Signal(TB, name=f"f_tile_n{i}")
+            fa, fb, ft, fnx = tile_walk("lane_ftile", i, f_tile[i], adv)
             enter = Signal(name=f"f_enter{i}")
             m.d.comb += enter.eq(adv & f_live1[i])
             pe_, ee = Signal(EB, name=f"f_ptr_e{i}"), Signal(EB, name=f"f_end_e{i}")
             m.d.comb += [pe_.eq(Mux(enter, fb("rs0"), f_ptr[i])),
                          ee.eq(Mux(enter, fb("rs1"), f_end[i]))]
+            # the request itself is a register (want, and its bytes or 0), computed in
+            # the cycle before from that cycle's next state (below)
             w = Signal(name=f"s_want{i}")
-            m.d.comb += w.eq(running & live_e & Mux(enter, fb("ne"), 1) & s_room[i]
-                             & dep_ok(ft("s_dep_ok"), ft("s_dep")))
-            need = Signal(16, name=f"s_need{i}")
-            m.d.comb += need.eq(ft("s_bytes"))
+            need = Signal(Lt["lane_ftile"].width_of("s_bytes"), name=f"s_need{i}")
             s_want.append(w); s_need.append(need)
-            s_fin.append((te, pe_, ee, ft_n, fa, fb, adv, enter, live_e))
+            s_fin.append((te, pe_, ee, ft_n, fa, fb, adv, enter, live_e, fnx))
         s_grant = [Signal(name=f"s_grant{i}") for i in range(R)]   # rule 0, below
         s_fire = []
         for i in range(R):
-            te, pe_, ee, ft_n, fa, fb, adv, enter, live_e = s_fin[i]
+            te, pe_, ee, ft_n, fa, fb, adv, enter, live_e, fnx = s_fin[i]
             m.d.comb += self.sreq_valid[i].eq(s_grant[i])
             fire = Signal(name=f"s_fire{i}")
             m.d.comb += fire.eq(s_grant[i] & ready)
@@ -399,16 +474,47 @@ class Core(wiring.Component):
                          f_atend[i].eq(atend_n), f_live0[i].eq(live0_n),
                          f_live1[i].eq(live1_n)]
             # the element the fetch side will look at next cycle
-            adv_n = atend_n & live0_n
-            el = port(f"lane_elem{i}", Mux(adv_n & live1_n, nrs0_n, ptr_n))
+            # its address for both outcomes of the grant, then the grant's choice
+            nx = Signal(name=f"f_nx{i}")
+            ea1, ea0 = Signal(EB, name=f"f_ea1_{i}"), Signal(EB, name=f"f_ea0_{i}")
+            m.d.comb += [nx.eq(live0_n & live1_n),
+                         ea1.eq(Mux(last_el & nx, nrs0_n, pe1)),
+                         ea0.eq(Mux(Mux(enter, ~fb("ne"), f_atend[i]) & nx, nrs0_n, pe_))]
+            el = port(f"lane_elem{i}", Mux(running, Mux(fire, ea1, ea0),
+                                           Mux(~fa("ne") & nx, nrs0_n, fa("rs0"))))
             m.d.comb += self.sreq_addr[i].eq(el("src"))
+            # next cycle's request (rule 1) from the next state, for both outcomes of the
+            # grant (the end-of-group flag and the FIFO room depend on it) and for cycle 0
+            na, nb_ = fnx
+            oka = Signal(name=f"s_oka{i}")
+            okb = Signal(name=f"s_okb{i}")
+            m.d.comb += [oka.eq(dep_ok_n(na("s_dep_ok"), na("s_dep"))),
+                         okb.eq(dep_ok_n(nb_("s_dep_ok"), nb_("s_dep")))]
+
+            def want_of(atend_v, room_v, tag):
+                adv_v = Signal(name=f"s_adv{tag}_{i}")
+                wv = Signal(name=f"s_w{tag}_{i}")
+                m.d.comb += [adv_v.eq(atend_v & live0_n),
+                             wv.eq(Mux(adv_v, live1_n & nb_("ne") & okb, live0_n & oka)
+                                   & room_v)]
+                return wv, Mux(wv, Mux(adv_v, nb_("s_bytes"), na("s_bytes")), 0)
+            room1, room0 = s_room_if[i]
+            w1, n1 = want_of(last_el, room1, 1)
+            w0, n0 = want_of(Mux(enter, ~fb("ne"), f_atend[i]), room0, 0)
+            wi, ni = want_of(~fa("ne"), 1, "i")
+            m.d.sync += [s_want[i].eq(run_n & Mux(running, Mux(fire, w1, w0), wi)),
+                         s_need[i].eq(Mux(run_n, Mux(running, Mux(fire, n1, n0), ni), 0))]
 
         # ---------------------------------------------------------- 3. writeback
         wb_blk_n = Signal.like(wb_blk)
         wb_cur_n = Signal.like(wb_cur)
-        br = port("block", wb_blk_n)
+        wb_fin = Signal()
+        wb_fire = Signal()
+        # the block's record and the step's byte count in registers (read one ahead); the
+        # step's other fields from its port, with the slots of the step after it
+        br, _ = ahead("block", Mux(wb_fin, wb_blk + 2, wb_blk + 1), wb_fin, 1)
         sr = port("step", wb_cur_n)
-        sr1 = port("step", wb_cur_n + 1)
+        srr, sr1 = ahead("step", Mux(wb_fire, wb_cur + 2, wb_cur + 1), wb_fire, 1)
         wb_ready = Signal()
         past = Signal(R)
         for i in range(R):
@@ -417,23 +523,23 @@ class Core(wiring.Component):
                                 & past.all())
         wb_try = Signal()
         m.d.comb += wb_try.eq(wb_ready & (wb_cur < br("s1")))
-        wb_need = sr("need")
+        wb_need = srr("need")
         wb_grant = Signal()     # rule 0, below
-        wb_fire = Signal()
         m.d.comb += wb_fire.eq(wb_grant & ready)
         wb_step_n = Signal.like(wb_cur)
         wb_cur1 = Signal.like(wb_cur)
         m.d.comb += [wb_cur1.eq(wb_cur + 1), wb_step_n.eq(Mux(wb_fire, wb_cur1, wb_cur))]
-        wb_fin = Signal()
         m.d.comb += wb_fin.eq(wb_ready & Mux(wb_fire, wb_cur1 >= br("s1"), wb_cur >= br("s1")))
         m.d.comb += [wb_cur_n.eq(Mux(running, wb_step_n, 0)),
                      wb_blk_n.eq(Mux(running, Mux(wb_fin, wb_blk + 1, wb_blk), 0))]
         m.d.sync += [wb_cur.eq(wb_cur_n), wb_blk.eq(wb_blk_n)]
-        with m.If(running & wb_fin & br("last_of_phase")):
+        m.d.comb += [phase_end.eq(running & wb_fin & br("last_of_phase")),
+                     end_phase.eq(br("phase"))]
+        with m.If(phase_end):
             m.d.sync += ph_done.eq(ph_done | (Const(1, p.max_phases) << br("phase"))[:p.max_phases])
         # bank reads for the next cycle's step: the step after this one if this one fires
         for i in range(R):
-            m.d.comb += [arr.wb_addr[i].eq(Mux(wb_fire, sr1(f"slot{i}"), sr(f"slot{i}"))),
+            m.d.comb += [arr.wb_addr[i].eq(Mux(wb_fire, sr1(f"slot{i}"), srr(f"slot{i}"))),
                          arr.wb_half[i].eq(wb_blk_n[0])]
         # merge adder and requantization
         msum = [Const(0, signed(W))] * C
@@ -484,16 +590,19 @@ class Core(wiring.Component):
         l_wr = [Signal(name=f"l_wr{i}") for i in range(R)]      # rule 2's writes, below
         for i in range(R):
             lr_n = Signal(p.load_bits, name=f"lr_cnt_n{i}")
-            ld = port(f"lane_load{i}", lr_n)
+            lfire = Signal(name=f"l_fire{i}")
+            lr2 = Signal(p.load_bits, name=f"lr_cnt2_{i}")
+            m.d.comb += lr2.eq(lr_cnt[i] + 2)
+            ld, ld_nx = ahead(f"lane_load{i}", Mux(lfire, lr2, lr_cnt[i] + 1), lfire, 1)
+            # the request is a register, set in the cycle before (below)
             w = Signal(name=f"l_want{i}")
-            m.d.comb += w.eq(running & l_more[i] & l_room[i] & dep_ok(ld("dep_ok"), ld("dep")))
-            n = Signal(24, name=f"l_need{i}")
-            m.d.comb += n.eq(ld("bytes"))
-            l_want.append(w); l_need.append(n); l_ports.append(lr_n)
+            n = Signal(Lt["lane_load"].width_of("bytes"), name=f"l_need{i}")
+            l_want.append(w); l_need.append(n); l_ports.append((lr_n, lfire, ld, ld_nx))
             m.d.comb += self.lreq_addr[i].eq(ld("row"))
         # ---------------------------------------------------------- 0. memory grants
         (sg, l_grant, (wg,)), credit_n = arbitrate(
-            [(s_want, s_need, True), (l_want, l_need, True), ([wb_try], [wb_need], False)],
+            [(s_want, s_need, True), (l_want, l_need, True),
+             ([wb_try], [Mux(wb_try, wb_need, 0)], False)],
             credit0)
         m.d.comb += [a.eq(b) for a, b in zip(s_grant, sg)] + [wb_grant.eq(wg)]
         with m.If(running):
@@ -501,16 +610,31 @@ class Core(wiring.Component):
         for i in range(R):
             m.d.comb += self.lreq_valid[i].eq(l_grant[i])
             # l_more / l_room for the next cycle, for both outcomes of the grant
-            lfire = l_grant[i] & ready
+            lr_n, lfire, ld, ld_nx = l_ports[i]
+            m.d.comb += lfire.eq(l_grant[i] & ready)
             lr1 = Signal(p.load_bits, name=f"lr_cnt1_{i}")
             dl = Signal(p.load_bits, name=f"l_inflight{i}")     # requested, not written
             m.d.comb += [lr1.eq(lr_cnt[i] + 1), dl.eq(lr_cnt[i] - lw_cnt[i]),
-                         l_ports[i].eq(Mux(running, Mux(lfire, lr1, lr_cnt[i]), 0))]
-            m.d.sync += [lr_cnt[i].eq(l_ports[i]),
+                         lr_n.eq(Mux(running, Mux(lfire, lr1, lr_cnt[i]), 0))]
+            m.d.sync += [lr_cnt[i].eq(lr_n),
                          l_more[i].eq(Mux(running, Mux(lfire, lr1 < lane_total[i], l_more[i]),
                                           lane_total[i] > 0)),
                          l_room[i].eq(~running | Mux(lfire & ~l_wr[i], dl < LF - 1,
                                                      (~lfire & l_wr[i]) | l_room[i]))]
+            # next cycle's request (rule 2) from the next state, for both outcomes of the
+            # grant and for cycle 0: loads left, FIFO room, the record and its dependency
+            lw1 = Signal(name=f"l_w1_{i}")
+            lw0 = Signal(name=f"l_w0_{i}")
+            lwi = Signal(name=f"l_wi_{i}")
+            m.d.comb += [
+                lw1.eq((lr1 < lane_total[i]) & Mux(l_wr[i], l_room[i], dl < LF - 1)
+                       & dep_ok_n(ld_nx("dep_ok"), ld_nx("dep"))),
+                lw0.eq(l_more[i] & (l_wr[i] | l_room[i]) & dep_ok_n(ld("dep_ok"), ld("dep"))),
+                lwi.eq((lane_total[i] > 0) & dep_ok_n(ld("dep_ok"), ld("dep")))]
+            m.d.sync += [
+                l_want[i].eq(run_n & Mux(running, Mux(lfire, lw1, lw0), lwi)),
+                l_need[i].eq(Mux(run_n & Mux(running, Mux(lfire, lw1, lw0), lwi),
+                                 Mux(running & lfire, ld_nx("bytes"), ld("bytes")), 0))]
 
         # ---------------------------------------------------------- 2b. load writes
         def read_done(i, tile):
@@ -518,7 +642,9 @@ class Core(wiring.Component):
             return (cur[i] > tile) & (~w_any[i] | (tile < w_tile[i]))
 
         lw_tile_n = [Signal(TB, name=f"lw_tile_n{i}") for i in range(R)]
-        lwa = [port(f"lane_ltile{i}", lw_tile_n[i]) for i in range(R)]
+        # each lane's load tile and the next one in registers; it steps when it finishes
+        lw_step = [Signal(name=f"lw_step{i}") for i in range(R)]
+        lwa = [tile_walk("lane_ltile", i, lw_tile[i], lw_step[i])[0] for i in range(R)]
         t0 = lw_tile[0]
         tr0 = lwa[0]
         bc_fin = Signal()
@@ -578,8 +704,8 @@ class Core(wiring.Component):
             m.d.comb += [lw_cnt_n[i].eq(Mux(running, lw_cnt[i] + wr, 0)),
                          l_wpos_n[i].eq(Mux(running & wr, inc(l_wpos[i], LF),
                                             Mux(running, l_wpos[i], 0))),
-                         lw_tile_n[i].eq(Mux(running, Mux(fin | (bc_fin if i else 0), t + 1, t),
-                                             0))]
+                         lw_step[i].eq(fin | (bc_fin if i else 0)),
+                         lw_tile_n[i].eq(Mux(running, Mux(lw_step[i], t + 1, t), 0))]
             m.d.sync += [lw_cnt[i].eq(lw_cnt_n[i]), l_wpos[i].eq(l_wpos_n[i]),
                          lw_tile[i].eq(lw_tile_n[i])]
             with m.If(running):
@@ -632,7 +758,8 @@ class Core(wiring.Component):
                          live_e.eq(Mux(pas, i_live1[i], i_live0[i]))]
             ce = Signal(TB, name=f"cur_e{i}")
             m.d.comb += ce.eq(cur[i] + pas)
-            cur_n, ia, ib, tr = tile_walk("lane_itile", i, pas)
+            cur_n = Signal(TB, name=f"cur_n{i}")
+            ia, ib, tr, _ = tile_walk("lane_itile", i, cur[i], pas)
             enter = Signal(name=f"i_enter{i}")
             m.d.comb += enter.eq(pas & i_live1[i])
             re_ = Signal(EB, name=f"rem_e{i}")
@@ -667,15 +794,29 @@ class Core(wiring.Component):
             m.d.sync += [cur[i].eq(cur_n), rem[i].eq(rem_n), h_ptr[i].eq(hp_n),
                          s_hpos[i].eq(s_hpos_n), i_zero[i].eq(zero_n),
                          i_live0[i].eq(live0_n), i_live1[i].eq(live1_n)]
-            el = port(f"lane_elem{i}", Mux(live0_n & zero_n & live1_n, nrs0_n, hp_n))
+            # the element's address for both outcomes of the issue, then the issue's choice
+            nx = Signal(name=f"i_nx{i}")
+            ia1, ia0 = Signal(EB, name=f"i_ea1_{i}"), Signal(EB, name=f"i_ea0_{i}")
+            m.d.comb += [nx.eq(live0_n & live1_n),
+                         ia1.eq(Mux(Mux(enter, ib("one"), rem[i] == 1) & nx, nrs0_n,
+                                    Mux(enter, ib("rs0") + 1, h_ptr[i] + 1))),
+                         ia0.eq(Mux(Mux(enter, ~ib("ne"), i_zero[i]) & nx, nrs0_n, he))]
+            el = port(f"lane_elem{i}", Mux(running, Mux(iss, ia1, ia0),
+                                           Mux(~ia("ne") & nx, nrs0_n, ia("rs0"))))
             fl = el("flags")
+            # the issue register holds the value as read and the tile's requantization; the
+            # requantizer sits between it and PE(i, 0), whose stage x only registers the
+            # value (docs/rtl.md: the element's value is used from x+1)
             e = Signal(element_layout(cfg), name=f"ereg{i}")
-            m.d.sync += [e.valid.eq(iss),
-                         e.value.eq(requantize(m, sval, tr("s_rq_shift"), tr("s_rq_bits"), W)),
+            e_rqs = Signal.like(tr("s_rq_shift"), name=f"e_rq_shift{i}")
+            e_rqb = Signal.like(tr("s_rq_bits"), name=f"e_rq_bits{i}")
+            m.d.sync += [e.valid.eq(iss), e.value.eq(sval),
+                         e_rqs.eq(tr("s_rq_shift")), e_rqb.eq(tr("s_rq_bits")),
                          e.sel.eq(tr("sel")), e.addr.eq(el("addr")), e.bank.eq(tr("bank")),
                          e.slot.eq(el("slot")), e.half.eq(tr("half")),
                          e.first.eq(fl[0]), e.last.eq(fl[1]), e.fresh.eq(fl[2])]
-            m.d.comb += arr.e[i].eq(e)
+            m.d.comb += [arr.e[i].eq(e),
+                         arr.e[i].value.eq(requantize(m, e.value, e_rqs, e_rqb, W))]
             for h in range(2):
                 lasts[h].append(iss & fl[1] & (tr("half") == h))
             # the issue window: shift in this cycle's issue; the oldest valid entry
@@ -697,11 +838,11 @@ class Core(wiring.Component):
             m.d.comb += [setb.eq(Mux(self.srsp_valid[i], Const(1, SF) << s_rpos[i], 0)),
                          clrb.eq(Mux(iss, Const(1, SF) << s_hpos[i], 0))]
             m.d.sync += s_arr[i].eq((s_arr[i] & ~clrb) | setb)
+            occ0 = Signal(range(SF + 1), name=f"s_occ0_{i}")
+            m.d.comb += [occ0.eq(s_occ[i] - iss), s_room_if[i][0].eq(occ0 < SF - 1),
+                         s_room_if[i][1].eq(occ0 < SF)]
             with m.If(running):
-                occ0 = Signal(range(SF + 1), name=f"s_occ0_{i}")
-                m.d.comb += occ0.eq(s_occ[i] - iss)
-                m.d.sync += [s_occ[i].eq(occ0 + s_fire[i]),
-                             s_room[i].eq(Mux(s_fire[i], occ0 < SF - 1, occ0 < SF))]
+                m.d.sync += s_occ[i].eq(occ0 + s_fire[i])
         for h in range(2):
             m.d.comb += any_last[h].eq(Cat(*lasts[h]).any())
             with m.If(running & any_last[h]):
@@ -717,15 +858,18 @@ class Core(wiring.Component):
             m.d.sync += prime.eq(prime - 1)
             with m.If(prime == 1):
                 m.d.sync += [running.eq(nb != 0), self.done.eq(nb == 0), c.eq(0),
-                             credit.eq(0), rot.eq(0), ph_done.eq(0),
+                             credit.eq(0), rot_oh.eq(1), ph_done.eq(0),
                              m_wait[0].eq(0), m_wait[1].eq(0)]
                 for i in range(R):
-                    m.d.sync += [s_occ[i].eq(0), s_room[i].eq(1), s_rpos[i].eq(0), s_arr[i].eq(0),
+                    m.d.sync += [s_occ[i].eq(0), s_rpos[i].eq(0), s_arr[i].eq(0),
                                  w_any[i].eq(0), l_rpos[i].eq(0), l_arr[i].eq(0),
                                  lw_started[i].eq(0)]
                     m.d.sync += [v.eq(0) for v in hist_v[i]]
         with m.Elif(running):
-            m.d.sync += [c.eq(c + 1), rot.eq(Mux(rot == R - 1, 0, rot + 1))]
-            with m.If(wb_blk_n == nb):
+            m.d.sync += [c.eq(c + 1), rot_oh.eq(Cat(rot_oh[R - 1], rot_oh[:R - 1]) if R > 1 else 1)]
+            # the last block's writeback ends (running, wb_blk < nb)
+            with m.If(wb_fin & (wb_blk + 1 == nb)):
                 m.d.sync += [running.eq(0), self.done.eq(1)]
+        m.d.comb += run_n.eq(Mux(running, ~(wb_fin & (wb_blk + 1 == nb)),
+                                 (prime == 1) & (nb != 0)))
         return m

@@ -18,6 +18,7 @@ from accel.program import Program
 
 __all__ = ["HdlError", "Fields", "CoreParams", "Image", "pack", "layouts", "CYCLE_BITS",
            "LUTRAM_MAX_BITS", "BRAM_MIN_DEPTH", "ram_style", "mem_attrs", "core_memories", "table_reads",
+           "AllBut", "copy_fields",
            "table_depth", "DSP_PRIMITIVES", "check_multipliers"]
 
 #: Width of the core's cycle counter and of every stored cycle number.
@@ -205,11 +206,12 @@ def _step_fields(p: CoreParams) -> list:
     the merged row)."""
     c = p.config
     R, slot = c.rows, c.slot_bits
+    need = min(32, p.credit_bits)       # a transfer is at most the cap
     lane = [lambda i: (f"kind{i}", 2), lambda i: (f"slot{i}", slot), lambda i: (f"merge{i}", 1)]
     if p.wb_direct:
         lane.append(lambda i: (f"row{i}", p.addr_bits))
-        return [("need", 32), ("mrow", p.addr_bits)] + [f(i) for i in range(R) for f in lane]
-    return ([("need", 32)] + [f(i) for i in range(R) for f in lane]
+        return [("need", need), ("mrow", p.addr_bits)] + [f(i) for i in range(R) for f in lane]
+    return ([("need", need)] + [f(i) for i in range(R) for f in lane]
             + [f for v in range(c.writeback_vectors)
                for f in ((f"on{v}", 1), (f"src{v}", _bits(R)), (f"row{v}", p.addr_bits))])
 
@@ -283,18 +285,35 @@ def mem_attrs(depth: int, width: int, *, sync: bool = True,
 
 def table_reads(rows: int) -> dict:
     """The fields each read port of each program table uses, by table kind: a list with
-    one tuple of field names per port (None: every field).  The core stores one copy of a
-    table per read port holding just those fields (a one-write one-read memory, as a block
-    RAM has them)."""
+    one tuple of field names per port (None: every field; :class:`AllBut`: every field but
+    those).  The core stores one copy of a table per read port holding just those fields (a
+    one-write one-read memory, as a block RAM has them)."""
     slots = tuple(f"slot{i}" for i in range(rows))
     return {
-        "lane_ftile": [None, None], "lane_itile": [None, None],
+        "lane_ftile": [None], "lane_itile": [None],
         "lane_ltile": [None],
         "lane_elem": [("src",), ("addr", "slot", "flags")],
         "lane_load": [("row", "dep_ok", "dep", "bytes"), ("addr", "ncols")],
         "block": [None],
-        "step": [None, slots],
+        # the writeback's requests and bank reads use the step after the current one too:
+        # its slots and byte count are read one ahead, the rest of the step is not
+        "step": [AllBut(slots + ("need",)), slots + ("need",)],
     }
+
+
+class AllBut(tuple):
+    """A :func:`table_reads` entry: every field of the table except these."""
+
+
+def copy_fields(f: Fields, spec) -> list:
+    """The names of the fields of table layout ``f`` that a :func:`table_reads` entry
+    ``spec`` keeps, in layout order."""
+    names = [n for n, _, _ in f.fields]
+    if spec is None:
+        return names
+    if isinstance(spec, AllBut):
+        return [n for n in names if n not in spec]
+    return list(spec)
 
 
 def table_depth(p: CoreParams, kind: str) -> int:
@@ -305,7 +324,7 @@ def table_depth(p: CoreParams, kind: str) -> int:
 
 
 def _copy_width(f: Fields, fields) -> int:
-    return f.width if fields is None else sum(f.width_of(n) for n in fields)
+    return sum(f.width_of(n) for n in copy_fields(f, fields))
 
 
 def core_memories(p: CoreParams) -> list[dict]:
