@@ -264,16 +264,28 @@ class Core(wiring.Component):
         def dep_ok(ok, q):
             return ~ok | ph_done.bit_select(q, 1)
 
-        # the next cycle's running, and whether this cycle ends a phase (rule 3), for the
-        # requests registered a cycle ahead (driven by the writeback and the controller)
-        run_n = Signal()
-        phase_end = Signal()
+        # For the requests registered a cycle ahead, by the outcome x of this cycle's
+        # writeback grant (driven by the writeback): whether this cycle ends a phase
+        # (rule 3) and whether the machine still runs next cycle.
+        pe_if = [Signal(name=f"phase_end_if{x}") for x in range(2)]
+        rn_if = [Signal(name=f"run_n_if{x}") for x in range(2)]
         end_phase = Signal(p.phase_bits)
+        wb_fire = Signal()
 
-        def dep_ok_n(ok, q):
-            """``dep_ok`` of the next cycle: the phases done then (none at cycle 0)."""
-            return Mux(running, ~ok | ph_done.bit_select(q, 1) | (phase_end & (q == end_phase)),
+        def dep_ok_n(ok, q, x):
+            """``dep_ok`` of the next cycle if the writeback's grant is ``x`` (the phases
+            done then; while idle, those of cycle 0: none)."""
+            return Mux(running, ~ok | ph_done.bit_select(q, 1) | (pe_if[x] & (q == end_phase)),
                        ~ok)
+
+        def request_next(fire, cand, idle):
+            """The next cycle's value of a registered request: ``cand(f, x)`` if this
+            requester's grant is ``f`` and the writeback's ``x`` (both late: selected
+            last), ``idle`` for cycle 0 (while idle), 0 when the machine stops."""
+            return Mux(running,
+                       Mux(wb_fire, Mux(rn_if[1], Mux(fire, cand(1, 1), cand(0, 1)), 0),
+                           Mux(rn_if[0], Mux(fire, cand(1, 0), cand(0, 0)), 0)),
+                       Mux((prime == 1) & (nb != 0), idle, 0))
 
         def inc(sig, depth):
             return Mux(sig == depth - 1, 0, sig + 1)
@@ -486,30 +498,33 @@ class Core(wiring.Component):
             # next cycle's request (rule 1) from the next state, for both outcomes of the
             # grant (the end-of-group flag and the FIFO room depend on it) and for cycle 0
             na, nb_ = fnx
-            oka = Signal(name=f"s_oka{i}")
-            okb = Signal(name=f"s_okb{i}")
-            m.d.comb += [oka.eq(dep_ok_n(na("s_dep_ok"), na("s_dep"))),
-                         okb.eq(dep_ok_n(nb_("s_dep_ok"), nb_("s_dep")))]
-
-            def want_of(atend_v, room_v, tag):
-                adv_v = Signal(name=f"s_adv{tag}_{i}")
-                wv = Signal(name=f"s_w{tag}_{i}")
-                m.d.comb += [adv_v.eq(atend_v & live0_n),
-                             wv.eq(Mux(adv_v, live1_n & nb_("ne") & okb, live0_n & oka)
-                                   & room_v)]
-                return wv, Mux(wv, Mux(adv_v, nb_("s_bytes"), na("s_bytes")), 0)
+            oka = [Signal(name=f"s_oka{x}_{i}") for x in range(2)]
+            okb = [Signal(name=f"s_okb{x}_{i}") for x in range(2)]
+            for x in range(2):
+                m.d.comb += [oka[x].eq(dep_ok_n(na("s_dep_ok"), na("s_dep"), x)),
+                             okb[x].eq(dep_ok_n(nb_("s_dep_ok"), nb_("s_dep"), x))]
             room1, room0 = s_room_if[i]
-            w1, n1 = want_of(last_el, room1, 1)
-            w0, n0 = want_of(Mux(enter, ~fb("ne"), f_atend[i]), room0, 0)
-            wi, ni = want_of(~fa("ne"), 1, "i")
-            m.d.sync += [s_want[i].eq(run_n & Mux(running, Mux(fire, w1, w0), wi)),
-                         s_need[i].eq(Mux(run_n, Mux(running, Mux(fire, n1, n0), ni), 0))]
+            adv_f = [Signal(name=f"s_adv{f}_{i}") for f in range(2)]
+            m.d.comb += [adv_f[1].eq(last_el & live0_n),
+                         adv_f[0].eq(Mux(enter, ~fb("ne"), f_atend[i]) & live0_n)]
+
+            def want_of(adv_v, room_v, x, tag):
+                wv = Signal(name=f"s_w{tag}_{i}")
+                m.d.comb += wv.eq(Mux(adv_v, live1_n & nb_("ne") & okb[x], live0_n & oka[x])
+                                  & room_v)
+                return wv, Mux(wv, Mux(adv_v, nb_("s_bytes"), na("s_bytes")), 0)
+            cands = {(f, x): want_of(adv_f[f], (room0, room1)[f], x, f"{f}{x}")
+                     for f in range(2) for x in range(2)}
+            adv_i = Signal(name=f"s_advi_{i}")
+            m.d.comb += adv_i.eq(~fa("ne") & live0_n)
+            wi, ni = want_of(adv_i, 1, 0, "i")
+            m.d.sync += [s_want[i].eq(request_next(fire, lambda f, x: cands[f, x][0], wi)),
+                         s_need[i].eq(request_next(fire, lambda f, x: cands[f, x][1], ni))]
 
         # ---------------------------------------------------------- 3. writeback
         wb_blk_n = Signal.like(wb_blk)
         wb_cur_n = Signal.like(wb_cur)
         wb_fin = Signal()
-        wb_fire = Signal()
         # the block's record and the step's byte count in registers (read one ahead); the
         # step's other fields from its port, with the slots of the step after it
         br, _ = ahead("block", Mux(wb_fin, wb_blk + 2, wb_blk + 1), wb_fin, 1)
@@ -529,13 +544,19 @@ class Core(wiring.Component):
         wb_step_n = Signal.like(wb_cur)
         wb_cur1 = Signal.like(wb_cur)
         m.d.comb += [wb_cur1.eq(wb_cur + 1), wb_step_n.eq(Mux(wb_fire, wb_cur1, wb_cur))]
-        m.d.comb += wb_fin.eq(wb_ready & Mux(wb_fire, wb_cur1 >= br("s1"), wb_cur >= br("s1")))
+        fin_if = [Signal(name=f"wb_fin_if{x}") for x in range(2)]
+        m.d.comb += [fin_if[1].eq(wb_ready & (wb_cur1 >= br("s1"))),
+                     fin_if[0].eq(wb_ready & (wb_cur >= br("s1"))),
+                     wb_fin.eq(Mux(wb_fire, fin_if[1], fin_if[0]))]
         m.d.comb += [wb_cur_n.eq(Mux(running, wb_step_n, 0)),
                      wb_blk_n.eq(Mux(running, Mux(wb_fin, wb_blk + 1, wb_blk), 0))]
         m.d.sync += [wb_cur.eq(wb_cur_n), wb_blk.eq(wb_blk_n)]
-        m.d.comb += [phase_end.eq(running & wb_fin & br("last_of_phase")),
-                     end_phase.eq(br("phase"))]
-        with m.If(phase_end):
+        last_blk = Signal()
+        m.d.comb += [end_phase.eq(br("phase")), last_blk.eq(wb_blk + 1 == nb)]
+        for x in range(2):
+            m.d.comb += [pe_if[x].eq(running & fin_if[x] & br("last_of_phase")),
+                         rn_if[x].eq(~(fin_if[x] & last_blk))]
+        with m.If(Mux(wb_fire, pe_if[1], pe_if[0])):
             m.d.sync += ph_done.eq(ph_done | (Const(1, p.max_phases) << br("phase"))[:p.max_phases])
         # bank reads for the next cycle's step: the step after this one if this one fires
         for i in range(R):
@@ -623,18 +644,22 @@ class Core(wiring.Component):
                                                      (~lfire & l_wr[i]) | l_room[i]))]
             # next cycle's request (rule 2) from the next state, for both outcomes of the
             # grant and for cycle 0: loads left, FIFO room, the record and its dependency
-            lw1 = Signal(name=f"l_w1_{i}")
-            lw0 = Signal(name=f"l_w0_{i}")
+            more1, room1 = Signal(name=f"l_more1_{i}"), Signal(name=f"l_room1_{i}")
+            m.d.comb += [more1.eq(lr1 < lane_total[i]),
+                         room1.eq(Mux(l_wr[i], l_room[i], dl < LF - 1))]
+            lw = {}
+            for x in range(2):
+                for f, (more_v, room_v, rec) in enumerate(
+                        [(l_more[i], l_wr[i] | l_room[i], ld), (more1, room1, ld_nx)]):
+                    wv = Signal(name=f"l_w{f}{x}_{i}")
+                    m.d.comb += wv.eq(more_v & room_v & dep_ok_n(rec("dep_ok"), rec("dep"), x))
+                    lw[f, x] = (wv, Mux(wv, rec("bytes"), 0))
             lwi = Signal(name=f"l_wi_{i}")
-            m.d.comb += [
-                lw1.eq((lr1 < lane_total[i]) & Mux(l_wr[i], l_room[i], dl < LF - 1)
-                       & dep_ok_n(ld_nx("dep_ok"), ld_nx("dep"))),
-                lw0.eq(l_more[i] & (l_wr[i] | l_room[i]) & dep_ok_n(ld("dep_ok"), ld("dep"))),
-                lwi.eq((lane_total[i] > 0) & dep_ok_n(ld("dep_ok"), ld("dep")))]
+            m.d.comb += lwi.eq((lane_total[i] > 0) & dep_ok_n(ld("dep_ok"), ld("dep"), 0))
             m.d.sync += [
-                l_want[i].eq(run_n & Mux(running, Mux(lfire, lw1, lw0), lwi)),
-                l_need[i].eq(Mux(run_n & Mux(running, Mux(lfire, lw1, lw0), lwi),
-                                 Mux(running & lfire, ld_nx("bytes"), ld("bytes")), 0))]
+                l_want[i].eq(request_next(lfire, lambda f, x: lw[f, x][0], lwi)),
+                l_need[i].eq(request_next(lfire, lambda f, x: lw[f, x][1],
+                                          Mux(lwi, ld("bytes"), 0)))]
 
         # ---------------------------------------------------------- 2b. load writes
         def read_done(i, tile):
@@ -868,8 +893,6 @@ class Core(wiring.Component):
         with m.Elif(running):
             m.d.sync += [c.eq(c + 1), rot_oh.eq(Cat(rot_oh[R - 1], rot_oh[:R - 1]) if R > 1 else 1)]
             # the last block's writeback ends (running, wb_blk < nb)
-            with m.If(wb_fin & (wb_blk + 1 == nb)):
+            with m.If(wb_fin & last_blk):
                 m.d.sync += [running.eq(0), self.done.eq(1)]
-        m.d.comb += run_n.eq(Mux(running, ~(wb_fin & (wb_blk + 1 == nb)),
-                                 (prime == 1) & (nb != 0)))
         return m
