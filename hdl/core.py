@@ -431,8 +431,7 @@ class Core(wiring.Component):
                      for i in range(R)]
         for i in range(R):
             # flags for this cycle, registered: f_atend (f_ptr >= f_end), f_live0/1
-            # (f_tile < nt, f_tile + 1 < nt), s_room (s_occ < SF); so the request needs
-            # no comparison of its own
+            # (f_tile < nt, f_tile + 1 < nt); the walk needs no comparison of its own
             adv = Signal(name=f"f_adv{i}")
             live_e = Signal(name=f"f_live_e{i}")
             m.d.comb += [adv.eq(f_atend[i] & f_live0[i]),

@@ -25,11 +25,13 @@ program-memory capacities of ``hdl.synth.SYNTH_CAPACITIES``), on an ECP5 with Yo
   V < R + 1); M the bits of the distributed-RAM memories,
   one copy per read port; F the FIFOs' arrival flags, ``R·(stream_fifo_depth +
   load_fifo_depth)``, each a register with its set/clear logic).
-* **Fmax**: the critical paths are single-cycle rule chains through the lanes (the
-  load-write controller, the arbiter's credit chain, the fetch tile walk: docs/rtl.md);
+* **Fmax**: the critical path is the one-cycle loop of rule 0 (docs/rtl.md, *Critical
+  path*): registered requests → the rotation's selection → a parallel prefix per class
+  (log2 R adder levels) → credit − sum → grants → the next cycle's requests, or the
+  block-RAM address or counter a grant selects. Its logic grows with log2 R but its
+  wires with the lanes it spans (routing is about three quarters of it), so the fit is
   ``1000/fmax = fmax_ns_base + fmax_ns_rows·R + fmax_ns_log2_cols·log2 C``
-  (nanoseconds), fitted to placed results: the arbiter's credit chain has a stage per
-  lane, so the path grows linearly with the rows.
+  (nanoseconds), to placed results.
 
 The coefficients live in ``reports/data/fpga_resources.toml``, written by::
 
