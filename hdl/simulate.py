@@ -15,7 +15,7 @@ from amaranth.sim import Simulator
 from accel.program import Program
 
 from .core import Core
-from .image import CoreParams, pack
+from .image import CoreParams, HdlError, pack
 
 __all__ = ["stall_sequence", "run_amaranth", "lmem_monitor", "LmemCollision"]
 
@@ -59,12 +59,20 @@ def run_amaranth(program: Program, memory: list, *, stall_permille: int = 0,
     words = len(mem)
     result = {}
 
+    def quiet(ctx, when):
+        """docs/rtl.md, *Memory*: the core raises no request or write while not busy."""
+        for name in ("sreq_valid", "lreq_valid", "wr_valid"):
+            for k, v in enumerate(getattr(core, name)):
+                if ctx.get(v):
+                    raise HdlError(f"core raised {name}[{k}] while not busy ({when})")
+
     async def bench(ctx):
         stalls = stall_sequence(stall_seed)
         ctx.set(core.start, 1)
         await ctx.tick()
         ctx.set(core.start, 0)
         while not (ctx.get(core.busy) or ctx.get(core.done)):   # the core's PRIME cycles
+            quiet(ctx, "before cycle 0")
             await ctx.tick()
         pend_s = [deque() for _ in range(R)]
         pend_l = [deque() for _ in range(R)]
@@ -110,6 +118,9 @@ def run_amaranth(program: Program, memory: list, *, stall_permille: int = 0,
             await ctx.tick()
             c += 1
         result["cycles"] = ctx.get(core.cycles)
+        for k in range(2):      # and after its last cycle (no request left registered)
+            quiet(ctx, f"{k + 1} cycles after the run")
+            await ctx.tick()
 
     sim = Simulator(core)
     sim.add_clock(1e-6)
