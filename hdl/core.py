@@ -381,17 +381,17 @@ class Core(wiring.Component):
             m.d.comb += cr.eq(cr_)
             return grants, cr
 
-        def ahead(name, addr_next, take, prime_addr):
+        def ahead(name, addr_next, take):
             """A table walked one record at a time, read one record ahead: returns a getter
             of the record ``r`` held in a register (the current one) and of the port's
             record ``nx`` (the one after it).  The port is addressed with the position
             after the next one (``addr_next``, while running); ``r`` takes ``nx`` when
-            ``take``.  While idle the port reads record 0, then record ``prime_addr`` in
-            the last PRIME cycle, so ``r`` holds record 0 from the cycle before cycle 0
-            and the port the record after it."""
+            ``take``.  While idle the port reads record 0, then record 1 in the last PRIME
+            cycle, so ``r`` holds record 0 from the cycle before cycle 0 and the port the
+            record after it."""
             mem, f = table_copy(name)
             rp = mem.read_port()
-            m.d.comb += rp.addr.eq(Mux(running, addr_next, Mux(prime == 1, prime_addr, 0)))
+            m.d.comb += rp.addr.eq(Mux(running, addr_next, prime == 1))
             r = Signal(f.width, name=f"{name}_r")
             m.d.sync += r.eq(Mux(running, Mux(take, rp.data, r),
                                  Mux(prime == 1, r, rp.data)))
@@ -439,7 +439,7 @@ class Core(wiring.Component):
             te = Signal(TB, name=f"f_tile_e{i}")
             m.d.comb += te.eq(f_tile[i] + adv)
             ft_n = Signal(TB, name=f"f_tile_n{i}")
-            fa, fb, ft, fnx = tile_walk("lane_ftile", i, f_tile[i], adv)
+            fa, fb, _, fnx = tile_walk("lane_ftile", i, f_tile[i], adv)
             enter = Signal(name=f"f_enter{i}")
             m.d.comb += enter.eq(adv & f_live1[i])
             pe_, ee = Signal(EB, name=f"f_ptr_e{i}"), Signal(EB, name=f"f_end_e{i}")
@@ -526,9 +526,9 @@ class Core(wiring.Component):
         wb_fin = Signal()
         # the block's record and the step's byte count in registers (read one ahead); the
         # step's other fields from its port, with the slots of the step after it
-        br, _ = ahead("block", Mux(wb_fin, wb_blk + 2, wb_blk + 1), wb_fin, 1)
+        br, _ = ahead("block", Mux(wb_fin, wb_blk + 2, wb_blk + 1), wb_fin)
         sr = port("step", wb_cur_n)
-        srr, sr1 = ahead("step", Mux(wb_fire, wb_cur + 2, wb_cur + 1), wb_fire, 1)
+        srr, sr1 = ahead("step", Mux(wb_fire, wb_cur + 2, wb_cur + 1), wb_fire)
         wb_ready = Signal()
         past = Signal(R)
         for i in range(R):
@@ -613,7 +613,7 @@ class Core(wiring.Component):
             lfire = Signal(name=f"l_fire{i}")
             lr2 = Signal(p.load_bits, name=f"lr_cnt2_{i}")
             m.d.comb += lr2.eq(lr_cnt[i] + 2)
-            ld, ld_nx = ahead(f"lane_load{i}", Mux(lfire, lr2, lr_cnt[i] + 1), lfire, 1)
+            ld, ld_nx = ahead(f"lane_load{i}", Mux(lfire, lr2, lr_cnt[i] + 1), lfire)
             # the request is a register, set in the cycle before (below)
             w = Signal(name=f"l_want{i}")
             n = Signal(Lt["lane_load"].width_of("bytes"), name=f"l_need{i}")
