@@ -45,44 +45,63 @@ def table_ids(rows: int) -> dict:
     return ids
 
 
+def rq_scale_amount(m, shift, bits, width):
+    """The shift the requantization rule of ``accel.contract`` applies (``bits`` 0: none),
+    clamped to ``width``: a shift of ``width`` or more rounds every ``width``-bit value
+    to 0, as the clamped one does."""
+    SB = width.bit_length()        # holds 0..W
+    s = Signal(SB)
+    m.d.comb += s.eq(Mux(bits == 0, 0, Mux(shift > width, width, shift[:SB])))
+    return s
+
+
+def rq_scale(m, v, s, width):
+    """``v`` (``width`` bits) shifted right by ``s - 1`` with one fraction bit:
+    ``u = (2 v) >> s`` in ``width + 1`` bits, whose top ``width`` bits are ``v >> s`` and
+    whose bit 0 is the rounding bit ``v[s - 1]`` (0 for ``s`` 0).  Round half up is then
+    ``(v + 2**(s-1)) >> s = (v >> s) + v[s - 1]``: see :func:`rq_saturate`."""
+    u = Signal(signed(width + 1))
+    m.d.comb += u.eq(Cat(Const(0, 1), v).as_signed() >> s)
+    return u
+
+
+def rq_bound(m, bits, width):
+    """What the saturation to signed ``bits`` (0: none) needs: the bound
+    ``2**(bits-1) - 1`` and whether it applies."""
+    W = width
+    SB = W.bit_length()
+    one = Const(1, W + 1)
+    hi = Signal(W)
+    on = Signal()
+    m.d.comb += [hi.eq(Mux(bits > W, (one << (W - 1))[:W] - 1, (one << (bits - 1)[:SB])[:W] - 1)),
+                 on.eq((bits != 0) & (bits <= W))]
+    return hi, on
+
+
+def rq_saturate(m, u, hi, on, width):
+    """The requantized value of a scaled ``u`` (:func:`rq_scale`): rounded, then saturated
+    to the bound ``hi`` when ``on`` (:func:`rq_bound`).  A value fits iff its bits from
+    ``bits - 1`` up all equal its sign; the saturated value is ``hi`` with every bit
+    flipped when negative."""
+    W = width
+    r = Signal(signed(W))
+    sign = Signal(W)
+    ovf = Signal()
+    out = Signal(signed(W))
+    m.d.comb += [r.eq((u[1:] + u[0])[:W]), sign.eq(r[W - 1].replicate(W)),
+                 ovf.eq(((r ^ sign) & Mux(on, ~hi, 0)).any()),
+                 out.eq(Mux(ovf, hi ^ sign, r))]
+    return out
+
+
 def requantizer(m, shift, bits, width):
     """The requantization rule of ``accel.contract`` (round half up by ``shift``, then
     saturate to signed ``bits``; ``bits`` 0: none) for ``width``-bit values, as a function
-    ``v -> out``.  What depends only on ``shift`` and ``bits`` (clamped shift, rounding
-    constant, saturation mask and bound) is built once and shared by every value applied.
-
-    A shift of ``width`` or more rounds every ``width``-bit value to 0, so the shift is
-    clamped to ``width``: ``v + 2**(s-1)`` then fits ``width + 1`` bits and the shifted
-    value fits ``width`` bits.  A value fits ``bits`` bits iff its bits from ``bits - 1``
-    up all equal its sign; the saturated value is ``2**(bits-1) - 1`` with every bit
-    flipped when negative."""
-    W = width
-    SB = W.bit_length()            # holds 0..W
-    on = Signal()
-    s = Signal(SB)
-    one = Const(1, W + 1)
-    rnd = Signal(W + 1)
-    hi = Signal(W)
-    mask = Signal(W)
-    m.d.comb += [
-        on.eq(bits != 0),
-        s.eq(Mux(~on, 0, Mux(shift > W, W, shift[:SB]))),
-        rnd.eq(Mux(s == 0, 0, (one << (s - 1)[:SB])[:W + 1])),
-        hi.eq(Mux(bits > W, (one << (W - 1))[:W] - 1, (one << (bits - 1)[:SB])[:W] - 1)),
-        mask.eq(Mux(on & (bits <= W), ~hi, 0)),
-    ]
-
-    def apply(v):
-        t = Signal(signed(W + 1))
-        r = Signal(signed(W))
-        sign = Signal(W)
-        ovf = Signal()
-        out = Signal(signed(W))
-        m.d.comb += [t.eq(v + rnd), r.eq((t >> s)[:W]), sign.eq(r[W - 1].replicate(W)),
-                     ovf.eq(((r ^ sign) & mask).any()),
-                     out.eq(Mux(ovf, hi ^ sign, r))]
-        return out
-    return apply
+    ``v -> out``.  What depends only on ``shift`` and ``bits`` (the clamped shift, the
+    saturation bound) is built once and shared by every value applied."""
+    s = rq_scale_amount(m, shift, bits, width)
+    hi, on = rq_bound(m, bits, width)
+    return lambda v: rq_saturate(m, rq_scale(m, v, s, width), hi, on, width)
 
 
 def requantize(m, v, shift, bits, width):
@@ -230,6 +249,7 @@ class Core(wiring.Component):
         s_rpos = [Signal(range(SF), name=f"s_rpos{i}") for i in range(R)]
         s_hpos = [Signal(range(SF), name=f"s_hpos{i}") for i in range(R)]
         s_arr = [Signal(SF, name=f"s_arr{i}") for i in range(R)]
+        s_head = [Signal(name=f"s_head{i}") for i in range(R)]    # s_arr at s_hpos
         cur = [Signal(TB, name=f"cur{i}") for i in range(R)]
         rem = [Signal(EB, name=f"rem{i}") for i in range(R)]
         h_ptr = [Signal(EB, name=f"h_ptr{i}") for i in range(R)]
@@ -252,6 +272,7 @@ class Core(wiring.Component):
         l_rpos = [Signal(range(LF), name=f"l_rpos{i}") for i in range(R)]
         l_wpos = [Signal(range(LF), name=f"l_wpos{i}") for i in range(R)]
         l_arr = [Signal(LF, name=f"l_arr{i}") for i in range(R)]
+        l_head = [Signal(name=f"l_head{i}") for i in range(R)]    # l_arr at l_wpos
         lw_tile = [Signal(TB, name=f"lw_tile{i}") for i in range(R)]
         lw_started = [Signal(name=f"lw_started{i}") for i in range(R)]
         wb_blk = Signal(p.block_bits + 1)
@@ -397,6 +418,26 @@ class Core(wiring.Component):
                                  Mux(prime == 1, r, rp.data)))
             return (lambda field: f.get(r, field)), (lambda field: f.get(rp.data, field))
 
+        def ahead_pair(name, pos, take):
+            """:func:`ahead` for a walker at ``pos`` whose port addresses must not wait
+            for ``take``: two copies of the table read records ``pos + 1`` and
+            ``pos + 2`` (registers plus constants), and the record after the current one
+            is the one of the two that the previous cycle's ``take`` (registered) makes
+            it.  Returns getters of the current record ``r`` and of the next, ``nx``."""
+            ports = []
+            for k in (1, 2):
+                mem, f = table_copy(name)
+                rp = mem.read_port()
+                m.d.comb += rp.addr.eq(Mux(running, pos + k, Mux(prime == 1, k, 0)))
+                ports.append(rp.data)
+            took = Signal(name=f"{name}_took")
+            m.d.sync += took.eq(running & take)
+            nx = Signal(f.width, name=f"{name}_nx")
+            r = Signal(f.width, name=f"{name}_r")
+            m.d.comb += nx.eq(Mux(took, ports[1], ports[0]))
+            m.d.sync += r.eq(Mux(running, Mux(take, nx, r), Mux(prime == 1, r, ports[0])))
+            return (lambda field: f.get(r, field)), (lambda field: f.get(nx, field))
+
         def tile_walk(name, i, pos, step):
             """For a walker at tile ``pos`` that moves to ``pos + 1`` when ``step``: getters
             of the records of its tiles ``pos`` and ``pos + 1`` (``a`` and ``b``, both
@@ -526,17 +567,13 @@ class Core(wiring.Component):
         wb_fin = Signal()
         # the block's record and the step's byte count in registers (read one ahead); the
         # step's other fields from its port, with the slots of the step after it
-        br, _ = ahead("block", Mux(wb_fin, wb_blk + 2, wb_blk + 1), wb_fin)
+        br, bnx = ahead_pair("block", wb_blk, wb_fin)
         sr = port("step", wb_cur_n)
         srr, sr1 = ahead("step", Mux(wb_fire, wb_cur + 2, wb_cur + 1), wb_fire)
+        # whether the block may go on (rule 3) and whether it requests a step: registers,
+        # set in the cycle before (below)
         wb_ready = Signal()
-        past = Signal(R)
-        for i in range(R):
-            m.d.comb += past[i].eq(cur[i] > br("last_tile"))
-        m.d.comb += wb_ready.eq(running & (wb_blk < nb) & (Array(m_wait)[wb_blk[0]] == 0)
-                                & past.all())
         wb_try = Signal()
-        m.d.comb += wb_try.eq(wb_ready & (wb_cur < br("s1")))
         wb_need = srr("need")
         wb_grant = Signal()     # rule 0, below
         m.d.comb += wb_fire.eq(wb_grant & ready)
@@ -711,11 +748,15 @@ class Core(wiring.Component):
             go = Signal(name=f"lw_go{i}")
             m.d.comb += go.eq(active & (started | ok))
             ld = port(f"lane_load{i}", lw_cnt_n[i])
+            # the write and the tile's end for both outcomes of it, side by side: the
+            # head's arrival is a register (l_head, below), the counts compare in parallel
             wr = Signal(name=f"lw_wr{i}")
-            m.d.comb += [wr.eq(go & (lw_cnt[i] < tr("ld_end")) & l_arr[i].bit_select(l_wpos[i], 1)),
-                         l_wr[i].eq(wr)]
+            at_end = [Signal(name=f"lw_end{k}_{i}") for k in range(2)]
+            m.d.comb += [at_end[0].eq(lw_cnt[i] >= tr("ld_end")),
+                         at_end[1].eq(lw_cnt[i] + 1 >= tr("ld_end")),
+                         wr.eq(go & ~at_end[0] & l_head[i]), l_wr[i].eq(wr)]
             fin = Signal(name=f"lw_fin{i}")
-            m.d.comb += fin.eq(go & ((lw_cnt[i] + wr) >= tr("ld_end")))
+            m.d.comb += fin.eq(go & Mux(wr, at_end[1], at_end[0]))
             mask = Signal(C, name=f"lw_mask{i}")
             m.d.comb += mask.eq((Const(1, C + 1) << ld("ncols"))[:C + 1] - 1)
             if i == 0:
@@ -743,6 +784,13 @@ class Core(wiring.Component):
             m.d.comb += [setb.eq(Mux(self.lrsp_valid[i], Const(1, LF) << l_rpos[i], 0)),
                          clrb.eq(Mux(wr & running, Const(1, LF) << l_wpos[i], 0))]
             m.d.sync += l_arr[i].eq((l_arr[i] & ~clrb) | setb)
+            # whether the FIFO's head (the entry at l_wpos) has arrived, next cycle: the
+            # entry after this one if this cycle writes, else this one (LF >= 2, so the
+            # write clears neither), counting this cycle's arrival
+            def arrived_next(pos):
+                return l_arr[i].bit_select(pos, 1) | (self.lrsp_valid[i] & (l_rpos[i] == pos))
+            m.d.sync += l_head[i].eq(running & Mux(wr, arrived_next(inc(l_wpos[i], LF)),
+                                                   arrived_next(l_wpos[i])))
         # local-memory write ports of the array: a broadcast write from lane 0 goes to every
         # lane; a lane's own write to a tile of the other bank can share the cycle
         wr0, bank0, addr0, mask0, data0 = lw_ports[0]
@@ -761,6 +809,7 @@ class Core(wiring.Component):
 
         # ---------------------------------------------------------- 4. issue
         any_last = [Signal(name=f"any_last{h}") for h in range(2)]
+        cur_next = []
         lasts = [[], []]
         for i in range(R):
             s_hpos_n = Signal(range(SF), name=f"s_hpos_n{i}")
@@ -783,6 +832,7 @@ class Core(wiring.Component):
             ce = Signal(TB, name=f"cur_e{i}")
             m.d.comb += ce.eq(cur[i] + pas)
             cur_n = Signal(TB, name=f"cur_n{i}")
+            cur_next.append(cur_n)
             ia, ib, tr, _ = tile_walk("lane_itile", i, cur[i], pas)
             enter = Signal(name=f"i_enter{i}")
             m.d.comb += enter.eq(pas & i_live1[i])
@@ -795,7 +845,7 @@ class Core(wiring.Component):
             iss = Signal(name=f"issue{i}")
             m.d.comb += iss.eq(running & live_e & Mux(enter, ib("ne"), ~i_zero[i]) & ld_ok
                                & (~tr("wbprev_ok") | (wb_blk > tr("wbprev")))
-                               & s_arr[i].bit_select(s_hpos[i], 1))
+                               & s_head[i])
             rem_n = Signal(EB, name=f"rem_n{i}")
             hp_n = Signal(EB, name=f"h_ptr_n{i}")
             nrs0_n = Signal(EB, name=f"i_nrs0_n{i}")
@@ -828,19 +878,25 @@ class Core(wiring.Component):
             el = port(f"lane_elem{i}", Mux(running, Mux(iss, ia1, ia0),
                                            Mux(~ia("ne") & nx, nrs0_n, ia("rs0"))))
             fl = el("flags")
-            # the issue register holds the value as read and the tile's requantization; the
-            # requantizer sits between it and PE(i, 0), whose stage x only registers the
-            # value (docs/rtl.md: the element's value is used from x+1)
+            # the tile's requantization is split around the issue register: the value is
+            # shifted as it is read (rq_scale: the register holds it with its rounding
+            # bit, and the tile's saturation bound), rounded and saturated between the
+            # register and PE(i, 0), whose stage x only registers the value (docs/rtl.md:
+            # the element's value is used from x+1)
             e = Signal(element_layout(cfg), name=f"ereg{i}")
-            e_rqs = Signal.like(tr("s_rq_shift"), name=f"e_rq_shift{i}")
-            e_rqb = Signal.like(tr("s_rq_bits"), name=f"e_rq_bits{i}")
-            m.d.sync += [e.valid.eq(iss), e.value.eq(sval),
-                         e_rqs.eq(tr("s_rq_shift")), e_rqb.eq(tr("s_rq_bits")),
+            e_u = Signal(signed(W + 1), name=f"e_scaled{i}")
+            e_hi = Signal(W, name=f"e_rq_hi{i}")
+            e_on = Signal(name=f"e_rq_on{i}")
+            hi_, on_ = rq_bound(m, tr("s_rq_bits"), W)
+            m.d.sync += [e.valid.eq(iss),
+                         e_u.eq(rq_scale(m, sval, rq_scale_amount(m, tr("s_rq_shift"),
+                                                                  tr("s_rq_bits"), W), W)),
+                         e_hi.eq(hi_), e_on.eq(on_),
                          e.sel.eq(tr("sel")), e.addr.eq(el("addr")), e.bank.eq(tr("bank")),
                          e.slot.eq(el("slot")), e.half.eq(tr("half")),
                          e.first.eq(fl[0]), e.last.eq(fl[1]), e.fresh.eq(fl[2])]
             m.d.comb += [arr.e[i].eq(e),
-                         arr.e[i].value.eq(requantize(m, e.value, e_rqs, e_rqb, W))]
+                         arr.e[i].value.eq(rq_saturate(m, e_u, e_hi, e_on, W))]
             for h in range(2):
                 lasts[h].append(iss & fl[1] & (tr("half") == h))
             # the issue window: shift in this cycle's issue; the oldest valid entry
@@ -862,11 +918,42 @@ class Core(wiring.Component):
             m.d.comb += [setb.eq(Mux(self.srsp_valid[i], Const(1, SF) << s_rpos[i], 0)),
                          clrb.eq(Mux(iss, Const(1, SF) << s_hpos[i], 0))]
             m.d.sync += s_arr[i].eq((s_arr[i] & ~clrb) | setb)
-            occ0 = Signal(range(SF + 1), name=f"s_occ0_{i}")
-            m.d.comb += [occ0.eq(s_occ[i] - iss), s_room_if[i][0].eq(occ0 < SF - 1),
-                         s_room_if[i][1].eq(occ0 < SF)]
+            # whether the head (the entry at s_hpos) has arrived, next cycle: the entry
+            # after it if this cycle issues, else it (SF >= 2: the issue clears neither)
+            def arrived_next(pos):
+                return s_arr[i].bit_select(pos, 1) | (self.srsp_valid[i] & (s_rpos[i] == pos))
+            m.d.sync += s_head[i].eq(running & Mux(iss, arrived_next(inc(s_hpos[i], SF)),
+                                                   arrived_next(s_hpos[i])))
+            # the room next cycle (occupancy - issue + grant < SF), compared before the
+            # issue is known and then chosen by it
+            room_a, room_b = Signal(name=f"s_room_a{i}"), Signal(name=f"s_room_b{i}")
+            m.d.comb += [room_a.eq(s_occ[i] < SF - 1), room_b.eq(s_occ[i] < SF),
+                         s_room_if[i][0].eq(Mux(iss, room_b, room_a)),
+                         s_room_if[i][1].eq(iss | room_b)]
             with m.If(running):
-                m.d.sync += s_occ[i].eq(occ0 + s_fire[i])
+                m.d.sync += s_occ[i].eq(s_occ[i] - iss + s_fire[i])
+        # the writeback's wb_ready and wb_try of the next cycle, for both outcomes of this
+        # cycle's last step (wb_fin: the block after this one) and step grant (wb_fire),
+        # chosen by them last: the block may start when every lane is past its last tile
+        # and its half's last merge is complete (m_wait 0 next cycle; 0 at cycle 0)
+        m_zero = [Signal(name=f"m_zero_n{h}") for h in range(2)]
+        for h in range(2):
+            m.d.comb += m_zero[h].eq(~running | (~any_last[h] & (m_wait[h] <= 1)))
+        rdy_if, try_if = [], []
+        for f, rec in enumerate((br, bnx)):
+            rdy = Signal(name=f"wb_ready_if{f}")
+            m.d.comb += rdy.eq((wb_blk + f < nb) & Array(m_zero)[wb_blk[0] ^ f]
+                               & Cat(*[cn > rec("last_tile") for cn in cur_next]).all())
+            rdy_if.append(rdy)
+            try_if.append([Signal(name=f"wb_try_if{f}{g}") for g in range(2)])
+            m.d.comb += [try_if[f][0].eq(rdy & (wb_cur < rec("s1"))),
+                         try_if[f][1].eq(rdy & (wb_cur1 < rec("s1")))]
+        start0 = (prime == 1) & (nb != 0)
+        m.d.sync += [
+            wb_ready.eq(Mux(running, Mux(wb_fin, rdy_if[1], rdy_if[0]), start0 & rdy_if[0])),
+            wb_try.eq(Mux(running, Mux(wb_fin, Mux(wb_fire, try_if[1][1], try_if[1][0]),
+                                       Mux(wb_fire, try_if[0][1], try_if[0][0])),
+                          start0 & try_if[0][0]))]
         for h in range(2):
             m.d.comb += any_last[h].eq(Cat(*lasts[h]).any())
             with m.If(running & any_last[h]):

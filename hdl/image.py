@@ -294,7 +294,7 @@ def table_reads(rows: int) -> dict:
         "lane_ltile": [None],
         "lane_elem": [("src",), ("addr", "slot", "flags")],
         "lane_load": [("row", "dep_ok", "dep", "bytes"), ("addr", "ncols")],
-        "block": [None],
+        "block": [None, None],    # the block after the current one and the one after it
         # the writeback's requests and bank reads use the step after the current one too:
         # its slots and byte count are read one ahead, the rest of the step is not
         "step": [AllBut(slots + ("need",)), slots + ("need",)],
