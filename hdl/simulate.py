@@ -44,13 +44,14 @@ def _wrap(v: int, bits: int) -> int:
 def run_amaranth(program: Program, memory: list, *, stall_permille: int = 0,
                  stall_seed: int = 1, params: CoreParams | None = None,
                  max_cycles: int = 2_000_000, vcd: str | None = None,
-                 check_lmem: bool = False):
+                 check_lmem: bool = False, write_cycles: list | None = None):
     """Simulate; return ``(memory after the run (list of 2-D arrays), cycles)``.
 
     ``check_lmem`` also watches every PE's local memory and raises
     :class:`LmemCollision` if an element reads an address in the cycle a write to it
     lands (the PEs register their writes: one driven in cycle w lands in w + 1; PE(i, j)
-    sees the element issued to row i j cycles after PE(i, 0))."""
+    sees the element issued to row i j cycles after PE(i, 0)).  ``write_cycles``, a list,
+    gets the cycle of every writeback step the memory takes (one with a write)."""
     img = pack(program, memory, params)
     core = Core(img.params, img)
     cfg = program.config
@@ -95,6 +96,8 @@ def run_amaranth(program: Program, memory: list, *, stall_permille: int = 0,
                                                   for j in range(C)]))
                 wv = [ctx.get(core.wr_valid[v]) for v in range(len(core.wr_valid))]
                 if any(wv):
+                    if write_cycles is not None:
+                        write_cycles.append(c)
                     n = ctx.get(core.wr_ncols)
                     cols = [ctx.get(core.wr_col[j]) for j in range(n)]
                     for v in range(len(wv)):

@@ -301,3 +301,26 @@ def test_no_local_memory_read_meets_a_landing_write(cfg, order):
     want = engine.simulate(prog, mem)
     assert cycles == want.cycles
     np.testing.assert_array_equal(out[prog.tensor_id("Y")], want.memory[prog.tensor_id("Y")])
+
+
+# ------------------------------------------------------------------- writeback timing
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_blocks_whose_writebacks_end_in_consecutive_cycles(seed):
+    # one output slot per lane, so every block is one writeback step; memory stalls let
+    # the credit fill while the next block completes, so some block's last step fires
+    # the cycle after the one before it: the block table's read-ahead (two copies, the
+    # previous cycle's move picking between them) must then hand over two records in a row
+    problem = random_problem(seed, 24, 10, 6, 3, dens_a=0.4)
+    cfg = _cfg(rows=2, cols=2, out_bank_depth=1, lmem_depth=16)
+    prog = compile_problem(problem, cfg, "a(xw)")
+    wp = prog.arrays["wb_ptr"]
+    mem = build_memory(problem, prog)
+    steps = []
+    out, cycles = run_amaranth(prog, mem, stall_permille=600, write_cycles=steps)
+    want = engine.simulate(prog, mem, stall_permille=600)
+    assert cycles == want.cycles
+    np.testing.assert_array_equal(out[prog.tensor_id("Y")], want.memory[prog.tensor_id("Y")])
+    assert len(steps) == wp[-1]
+    ends = [steps[wp[b + 1] - 1] for b in range(len(wp) - 1)]
+    assert any(e1 == e0 + 1 for e0, e1 in zip(ends, ends[1:])), "no two blocks end in a row"
