@@ -311,6 +311,14 @@ class Core(wiring.Component):
         def inc(sig, depth):
             return Mux(sig == depth - 1, 0, sig + 1)
 
+        def head_next(arr, rpos, arrive, hpos, depth, take):
+            """Whether a FIFO's head (the entry at ``hpos``) has arrived next cycle: the
+            entry after it if this cycle takes the head, else it (depth >= 2, so taking
+            clears neither), counting this cycle's arrival at ``rpos``; 0 while idle."""
+            def arrived(pos):
+                return arr.bit_select(pos, 1) | (arrive & (rpos == pos))
+            return running & Mux(take, arrived(inc(hpos, depth)), arrived(hpos))
+
         # rotating priority: position q of a class's order is lane (c + q) mod R, that is
         # rot_oh (one-hot of c mod R, a register) turned by q: a selection by AND-OR
         rot_sel = [[rot_oh[(i - q) % R] for i in range(R)] for q in range(R)]
@@ -784,13 +792,8 @@ class Core(wiring.Component):
             m.d.comb += [setb.eq(Mux(self.lrsp_valid[i], Const(1, LF) << l_rpos[i], 0)),
                          clrb.eq(Mux(wr & running, Const(1, LF) << l_wpos[i], 0))]
             m.d.sync += l_arr[i].eq((l_arr[i] & ~clrb) | setb)
-            # whether the FIFO's head (the entry at l_wpos) has arrived, next cycle: the
-            # entry after this one if this cycle writes, else this one (LF >= 2, so the
-            # write clears neither), counting this cycle's arrival
-            def arrived_next(pos):
-                return l_arr[i].bit_select(pos, 1) | (self.lrsp_valid[i] & (l_rpos[i] == pos))
-            m.d.sync += l_head[i].eq(running & Mux(wr, arrived_next(inc(l_wpos[i], LF)),
-                                                   arrived_next(l_wpos[i])))
+            m.d.sync += l_head[i].eq(head_next(l_arr[i], l_rpos[i], self.lrsp_valid[i],
+                                               l_wpos[i], LF, wr))
         # local-memory write ports of the array: a broadcast write from lane 0 goes to every
         # lane; a lane's own write to a tile of the other bank can share the cycle
         wr0, bank0, addr0, mask0, data0 = lw_ports[0]
@@ -918,12 +921,8 @@ class Core(wiring.Component):
             m.d.comb += [setb.eq(Mux(self.srsp_valid[i], Const(1, SF) << s_rpos[i], 0)),
                          clrb.eq(Mux(iss, Const(1, SF) << s_hpos[i], 0))]
             m.d.sync += s_arr[i].eq((s_arr[i] & ~clrb) | setb)
-            # whether the head (the entry at s_hpos) has arrived, next cycle: the entry
-            # after it if this cycle issues, else it (SF >= 2: the issue clears neither)
-            def arrived_next(pos):
-                return s_arr[i].bit_select(pos, 1) | (self.srsp_valid[i] & (s_rpos[i] == pos))
-            m.d.sync += s_head[i].eq(running & Mux(iss, arrived_next(inc(s_hpos[i], SF)),
-                                                   arrived_next(s_hpos[i])))
+            m.d.sync += s_head[i].eq(head_next(s_arr[i], s_rpos[i], self.srsp_valid[i],
+                                               s_hpos[i], SF, iss))
             # the room next cycle (occupancy - issue + grant < SF), compared before the
             # issue is known and then chosen by it
             room_a, room_b = Signal(name=f"s_room_a{i}"), Signal(name=f"s_room_b{i}")

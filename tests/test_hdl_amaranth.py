@@ -27,10 +27,12 @@ from hdl.simulate import LmemCollision, lmem_monitor, run_amaranth
 from contract_suite import ContractSuite, _cfg, cases, random_problem, requant_int, wrap_int
 
 
-def amaranth_run(problem, config, order, *, stall_permille=0, d_mode=None, row_blocks=None):
+def amaranth_run(problem, config, order, *, stall_permille=0, d_mode=None, row_blocks=None,
+                 write_cycles=None):
     prog = compile_problem(problem, config, order, d_mode=d_mode, row_blocks=row_blocks)
     mem = build_memory(problem, prog)
-    out, cycles = run_amaranth(prog, mem, stall_permille=stall_permille)
+    out, cycles = run_amaranth(prog, mem, stall_permille=stall_permille,
+                               write_cycles=write_cycles)
     want = engine.simulate(prog, mem, stall_permille=stall_permille)
     y = out[prog.tensor_id("Y")]
     assert cycles == want.cycles, f"RTL {cycles} cycles, simulator {want.cycles}"
@@ -313,14 +315,9 @@ def test_blocks_whose_writebacks_end_in_consecutive_cycles(seed):
     # previous cycle's move picking between them) must then hand over two records in a row
     problem = random_problem(seed, 24, 10, 6, 3, dens_a=0.4)
     cfg = _cfg(rows=2, cols=2, out_bank_depth=1, lmem_depth=16)
-    prog = compile_problem(problem, cfg, "a(xw)")
-    wp = prog.arrays["wb_ptr"]
-    mem = build_memory(problem, prog)
+    wp = compile_problem(problem, cfg, "a(xw)").arrays["wb_ptr"]
     steps = []
-    out, cycles = run_amaranth(prog, mem, stall_permille=600, write_cycles=steps)
-    want = engine.simulate(prog, mem, stall_permille=600)
-    assert cycles == want.cycles
-    np.testing.assert_array_equal(out[prog.tensor_id("Y")], want.memory[prog.tensor_id("Y")])
+    amaranth_run(problem, cfg, "a(xw)", stall_permille=600, write_cycles=steps)  # equal to sim
     assert len(steps) == wp[-1]
     ends = [steps[wp[b + 1] - 1] for b in range(len(wp) - 1)]
     assert any(e1 == e0 + 1 for e0, e1 in zip(ends, ends[1:])), "no two blocks end in a row"
