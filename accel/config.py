@@ -26,6 +26,7 @@ _LIMITS = {
     "lmem_depth": (1, 1 << 20), "out_bank_depth": (1, 1 << 22),
     "stream_fifo_depth": (2, 1 << 16), "load_fifo_depth": (2, 1 << 16), "wb_vectors": (0, 257),
     "dram_bytes_per_cycle": (1, 1 << 20), "dram_latency_cycles": (0, 1 << 16),
+    "request_lag_cycles": (0, 16),
 }
 
 
@@ -49,6 +50,12 @@ class HardwareConfig:
         0 means one per PE row plus the merged row (``rows + 1``, every lane every step);
         fewer make writeback steps longer and the hardware smaller.
     dram_bytes_per_cycle : off-chip bandwidth; dram_latency_cycles : read latency.
+    request_lag_cycles : d, how far ahead the memory's requesters decide (docs/machine.md,
+        rule 0): the request for cycle c is made from the state at the start of cycle
+        c - d, without the outcomes of the last d cycles' requests, and a refused one is
+        asked for again, out of order, d + 1 cycles after it was refused.  0 is the machine
+        whose requests follow every grant at once; a larger d lets the hardware pipeline
+        its arbitration (d registers between a request and its grant).
     clock_mhz : clock used to turn cycles into seconds.
     """
 
@@ -64,6 +71,7 @@ class HardwareConfig:
     dram_bytes_per_cycle: int = 64
     dram_latency_cycles: int = 100
     clock_mhz: float = 200.0
+    request_lag_cycles: int = 0
 
     def __post_init__(self):
         for f in fields(self):
@@ -119,14 +127,20 @@ class HardwareConfig:
     @property
     def stream_fifo_rate(self) -> float:
         """Elements per cycle a PE row's stream can bring at most: a FIFO entry is held
-        from its request until its element issues, ``dram_latency_cycles + 2`` cycles at
-        least (docs/machine.md, rules 0, 1 and 4)."""
-        return min(1.0, self.stream_fifo_depth / (self.dram_latency_cycles + 2))
+        from its request until its element issues, and the requester sees it free
+        ``dram_latency_cycles + 2 + request_lag_cycles`` cycles after it asked, at least
+        (docs/machine.md, rules 0, 1 and 4)."""
+        return min(1.0, self.stream_fifo_depth / self.fifo_round_trip)
+
+    @property
+    def fifo_round_trip(self) -> int:
+        """Cycles from a FIFO entry's request to the first request that can reuse it."""
+        return self.dram_latency_cycles + 2 + self.request_lag_cycles
 
     @property
     def load_fifo_rate(self) -> float:
         """Load entries per cycle a lane can write at most, for the same reason."""
-        return min(1.0, self.load_fifo_depth / (self.dram_latency_cycles + 2))
+        return min(1.0, self.load_fifo_depth / self.fifo_round_trip)
 
     @property
     def stream_index_bytes(self) -> int:
@@ -165,8 +179,12 @@ class HardwareConfig:
 
     @property
     def id(self) -> str:
-        """Stable id: hash of the canonical JSON of the fields."""
-        canon = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """Stable id: hash of the canonical JSON of the fields (``request_lag_cycles`` left
+        out while 0, so configurations written before it existed keep their ids)."""
+        d = self.to_dict()
+        if d["request_lag_cycles"] == 0:
+            del d["request_lag_cycles"]
+        canon = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canon.encode()).hexdigest()[:12]
 
     def to_json(self) -> str:

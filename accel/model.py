@@ -20,7 +20,7 @@ HardwareConfigs and
    first load is in and the writeback of the unit two before it (its output-bank half) is
    done; the first load, the per-unit synchronisation, the DRAM latency and the last
    writeback are exposed; a FIFO shallower than the memory's round trip lets its lane
-   fetch (stream) or write (loads) at most depth / (latency + 2) per cycle
+   fetch (stream) or write (loads) at most depth / (latency + 2 + request lag) per cycle
    (``HardwareConfig.stream_fifo_rate``, ``load_fifo_rate``);
 4. counts off-chip bytes per phase and the on-chip accesses that the energy table prices.
 
@@ -846,7 +846,10 @@ def evaluate_many(stats: ProblemStats | Problem, configs, order: str = "auto") -
                           []).append(i)
     n = len(configs)
     Ball = np.array([c.dram_bytes_per_cycle for c in configs], float)
-    Lall = np.array([c.dram_latency_cycles for c in configs], float)
+    # exposed once per phase: the DRAM latency, and the request lag twice (the phase's
+    # first requests and its last writeback are decided d cycles ahead, rule 0)
+    Lall = np.array([c.dram_latency_cycles + 2 * c.request_lag_cycles for c in configs],
+                    float)
     order_of = [""] * n
     picks_of: list = [[] for _ in range(n)]      # per config: the schedule of each phase
     jobs = []                                     # (config indices, phase position, schedule)

@@ -116,6 +116,10 @@ class CoreParams:
                 raise HdlError(f"{k} must be a positive integer, got {v!r}")
         if not isinstance(self.config, HardwareConfig):
             raise HdlError(f"config must be a HardwareConfig, got {type(self.config).__name__}")
+        if self.config.request_lag_cycles != 0:
+            raise HdlError(f"request_lag_cycles={self.config.request_lag_cycles}: the RTL "
+                           f"implements request_lag_cycles 0 only (the simulator and the "
+                           f"model implement every lag)")
         check_multipliers(self.config, self.lut_multipliers, self.dsp_primitive)
 
     @property

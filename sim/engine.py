@@ -74,6 +74,12 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
     R = P[0]; C = P[1]; depth = P[2]; obd = P[3]; sfifo = P[4]; lfifo = P[5]
     B = P[6]; L = P[7]; acc_bits = P[8]; pe_lat = P[9]; merge_lat = P[10]
     stall_pm = P[11]; seed = P[12]; max_idle = P[13]
+    # rules 0-3 with request lag d: the request for cycle c is decided from the state at
+    # the start of cycle c - d and the outcomes of the requests of cycles before c - d;
+    # ring buffers over d + 1 cycles (kc: this cycle's entry, kl: that of cycle c - d)
+    lag = P[15]
+    D1 = lag + 1
+    kc = np.int64(-1)
     nt = t_phase.shape[0]
     nb = b_phase.shape[0]
     nph = ph_s.shape[0]
@@ -97,6 +103,19 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
     f_pos = np.zeros(R, np.int64); h_pos = np.zeros(R, np.int64)   # ring positions
     rot = np.int64(-1)
     s_arr = np.zeros((R, sfifo), np.int64)
+    s_tag = np.full((R, sfifo), -1, np.int64)     # sequence number whose data arrived
+    # what a reserved slot's element needs to be requested (again): its element, bytes,
+    # S base, requantization, local-memory base and sequence number
+    q_e = np.zeros((R, sfifo), np.int64); q_need = np.zeros((R, sfifo), np.int64)
+    q_sbase = np.zeros((R, sfifo), np.int64); q_lbase = np.zeros((R, sfifo), np.int64)
+    q_rqs = np.zeros((R, sfifo), np.int64); q_rqb = np.zeros((R, sfifo), np.int64)
+    q_seq = np.zeros((R, sfifo), np.int64)
+    # per requester: the slot (or load entry, or writeback step) refused in each of the
+    # last d + 1 cycles (-1: none), asked for again in the cycle its refusal is known
+    # (at most one a cycle, so it never waits); the issue side's and the load writer's
+    # progress at the start of each of those cycles (kept when d > 0)
+    s_pend = np.full((R, D1), -1, np.int64)
+    h_hist = np.zeros((R, D1), np.int64)
     # a FIFO entry holds what the element brings to its PE row: the value (read when it
     # is fetched: a phase streams S only once S's writer is done, so memory no longer
     # changes under it), its local-memory offset, its flags and its output slot
@@ -136,9 +155,19 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
     req_left = lq_ptr[R] - lq_ptr[0]
     lanes_loading = R if nt > 0 else 0
     l_arr = np.zeros((R, lfifo), np.int64)
-    # writeback unit
+    l_tag = np.full((R, lfifo), -1, np.int64)
+    l_pend = np.full((R, D1), -1, np.int64)
+    lw_hist = np.zeros((R, D1), np.int64)
+    # writeback unit: the next step not yet asked for, the block's steps not yet granted
+    # (-1: block not entered), the first cycle it may ask for a step of a new block
     wb_blk = 0
-    wb_step = np.int64(0)
+    wb_next = np.int64(0)
+    wb_left = np.int64(-1)
+    wb_go = np.int64(0)
+    w_pend = np.full(D1, -1, np.int64)
+    # lanes past each block's last tile and the cycle from whose start all of them are
+    blk_npass = np.zeros(max(nb, 1), np.int64)
+    blk_pass = np.zeros(max(nb, 1), np.int64)
     c = np.int64(0)
     idle = 0
     rows_done = 0
@@ -153,66 +182,99 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
             if lfsr % 1000 < stall_pm:
                 mem_ok = False
                 counters[_C_STALL_MEM] += 1
+        # ring entries: kc holds the refusals of cycle c - d - 1 (known now) and takes
+        # this cycle's; kl the progress at the start of cycle c - d
+        kc = kc + 1 if kc + 1 < D1 else 0               # == c mod (d + 1)
+        kl = kc + 1 if kc + 1 < D1 else 0               # == (c - d) mod (d + 1)
+        if lag > 0:
+            for i in range(R):
+                h_hist[i, kc] = h_seq[i]; lw_hist[i, kc] = lw_cnt[i]
+        c_lag = c - lag
         # ---- 1. stream fetch: one request per PE row per cycle, rotating priority ------
         rot = rot + 1 if rot + 1 < R else 0          # == c mod R
         # one priority order per cycle: the stream lanes (rotating), the load lanes
         # (rotating), the writeback; the first request that does not fit stops every later one
         stop = False
-        for q in range(R):
+        # no request is decided before cycle 0, so the first ones are for cycle d
+        for q in range(R if c >= lag else 0):
             i = q + rot if q + rot < R else q + rot - R
-            if f_ptr[i] >= f_end[i] and f_tile[i] < nt:
-                # one tile advance per cycle on the fetch side
-                t = f_tile[i] + 1
-                f_tile[i] = t
-                if t < nt:
-                    g = t_stream[t]
-                    f_ptr[i] = rsp[i, g]; f_end[i] = rsp[i, g + 1]
-                    p = t_phase[t]
-                    f_dep[i] = ph_s_dep[p]; f_need[i] = ph_s_bytes[p]
-                    f_sbase[i] = t_off[ph_s[p]]
-                    f_rqs[i] = ph_s_rq_shift[p]; f_rqb[i] = ph_s_rq_bits[p]
-                    f_lbase[i] = (t_bank[t] * R + i) * depth
-            if f_tile[i] >= nt or f_ptr[i] >= f_end[i]:
-                continue
-            if f_seq[i] - h_seq[i] >= sfifo or not mem_ok:
-                continue
-            if phase_done[f_dep[i]] > c:
-                continue
-            need = f_need[i]
-            if stop or credit < need:
+            q2 = s_pend[i, kc]
+            if q2 >= 0:
+                # an element refused d + 1 cycles ago is asked for again before any new one
+                s_pend[i, kc] = -1
+                e = q_e[i, q2]; need = q_need[i, q2]; sq = q_seq[i, q2]
+                sbase = q_sbase[i, q2]; lbase = q_lbase[i, q2]
+                rqs = q_rqs[i, q2]; rqb = q_rqb[i, q2]
+            else:
+                if f_ptr[i] >= f_end[i] and f_tile[i] < nt:
+                    # one tile advance per cycle on the fetch side
+                    t = f_tile[i] + 1
+                    f_tile[i] = t
+                    if t < nt:
+                        g = t_stream[t]
+                        f_ptr[i] = rsp[i, g]; f_end[i] = rsp[i, g + 1]
+                        p = t_phase[t]
+                        f_dep[i] = ph_s_dep[p]; f_need[i] = ph_s_bytes[p]
+                        f_sbase[i] = t_off[ph_s[p]]
+                        f_rqs[i] = ph_s_rq_shift[p]; f_rqb[i] = ph_s_rq_bits[p]
+                        f_lbase[i] = (t_bank[t] * R + i) * depth
+                if f_tile[i] >= nt or f_ptr[i] >= f_end[i]:
+                    continue
+                if f_seq[i] - (h_hist[i, kl] if lag > 0 else h_seq[i]) >= sfifo:
+                    continue
+                if phase_done[f_dep[i]] > c_lag:
+                    continue
+                # the next element takes the next slot
+                q2 = f_pos[i]
+                e = f_ptr[i]; need = f_need[i]; sq = f_seq[i]
+                sbase = f_sbase[i]; lbase = f_lbase[i]; rqs = f_rqs[i]; rqb = f_rqb[i]
+                f_pos[i] = q2 + 1 if q2 + 1 < sfifo else 0
+                f_seq[i] = sq + 1
+                f_ptr[i] = e + 1
+            if stop or credit < need or not mem_ok:
                 stop = True
+                # the slot keeps what asking for its element again needs
+                q_e[i, q2] = e; q_need[i, q2] = need; q_seq[i, q2] = sq
+                q_sbase[i, q2] = sbase; q_lbase[i, q2] = lbase
+                q_rqs[i, q2] = rqs; q_rqb[i, q2] = rqb
+                s_pend[i, kc] = q2
                 continue
             credit -= need
-            e = f_ptr[i]
-            q2 = f_pos[i]
             s_arr[i, q2] = c + L + 1
-            sv = mem[f_sbase[i] + e_src[e]]
-            if f_rqb[i] != 0:
-                sv = _requant(sv, f_rqs[i], f_rqb[i])
+            s_tag[i, q2] = sq
+            sv = mem[sbase + e_src[e]]
+            if rqb != 0:
+                sv = _requant(sv, rqs, rqb)
             s_val[i, q2] = sv
-            s_lb[i, q2] = (f_lbase[i] + e_addr[e]) * C
+            s_lb[i, q2] = (lbase + e_addr[e]) * C
             s_fl[i, q2] = e_flags[e]
             s_sl[i, q2] = e_slot[e]
-            f_pos[i] = q2 + 1 if q2 + 1 < sfifo else 0
-            f_seq[i] += 1
-            f_ptr[i] = e + 1
             progress = True
         # ---- 2. load unit: requests run ahead per lane; writes fill one tile at a time --
-        for q in range(R if req_left > 0 else 0):
+        for q in range(R if req_left > 0 and c >= lag else 0):
             i = q + rot if q + rot < R else q + rot - R
-            n = lr_cnt[i]
-            if n >= lq_ptr[i + 1] - lq_ptr[i] or n - lw_cnt[i] >= lfifo or not mem_ok:
-                continue
-            en = lq_ptr[i] + n
-            if phase_done[ph_d_dep[lq_phase[en]]] > c:
-                continue
+            n = l_pend[i, kc]
+            if n >= 0:
+                l_pend[i, kc] = -1
+                en = lq_ptr[i] + n
+            else:
+                n = lr_cnt[i]
+                if n >= lq_ptr[i + 1] - lq_ptr[i] \
+                        or n - (lw_hist[i, kl] if lag > 0 else lw_cnt[i]) >= lfifo:
+                    continue
+                en = lq_ptr[i] + n
+                if phase_done[ph_d_dep[lq_phase[en]]] > c_lag:
+                    continue
+                lr_cnt[i] = n + 1
             need = lq_bytes[en]
-            if stop or credit < need:
+            if stop or credit < need or not mem_ok:
                 stop = True
+                l_pend[i, kc] = n
                 continue
             credit -= need
-            l_arr[i, n % lfifo] = c + L + 1
-            lr_cnt[i] = n + 1
+            j = n % lfifo
+            l_arr[i, j] = c + L + 1
+            l_tag[i, j] = n
             req_left -= 1
             rd_bytes[lq_tensor[en]] += need
             progress = True
@@ -246,7 +308,8 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
                 if ph_first[p] > c:
                     ph_first[p] = c
             n = lw_cnt[i]
-            if n < lane_cum[i, t + 1] and n < lr_cnt[i] and l_arr[i, n % lfifo] <= c:
+            j = n % lfifo
+            if n < lane_cum[i, t + 1] and l_tag[i, j] == n and l_arr[i, j] <= c:
                 ncols = t_ncols[t]
                 col0 = t_col0[t]
                 bk = t_bank[t]
@@ -287,20 +350,21 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
         # ---- 3. writeback: one step per cycle once the block's merges are complete -----
         if wb_blk < nb:
             b = wb_blk
-            ready = c > blk_merge[b]
-            if ready:
-                for i in range(R):
-                    if cur[i] <= b_last_tile[b]:
-                        ready = False
-                        break
-            if ready:
-                s0 = wb_ptr[b]; s1 = wb_ptr[b + 1]
-                p = b_phase[b]
-                ncols = b_ncols[b]
-                if wb_step == 0:
-                    wb_step = s0
-                if wb_step < s1:
-                    st = wb_step
+            s1 = wb_ptr[b + 1]
+            if wb_left < 0:
+                wb_next = wb_ptr[b]
+                wb_left = s1 - wb_next
+            if c >= wb_go and blk_npass[b] == R and blk_pass[b] <= c_lag \
+                    and blk_merge[b] < c_lag:
+                st = w_pend[kc]
+                if st >= 0:
+                    w_pend[kc] = -1
+                elif wb_next < s1:
+                    st = wb_next
+                    wb_next += 1
+                if st >= 0:
+                    p = b_phase[b]
+                    ncols = b_ncols[b]
                     nvec = 0
                     merged = False
                     for i in range(R):
@@ -312,9 +376,10 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
                     if merged:
                         nvec += 1
                     need = nvec * ncols * ph_o_bytes[p]
-                    if mem_ok and (stop or credit < need):
+                    if stop or credit < need or not mem_ok:
                         stop = True
-                    elif mem_ok:
+                        w_pend[kc] = st
+                    else:
                         credit -= need
                         half = b_half[b]
                         out_t = ph_out[p]
@@ -344,9 +409,10 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
                         wr_bytes[out_t] += need
                         counters[_C_WB_VECS] += nvec
                         counters[_C_WB_STEPS] += 1
-                        wb_step += 1
+                        wb_left -= 1
                         progress = True
-                if wb_step >= s1:
+                if wb_left == 0:
+                    p = b_phase[b]
                     wb_done[b] = c
                     if ph_end[p] < c:
                         ph_end[p] = c
@@ -354,7 +420,10 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
                     if last_of_phase:
                         phase_done[p] = c + 1
                     wb_blk += 1
-                    wb_step = 0
+                    wb_left = -1
+                    # the next block's first request is decided once this block's last
+                    # grant is known
+                    wb_go = c + lag + 1
                     progress = True
         # ---- 4. stream issue: at most one element per PE row per cycle -----------------
         # a row first moves past an exhausted tile, then issues or stalls; a row past its
@@ -365,6 +434,10 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
             if cur[i] < nt and rem[i] == 0:
                 t = cur[i]
                 read_done[t, i] = last_issue[i] + C if last_issue[i] + C > 0 else 0
+                b = t_block[t]
+                if b_last_tile[b] == t:
+                    blk_npass[b] += 1
+                    blk_pass[b] = c + 1
                 cur[i] += 1
                 if cur[i] < nt:
                     g = t_stream[cur[i]]
@@ -399,7 +472,7 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
                     continue
                 ready_tile[i] = t
             hp = h_pos[i]
-            if h_seq[i] >= f_seq[i] or s_arr[i, hp] > c:
+            if h_seq[i] >= f_seq[i] or s_tag[i, hp] != h_seq[i] or s_arr[i, hp] > c:
                 stall[i, _ST_STREAM] += 1
                 continue
             # issue the element at the head of the FIFO
@@ -569,7 +642,7 @@ def simulate(program: Program, memory: list, *, stall_permille: int = 0,
                   cfg.load_fifo_depth, cfg.dram_bytes_per_cycle, cfg.dram_latency_cycles,
                   cfg.acc_bits, cfg.pe_latency_cycles, cfg.merge_latency_cycles,
                   stall_permille, stall_seed, 100_000 + 10 * cfg.dram_latency_cycles,
-                  program.credit_cap()], np.int64)
+                  program.credit_cap(), cfg.request_lag_cycles], np.int64)
     dt = np.int32 if cfg.acc_bits <= 32 else np.int64
     lmem = np.zeros(2 * R * cfg.lmem_depth * cfg.cols, dt)
     acc = np.zeros(R * cfg.cols, dt)

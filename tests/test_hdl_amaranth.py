@@ -72,6 +72,9 @@ def test_core_rejects_bad_parameters():
         CoreParams(HardwareConfig(), max_tiles=0)
     with pytest.raises(HdlError, match="^config must be a HardwareConfig, got int$"):
         PE(3)
+    with pytest.raises(HdlError, match="^request_lag_cycles=2: the RTL implements "
+                                       "request_lag_cycles 0 only"):
+        CoreParams(HardwareConfig(request_lag_cycles=2))
 
 
 def test_pack_rejects_a_program_too_big_for_the_core():

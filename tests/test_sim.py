@@ -32,6 +32,22 @@ class TestSimLevel(ContractSuite):
         return res.memory[prog.tensor_id("Y")], res.cycles
 
 
+class TestSimLevelRequestLag1(ContractSuite):
+    """The suite on machines whose requests are decided ahead (``request_lag_cycles``,
+    rule 0): refused requests are asked for again out of order, the FIFOs fill out of
+    order and the writeback's steps too; the outputs must not change."""
+
+    LAG = 1
+
+    def run(self, problem, config, order, **kw):
+        prog, res = sim_run(problem, config.with_(request_lag_cycles=self.LAG), order, **kw)
+        return res.memory[prog.tensor_id("Y")], res.cycles
+
+
+class TestSimLevelRequestLag3(TestSimLevelRequestLag1):
+    LAG = 3
+
+
 # ------------------------------------------------------------ hand-derived cycle counts
 #
 # Common to all cases: order a(xw), so phase 0 is X·W (S = X, dense, D = W) and phase 1
@@ -46,9 +62,9 @@ class TestSimLevel(ContractSuite):
 # for "phase 0 done" = its last writeback cycle + 1 (the dependency rule).
 # cycles = last writeback cycle + 1.
 
-def _hand_case(a, x, w, rows, latency, bytes_per_cycle=1024, d_mode=None):
+def _hand_case(a, x, w, rows, latency, bytes_per_cycle=1024, d_mode=None, lag=0):
     cfg = HardwareConfig(rows=rows, cols=1, dram_latency_cycles=latency,
-                         dram_bytes_per_cycle=bytes_per_cycle)
+                         dram_bytes_per_cycle=bytes_per_cycle, request_lag_cycles=lag)
     problem = make_problem(np.array(a), np.array(x), np.array(w), make_contract("exact"),
                            "hand", x_sparse=False)
     prog = compile_problem(problem, cfg, "a(xw)", d_mode=d_mode)
@@ -86,8 +102,25 @@ def test_cycles_1x1_identity(latency):
     assert [p["end_cycle"] for p in res.stats["phases"]] == [L + 10, 2 * L + 21]
 
 
+@pytest.mark.parametrize("lag", [1, 2, 5])
 @pytest.mark.parametrize("latency", [0, 3])
-def test_cycles_two_element_row(latency):
+def test_cycles_1x1_identity_with_request_lag(latency, lag):
+    # test_cycles_1x1_identity with request_lag_cycles = d (rule 0): a request for cycle
+    # c is decided from the state at the start of c - d.  Every request on the critical
+    # path moves by d: e0 and W[0] are asked for at d (nothing is decided before cycle
+    # 0), so e0 issues at d+L+2 and its merge is done at d+L+9; block 0's writeback waits
+    # for c - d > d+L+9: 2d+L+10, phase 0 done from 2d+L+11; T[0] waits for phase 0 done
+    # at c - d: 3d+L+11, written at 3d+2L+12; e1 issues at 3d+2L+13, merge done 3d+2L+20;
+    # block 1's writeback at 4d+2L+21  →  cycles = 2L+22+4d.
+    prog, res = _hand_case([[1]], [[3]], [[5]], rows=1, latency=latency, lag=lag)
+    assert res.cycles == 2 * latency + 22 + 4 * lag
+    assert [p["end_cycle"] for p in res.stats["phases"]] == [
+        latency + 10 + 2 * lag, 2 * latency + 21 + 4 * lag]
+
+
+@pytest.mark.parametrize("lag", [0, 2])
+@pytest.mark.parametrize("latency", [0, 3])
+def test_cycles_two_element_row(latency, lag):
     # 1×1 array; A = [[2, 3]] (one row, two nonzeros), X = [[3], [4]], W = [[5]].
     # Phase 0 streams e0 = X[0,0] (slot 0) and e1 = X[1,0] (slot 1); block 0 has two
     # writeback steps.  Phase 1 loads T[0], T[1] (addr 0, 1) and streams e2 = A[0,0]
@@ -101,12 +134,16 @@ def test_cycles_two_element_row(latency):
     #   c = 2L+14  write T[0];  c = 2L+15: write T[1]: load_done[1] = 2L+15
     #   c = 2L+16  issue e2;  c = 2L+17: issue e3 (LAST): merge completes at 2L+24
     #   c = 2L+25  writeback of block 1  →  cycles = 2L+26
-    prog, res = _hand_case([[2, 3]], [[3], [4]], [[5]], rows=1, latency=latency)
+    # With request_lag_cycles = d every request moves as in
+    # test_cycles_1x1_identity_with_request_lag: the fetches by d, block 0's two steps
+    # (asked for in a row, the second before the first's grant is known) to 2d+L+11 and
+    # 2d+L+12, T[0], T[1] to 3d+L+13, 3d+L+14, block 1's step to 4d+2L+25.
+    prog, res = _hand_case([[2, 3]], [[3], [4]], [[5]], rows=1, latency=latency, lag=lag)
     L = latency
     assert prog.n_tiles == 2 and list(np.diff(prog.arrays["wb_ptr"])) == [2, 1]
-    assert res.cycles == 2 * L + 26
+    assert res.cycles == 2 * L + 26 + 4 * lag
     assert res.stats["busy_cycles_per_row"] == [4]
-    assert res.stats["stall_row_cycles"]["barrier"] == 9        # L+4 .. L+12
+    assert res.stats["stall_row_cycles"]["barrier"] == 9 + lag       # L+d+4 .. L+2d+12
 
 
 @pytest.mark.parametrize("latency", [0, 3])
@@ -156,6 +193,32 @@ def test_cycles_one_byte_per_cycle(latency):
     assert res.cycles == {0: 28, 3: 34}[latency]
     assert res.stats["stall_row_cycles"]["stream"] == 0
     assert res.stats["stall_row_cycles"]["load"] == {0: 10, 3: 16}[latency]
+
+
+@pytest.mark.parametrize("latency", [0, 3])
+def test_cycles_one_byte_per_cycle_with_request_lag(latency):
+    # test_cycles_one_byte_per_cycle with request_lag_cycles = 1: a request for cycle c
+    # knows the outcomes of the requests up to c - 2, so a refused element is asked for
+    # again two cycles after its refusal, after the elements asked for since (rule 0).
+    #   c = 0      credit 1: nothing is decided before cycle 0, no request
+    #   c = 1      credit 2: e0 (3 bytes) refused, W[0] stopped behind it
+    #   c = 2      credit 3: the fetch side, not knowing e0's refusal, moves to tile 1 and
+    #              asks for e1: granted → 0 (e1 arrives before e0, into its own slot)
+    #   c = 3      credit 1: e0's and W[0]'s refusals are known: asked again, refused
+    #   c = 4      credit 2: nothing asked (the re-asks of c = 3 are not known yet)
+    #   c = 5      credit 3: e0 granted → 0 (usable at L + 6); W[0] refused
+    #   c = 7      credit 2: W[0] granted → 1 (usable at L + 8)
+    #   L = 0: W[0] written at 8 → issue e0 at 9, merge done at 16; writeback at the first
+    #          c with c - 1 > 16: 18 (credit 8 → 4); phase 0 done from 19; T[0] asked for
+    #          at the first c with c - 1 >= 19: 20 (credit 6 → 2), written at 21; issue
+    #          e1 at 22, merge done 29; writeback at 31 → cycles = 32
+    #   L = 3: W[0] written at 11 → issue e0 at 12, merge done 19; writeback at 21; phase 0
+    #          done from 22; T[0] granted at 23, written at 27; issue e1 at 28, merge done
+    #          35; writeback at 37 → cycles = 38
+    prog, res = _hand_case([[1]], [[3]], [[5]], rows=1, latency=latency, bytes_per_cycle=1,
+                           lag=1)
+    assert res.cycles == {0: 32, 3: 38}[latency]
+    assert res.stats["stall_row_cycles"]["stream"] == 0
 
 
 # ------------------------------------------------------------ statistics

@@ -1,0 +1,64 @@
+"""What deciding memory requests ahead costs in cycles (``request_lag_cycles``, rule 0).
+
+A lag of d lets the hardware register every request d times before its arbitration; the
+machine pays for it where a request waits on a grant it does not know yet.  For each
+built-in workload's first problem, bandwidth and memory-stall rate, simulates lags 0..3
+on the default 8×8 configuration (and on one with 8-entry FIFOs, whose round trip the lag
+lengthens) and prints one JSON line per case: the cycles per lag, and the ratio to lag 0.
+
+    python bench/bench_request_lag.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from accel.compiler import build_memory, compile_problem  # noqa: E402
+from accel.config import HardwareConfig  # noqa: E402
+from accel.workloads import get_workload  # noqa: E402
+from sim import simulate  # noqa: E402
+
+WORKLOADS = ("gcn-cora-like", "gat-cora-like", "resnet18-conv2_1a")
+LAGS = (0, 1, 2, 3)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="B = 64 only, no stalls")
+    args = ap.parse_args(argv)
+    bands = (64,) if args.quick else (64, 16, 4)
+    stalls = (0,) if args.quick else (0, 300)
+    worst = 0.0
+    t0 = time.perf_counter()
+    for wl in WORKLOADS:
+        problem = get_workload(wl)[0]
+        for fifo in (128, 8):
+            for B in bands:
+                for pm in stalls:
+                    cycles = {}
+                    for lag in LAGS:
+                        cfg = HardwareConfig(dram_bytes_per_cycle=B, stream_fifo_depth=fifo,
+                                             load_fifo_depth=fifo, request_lag_cycles=lag)
+                        prog = compile_problem(problem, cfg, "a(xw)")
+                        cycles[lag] = simulate(prog, build_memory(problem, prog),
+                                               stall_permille=pm).cycles
+                    ratio = {d: cycles[d] / cycles[0] for d in LAGS}
+                    worst = max(worst, ratio[2])
+                    print(json.dumps({"workload": wl, "fifo_depth": fifo,
+                                      "dram_bytes_per_cycle": B, "stall_permille": pm,
+                                      "cycles": cycles,
+                                      "ratio_to_lag0": {d: round(r, 5) for d, r in ratio.items()}}),
+                          flush=True)
+    print(json.dumps({"summary": {"max_ratio_lag2": round(worst, 5),
+                                  "wall_s": round(time.perf_counter() - t0, 1)}}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
