@@ -114,8 +114,9 @@ def bram_blocks(depth: int, width: int) -> int:
 
 def _memories(cfg: HardwareConfig, k: dict) -> tuple[int, int]:
     """(DP16KD blocks, distributed-RAM bits) of the core's memories (every table copy
-    counted), for the program capacities the coefficients were calibrated with."""
-    params = CoreParams(cfg, **{**SYNTH_CAPACITIES, **k.get("capacities", {})})
+    counted), for the program capacities the coefficients were calibrated with (those of
+    the lag-0 core for any ``request_lag_cycles``)."""
+    params = CoreParams(cfg.with_(request_lag_cycles=0), **{**SYNTH_CAPACITIES, **k.get("capacities", {})})
     blocks = bits = 0
     for mem in core_memories(params):
         n = mem["count"] * mem["ports"]
@@ -145,7 +146,9 @@ def _fmax_terms(cfg: HardwareConfig) -> dict:
 
 def estimate_resources(cfg: HardwareConfig, coeffs: dict | None = None) -> dict:
     """``lut, ff, dsp, bram, fmax_mhz``, whether that fits the LFE5U-85F
-    (``fits_device``) and whether the coefficients are calibrated."""
+    (``fits_device``) and whether the coefficients are calibrated.  The calibration is of
+    the RTL, which implements ``request_lag_cycles`` 0: for another lag ``fmax_mhz`` is
+    None (unknown), and the other figures are those of lag 0."""
     k = coeffs or _default()
     f = features(cfg, k)
     lut = sum(k[f"lut_{n}"] * v for n, v in f["lut"].items())
@@ -154,7 +157,8 @@ def estimate_resources(cfg: HardwareConfig, coeffs: dict | None = None) -> dict:
     bram, _ = _memories(cfg, k)
     ns = sum(k[f"fmax_ns_{n}"] * v for n, v in _fmax_terms(cfg).items())
     out = {"lut": round(lut), "ff": round(ff), "dsp": int(dsp), "bram": int(bram),
-           "fmax_mhz": round(1000.0 / ns, 1) if ns > 0 else None}
+           "fmax_mhz": round(1000.0 / ns, 1) if ns > 0 and cfg.request_lag_cycles == 0
+           else None}
     out["fits_device"] = all(out[r] <= lim for r, lim in DEVICE_LIMITS.items())
     out["resources_calibrated"] = bool(k.get("calibrated"))
     return out
