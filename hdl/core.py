@@ -281,6 +281,40 @@ class Core(wiring.Component):
 
         m.d.comb += [self.busy.eq(running), self.cycles.eq(c)]
         ready = self.mem_ready
+        # request lag d (docs/machine.md rule 0): with d >= 2 a request is decided from
+        # registers d cycles before its arbitration and held in d registers; a refused
+        # one comes back (registered) and is asked again before any new one
+        LAG = cfg.request_lag_cycles
+
+        def lag_pipe(name, d0, widths):
+            """Registers ``name``_k for k = 1..LAG taking ``d0`` (a list of values of
+            ``widths``) one stage a cycle, all 0 while idle: returns the stages."""
+            stages, prev = [], d0
+            for k in range(1, LAG + 1):
+                regs = [Signal(w, name=f"{name}_{f}{k}") for f, w in enumerate(widths)]
+                m.d.sync += [r.eq(Mux(running, v, 0)) for r, v in zip(regs, prev)]
+                stages.append(regs)
+                prev = regs
+            return stages
+
+        def arrival_pos(name, depth, fire, pos, valid):
+            """The FIFO position a response fills: that of the request it answers,
+            ``dram_latency_cycles`` after it fired (responses come in request order); for
+            latency 0 the request's own, else from a queue of the fired positions."""
+            if cfg.dram_latency_cycles == 0:
+                return pos
+            qd = min(depth, cfg.dram_latency_cycles + 1)
+            q = Memory(shape=range(depth), depth=qd, init=[],
+                       attrs=mem_attrs(qd, len(pos), sync=False))
+            m.submodules[f"{name}_q"] = q
+            wp = q.write_port()
+            rp = q.read_port(domain="comb")
+            wptr = Signal(range(qd), name=f"{name}_qw")
+            rptr = Signal(range(qd), name=f"{name}_qr")
+            m.d.comb += [wp.addr.eq(wptr), wp.data.eq(pos), wp.en.eq(fire), rp.addr.eq(rptr)]
+            m.d.sync += [wptr.eq(Mux(running, Mux(fire, inc(wptr, qd), wptr), 0)),
+                         rptr.eq(Mux(running, Mux(valid, inc(rptr, qd), rptr), 0))]
+            return rp.data
 
         def dep_ok(ok, q):
             return ~ok | ph_done.bit_select(q, 1)
@@ -323,13 +357,16 @@ class Core(wiring.Component):
         # rot_oh (one-hot of c mod R, a register) turned by q: a selection by AND-OR
         rot_sel = [[rot_oh[(i - q) % R] for i in range(R)] for q in range(R)]
 
-        def pick(values, q):
+        # the next cycle's (the rotation register's next value), for sums made a cycle early
+        rot_next_sel = [[rot_oh[(i - q - 1) % R] for i in range(R)] for q in range(R)]
+
+        def pick(values, q, sel=rot_sel):
             out = 0
             for i, v in enumerate(values):
-                out = out | Mux(rot_sel[q][i], v, 0)
+                out = out | Mux(sel[q][i], v, 0)
             return out
 
-        def arbitrate(classes, credit_in):
+        def arbitrate(classes, credit_in, early=None):
             """Rule 0's grants over one priority order: for each class in turn (a list of
             ``(wants, bytes, rotating)``, ``bytes`` 0 where a requester does not want),
             its lanes from lane ``c mod R`` on if rotating, else its one requester.  The
@@ -341,11 +378,15 @@ class Core(wiring.Component):
             of the classes before it (one level more), a lone requester's bytes are taken
             from the credit beforehand, and the comparisons with the credit (the sign of
             the difference, which is also the credit left) are side by side.  Returns
-            the grants of each class, by lane, and the credit left."""
+            the grants of each class, by lane, and the credit left.  With ``early`` (the
+            same classes one register stage before), the sums are made from those in the
+            cycle before, with that cycle's view of this one's rotation, and registered:
+            only the comparisons with the credit remain in the cycle of the grant."""
             PW = p.grant_bits
             pos = []            # (class, rotation position or None, want, sum, minus)
             offset = None       # total bytes of the classes so far
-            for k, (wants, needs, rotating) in enumerate(classes):
+            sel = rot_sel if early is None else rot_next_sel
+            for k, (wants, needs, rotating) in enumerate(classes if early is None else early):
                 if not rotating:
                     # credit_in - need - offset: the need is known early, the offset late
                     v = Signal(PW, name=f"arb_n{k}")
@@ -356,7 +397,7 @@ class Core(wiring.Component):
                 pre = []
                 for q in range(R):
                     v = Signal(PW, name=f"arb_n{k}_{q}")
-                    m.d.comb += v.eq(pick(needs, q))
+                    m.d.comb += v.eq(pick(needs, q, sel))
                     pre.append(v)
                 d = 1
                 while d < R:    # Kogge-Stone: after the level of span d, pre[q] sums q-2d+1..q
@@ -372,10 +413,24 @@ class Core(wiring.Component):
                     else:
                         tot = Signal(PW, name=f"arb_s{k}_{q}")
                         m.d.comb += tot.eq(offset + pre[q])
-                    pos.append((k, q, pick(wants, q), tot, None))
+                    pos.append((k, q, pick(wants, q, sel), tot, None))
                 tot_k = Signal(PW, name=f"arb_t{k}")
                 m.d.comb += tot_k.eq(pos[-1][3])
                 offset = tot_k
+            if early is not None:
+                # registered: this cycle's positions, wants and sums
+                regd = []
+                for q, (k, rq, w, tot, minus) in enumerate(pos):
+                    vals = []
+                    for tag, v, width in (("w", w, 1), ("s", tot, PW), ("m", minus, PW)):
+                        if v is None:
+                            vals.append(None)
+                            continue
+                        r = Signal(width, name=f"arb_r{tag}{q}")
+                        m.d.sync += r.eq(v)
+                        vals.append(r)
+                    regd.append((k, rq, *vals))
+                pos = regd
             N = len(pos)
             # credit_in - (bytes up to q) for every q side by side: its sign says whether
             # the requests up to q fit, and the last that fits leaves its difference
@@ -394,11 +449,17 @@ class Core(wiring.Component):
             grants = [[Signal(name=f"arb_grant{k}_{i}") for i in range(len(cl[0]))]
                       for k, cl in enumerate(classes)]
             cr_ = Mux(fits[0], 0, credit_in)    # nothing fits: nothing taken
+            terms = {(k, i): [] for k in range(len(classes)) for i in range(R)}
             for q, (k, rq, w, _, _) in enumerate(pos):
                 g = Signal(name=f"arb_g{q}")
                 m.d.comb += g.eq(w & fits[q])
                 if rq is None:
                     m.d.comb += grants[k][0].eq(g)
+                elif early is not None:
+                    # gathered below as continuous assignments: a block with a default
+                    # whose inputs stay constant from time 0 is never evaluated by Icarus
+                    for i in range(R):
+                        terms[k, i].append(g & rot_sel[rq][i])
                 else:
                     for i in range(R):
                         with m.If(g & rot_sel[rq][i]):
@@ -406,6 +467,9 @@ class Core(wiring.Component):
                 # the sums rise with q: the last that fits is what the granted take
                 last = fits[q] & ~fits[q + 1] if q + 1 < N else fits[q]
                 cr_ = cr_ | Mux(last, left[q], 0)
+            for (k, i), ts in terms.items():
+                if ts:
+                    m.d.comb += grants[k][i].eq(Cat(*ts).any())
             cr = Signal(CR, name="arb_cr")
             m.d.comb += cr.eq(cr_)
             return grants, cr
@@ -478,12 +542,24 @@ class Core(wiring.Component):
         # stream-FIFO room next cycle if the lane's request is granted / is not (issue)
         s_room_if = [(Signal(name=f"s_room1_{i}"), Signal(name=f"s_room0_{i}"))
                      for i in range(R)]
+        # with a lag: the refused request of the cycle before (valid, bytes, address,
+        # FIFO position), the position the next new element reserves, and the position
+        # each response fills
+        s_ref = [[Signal(name=f"s_ref_v{i}"), Signal(Lt["lane_ftile"].width_of("s_bytes"),
+                                                     name=f"s_ref_need{i}"),
+                  Signal(p.addr_bits, name=f"s_ref_addr{i}"),
+                  Signal(range(SF), name=f"s_ref_pos{i}")] for i in range(R)]
+        s_wpos = [Signal(range(SF), name=f"s_wpos{i}") for i in range(R)]
+        s_early = []    # each lane's request one register before the grant (want, bytes)
+        s_apos = list(s_rpos)
         for i in range(R):
             # flags for this cycle, registered: f_atend (f_ptr >= f_end), f_live0/1
             # (f_tile < nt, f_tile + 1 < nt); the walk needs no comparison of its own
+            # (with a lag the walker holds while the lane asks again)
             adv = Signal(name=f"f_adv{i}")
             live_e = Signal(name=f"f_live_e{i}")
-            m.d.comb += [adv.eq(f_atend[i] & f_live0[i]),
+            m.d.comb += [adv.eq(f_atend[i] & f_live0[i] & ~s_ref[i][0] if LAG
+                                else f_atend[i] & f_live0[i]),
                          live_e.eq(Mux(adv, f_live1[i], f_live0[i]))]
             te = Signal(TB, name=f"f_tile_e{i}")
             m.d.comb += te.eq(f_tile[i] + adv)
@@ -507,9 +583,21 @@ class Core(wiring.Component):
             m.d.comb += self.sreq_valid[i].eq(s_grant[i])
             fire = Signal(name=f"s_fire{i}")
             m.d.comb += fire.eq(s_grant[i] & ready)
-            s_fire.append(fire)
+            # the walker moves on a grant (lag 0) or on the decision to ask for its element
+            # (take: from registers only, with a lag)
+            take = Signal(name=f"s_take{i}")
+            if LAG:
+                m.d.comb += take.eq(
+                    running & ~s_ref[i][0] & live_e & Mux(enter, fb("ne"), ~f_atend[i])
+                    & (s_occ[i] < SF)
+                    & dep_ok(Mux(enter, fb("s_dep_ok"), fa("s_dep_ok")),
+                             Mux(enter, fb("s_dep"), fa("s_dep"))))
+                mv = take
+            else:
+                mv = fire
+            s_fire.append((fire, take))
             # next state; while idle, that of cycle 0 (tile 0, from port a at address 0).
-            # What depends on the grant is computed for both outcomes and selected by it.
+            # What depends on the move is computed for both outcomes and selected by it.
             ptr_n = Signal(EB, name=f"f_ptr_n{i}")
             end_n = Signal(EB, name=f"f_end_n{i}")
             nrs0_n = Signal(EB, name=f"f_nrs0_n{i}")
@@ -521,10 +609,10 @@ class Core(wiring.Component):
             m.d.comb += [pe1.eq(Mux(enter, fb("rs0") + 1, f_ptr[i] + 1)),
                          last_el.eq(Mux(enter, fb("one"), f_ptr[i] + 1 == f_end[i])),
                          ft_n.eq(Mux(running, te, 0)),
-                         ptr_n.eq(Mux(running, Mux(fire, pe1, pe_), fa("rs0"))),
+                         ptr_n.eq(Mux(running, Mux(mv, pe1, pe_), fa("rs0"))),
                          end_n.eq(Mux(running, ee, fa("rs1"))),
                          nrs0_n.eq(Mux(running & adv, fb("nrs0"), fa("nrs0"))),
-                         atend_n.eq(Mux(running, Mux(fire, last_el,
+                         atend_n.eq(Mux(running, Mux(mv, last_el,
                                                      Mux(enter, ~fb("ne"), f_atend[i])),
                                         ~fa("ne"))),
                          live0_n.eq(Mux(running, live_e, nt > 0)),
@@ -540,8 +628,25 @@ class Core(wiring.Component):
             m.d.comb += [nx.eq(live0_n & live1_n),
                          ea1.eq(Mux(last_el & nx, nrs0_n, pe1)),
                          ea0.eq(Mux(Mux(enter, ~fb("ne"), f_atend[i]) & nx, nrs0_n, pe_))]
-            el = port(f"lane_elem{i}", Mux(running, Mux(fire, ea1, ea0),
+            el = port(f"lane_elem{i}", Mux(running, Mux(mv, ea1, ea0),
                                            Mux(~fa("ne") & nx, nrs0_n, fa("rs0"))))
+            if LAG:
+                # the request: the refused one again, else the element taken; d registers
+                rv, rneed, raddr, rpos = s_ref[i]
+                stg = lag_pipe(f"s_req{i}", [
+                    rv | take, Mux(rv, rneed, Mux(take, Mux(enter, fb("s_bytes"), fa("s_bytes")), 0)),
+                    Mux(rv, raddr, el("src")), Mux(rv, rpos, s_wpos[i])],
+                    [1, len(rneed), len(raddr), len(rpos)])
+                last = stg[-1]
+                s_early.append(stg[-2][:2])
+                m.d.comb += [s_want[i].eq(last[0]), s_need[i].eq(last[1]),
+                             self.sreq_addr[i].eq(last[2])]
+                m.d.sync += [rv.eq(running & last[0] & ~fire), rneed.eq(last[1]),
+                             raddr.eq(last[2]), rpos.eq(last[3]),
+                             s_wpos[i].eq(Mux(running, Mux(take, inc(s_wpos[i], SF), s_wpos[i]),
+                                              0))]
+                s_apos[i] = arrival_pos(f"s_arrive{i}", SF, fire, last[3], self.srsp_valid[i])
+                continue
             m.d.comb += self.sreq_addr[i].eq(el("src"))
             # next cycle's request (rule 1) from the next state, for both outcomes of the
             # grant (the end-of-group flag and the FIFO room depend on it) and for cycle 0
@@ -576,22 +681,46 @@ class Core(wiring.Component):
         # the block's record and the step's byte count in registers (read one ahead); the
         # step's other fields from its port, with the slots of the step after it
         br, bnx = ahead_pair("block", wb_blk, wb_fin)
-        sr = port("step", wb_cur_n)
-        srr, sr1 = ahead("step", Mux(wb_fire, wb_cur + 2, wb_cur + 1), wb_fire)
+        if not LAG:
+            sr = port("step", wb_cur_n)
+            srr, sr1 = ahead("step", Mux(wb_fire, wb_cur + 2, wb_cur + 1), wb_fire)
         # whether the block may go on (rule 3) and whether it requests a step: registers,
         # set in the cycle before (below)
         wb_ready = Signal()
         wb_try = Signal()
-        wb_need = srr("need")
+        if not LAG:
+            wb_need = srr("need")
         wb_grant = Signal()     # rule 0, below
         m.d.comb += wb_fire.eq(wb_grant & ready)
         wb_step_n = Signal.like(wb_cur)
         wb_cur1 = Signal.like(wb_cur)
         m.d.comb += [wb_cur1.eq(wb_cur + 1), wb_step_n.eq(Mux(wb_fire, wb_cur1, wb_cur))]
+        if LAG:
+            # wb_cur counts the granted steps, wb_next the steps asked for; the request
+            # (the refused step again, else the block's next step once it may go on)
+            # passes d registers; the step table is read from the request two stages
+            # before the grant (slots, for the bank read, and bytes) and one before (the
+            # rest, for the write)
+            wb_next = Signal.like(wb_cur)
+            wref_v, wref_step = Signal(name="wb_ref_v"), Signal.like(wb_cur, name="wb_ref_step")
+            ask = Signal(name="wb_ask")
+            m.d.comb += ask.eq(running & ~wref_v & wb_ready & (wb_next < br("s1")))
+            d0 = [wref_v | ask, Mux(wref_v, wref_step, wb_next)]
+            stages = [d0] + lag_pipe("wb_req", d0, [1, len(wb_cur)])
+            sr = port("step", stages[LAG - 1][1])
+            sra = port("step", stages[LAG - 2][1])
+            wb_need = Signal(Lt["step"].width_of("need"), name="wb_need")
+            m.d.sync += wb_need.eq(sra("need"))
+            m.d.comb += wb_try.eq(stages[LAG][0])
+            w_early = stages[LAG - 1][0]
+            m.d.sync += [wref_v.eq(running & stages[LAG][0] & ~wb_fire),
+                         wref_step.eq(stages[LAG][1]),
+                         wb_next.eq(Mux(running, wb_next + ask, 0))]
         fin_if = [Signal(name=f"wb_fin_if{x}") for x in range(2)]
         m.d.comb += [fin_if[1].eq(wb_ready & (wb_cur1 >= br("s1"))),
                      fin_if[0].eq(wb_ready & (wb_cur >= br("s1"))),
-                     wb_fin.eq(Mux(wb_fire, fin_if[1], fin_if[0]))]
+                     wb_fin.eq(wb_fire & (wb_cur1 >= br("s1")) if LAG
+                               else Mux(wb_fire, fin_if[1], fin_if[0]))]
         m.d.comb += [wb_cur_n.eq(Mux(running, wb_step_n, 0)),
                      wb_blk_n.eq(Mux(running, Mux(wb_fin, wb_blk + 1, wb_blk), 0))]
         m.d.sync += [wb_cur.eq(wb_cur_n), wb_blk.eq(wb_blk_n)]
@@ -600,11 +729,14 @@ class Core(wiring.Component):
         for x in range(2):
             m.d.comb += [pe_if[x].eq(running & fin_if[x] & br("last_of_phase")),
                          rn_if[x].eq(~(fin_if[x] & last_blk))]
-        with m.If(Mux(wb_fire, pe_if[1], pe_if[0])):
+        with m.If(running & wb_fin & br("last_of_phase") if LAG
+                  else Mux(wb_fire, pe_if[1], pe_if[0])):
             m.d.sync += ph_done.eq(ph_done | (Const(1, p.max_phases) << br("phase"))[:p.max_phases])
         # bank reads for the next cycle's step: the step after this one if this one fires
+        # (with a lag: the step one register before the grant)
         for i in range(R):
-            m.d.comb += [arr.wb_addr[i].eq(Mux(wb_fire, sr1(f"slot{i}"), srr(f"slot{i}"))),
+            m.d.comb += [arr.wb_addr[i].eq(sra(f"slot{i}") if LAG else
+                                           Mux(wb_fire, sr1(f"slot{i}"), srr(f"slot{i}"))),
                          arr.wb_half[i].eq(wb_blk_n[0])]
         # merge adder and requantization
         msum = [Const(0, signed(W))] * C
@@ -653,39 +785,72 @@ class Core(wiring.Component):
         # ---------------------------------------------------------- 2a. load requests
         l_want, l_need, l_ports = [], [], []
         l_wr = [Signal(name=f"l_wr{i}") for i in range(R)]      # rule 2's writes, below
+        # with a lag, as the stream's: the refused request, the next position reserved
+        l_ref = [[Signal(name=f"l_ref_v{i}"),
+                  Signal(Lt["lane_load"].width_of("bytes"), name=f"l_ref_need{i}"),
+                  Signal(p.addr_bits, name=f"l_ref_addr{i}"),
+                  Signal(range(LF), name=f"l_ref_pos{i}")] for i in range(R)]
+        l_resv = [Signal(range(LF), name=f"l_resv{i}") for i in range(R)]
+        l_early = []
+        l_apos = list(l_rpos)
         for i in range(R):
             lr_n = Signal(p.load_bits, name=f"lr_cnt_n{i}")
             lfire = Signal(name=f"l_fire{i}")
+            # the count moves on a grant (lag 0) or on the decision to ask for the entry
+            ltake = Signal(name=f"l_take{i}")
+            lmv = ltake if LAG else lfire
             lr2 = Signal(p.load_bits, name=f"lr_cnt2_{i}")
             m.d.comb += lr2.eq(lr_cnt[i] + 2)
-            ld, ld_nx = ahead(f"lane_load{i}", Mux(lfire, lr2, lr_cnt[i] + 1), lfire)
+            ld, ld_nx = ahead(f"lane_load{i}", Mux(lmv, lr2, lr_cnt[i] + 1), lmv)
             # the request is a register, set in the cycle before (below)
             w = Signal(name=f"l_want{i}")
             n = Signal(Lt["lane_load"].width_of("bytes"), name=f"l_need{i}")
-            l_want.append(w); l_need.append(n); l_ports.append((lr_n, lfire, ld, ld_nx))
-            m.d.comb += self.lreq_addr[i].eq(ld("row"))
+            l_want.append(w); l_need.append(n); l_ports.append((lr_n, lfire, ld, ld_nx, lmv))
+            if LAG:
+                rv, rneed, raddr, rpos = l_ref[i]
+                m.d.comb += ltake.eq(running & ~rv & l_more[i] & l_room[i]
+                                     & dep_ok(ld("dep_ok"), ld("dep")))
+                stg = lag_pipe(f"l_req{i}", [
+                    rv | ltake, Mux(rv, rneed, Mux(ltake, ld("bytes"), 0)),
+                    Mux(rv, raddr, ld("row")), Mux(rv, rpos, l_resv[i])],
+                    [1, len(rneed), len(raddr), len(rpos)])
+                last = stg[-1]
+                l_early.append(stg[-2][:2])
+                m.d.comb += [w.eq(last[0]), n.eq(last[1]), self.lreq_addr[i].eq(last[2])]
+                m.d.sync += [rv.eq(running & last[0] & ~lfire), rneed.eq(last[1]),
+                             raddr.eq(last[2]), rpos.eq(last[3]),
+                             l_resv[i].eq(Mux(running, Mux(ltake, inc(l_resv[i], LF), l_resv[i]),
+                                              0))]
+                l_apos[i] = arrival_pos(f"l_arrive{i}", LF, lfire, last[3], self.lrsp_valid[i])
+            else:
+                m.d.comb += self.lreq_addr[i].eq(ld("row"))
         # ---------------------------------------------------------- 0. memory grants
         (sg, l_grant, (wg,)), credit_n = arbitrate(
             [(s_want, s_need, True), (l_want, l_need, True),
              ([wb_try], [Mux(wb_try, wb_need, 0)], False)],
-            credit0)
+            credit0,
+            early=[([e[0] for e in s_early], [e[1] for e in s_early], True),
+                   ([e[0] for e in l_early], [e[1] for e in l_early], True),
+                   ([w_early], [Mux(w_early, sra("need"), 0)], False)] if LAG else None)
         m.d.comb += [a.eq(b) for a, b in zip(s_grant, sg)] + [wb_grant.eq(wg)]
         with m.If(running):
             m.d.sync += credit.eq(Mux(ready, credit_n, credit0))
         for i in range(R):
             m.d.comb += self.lreq_valid[i].eq(l_grant[i])
             # l_more / l_room for the next cycle, for both outcomes of the grant
-            lr_n, lfire, ld, ld_nx = l_ports[i]
+            lr_n, lfire, ld, ld_nx, lmv = l_ports[i]
             m.d.comb += lfire.eq(l_grant[i] & ready)
             lr1 = Signal(p.load_bits, name=f"lr_cnt1_{i}")
             dl = Signal(p.load_bits, name=f"l_inflight{i}")     # requested, not written
             m.d.comb += [lr1.eq(lr_cnt[i] + 1), dl.eq(lr_cnt[i] - lw_cnt[i]),
-                         lr_n.eq(Mux(running, Mux(lfire, lr1, lr_cnt[i]), 0))]
+                         lr_n.eq(Mux(running, Mux(lmv, lr1, lr_cnt[i]), 0))]
             m.d.sync += [lr_cnt[i].eq(lr_n),
-                         l_more[i].eq(Mux(running, Mux(lfire, lr1 < lane_total[i], l_more[i]),
+                         l_more[i].eq(Mux(running, Mux(lmv, lr1 < lane_total[i], l_more[i]),
                                           lane_total[i] > 0)),
-                         l_room[i].eq(~running | Mux(lfire & ~l_wr[i], dl < LF - 1,
-                                                     (~lfire & l_wr[i]) | l_room[i]))]
+                         l_room[i].eq(~running | Mux(lmv & ~l_wr[i], dl < LF - 1,
+                                                     (~lmv & l_wr[i]) | l_room[i]))]
+            if LAG:
+                continue
             # next cycle's request (rule 2) from the next state, for both outcomes of the
             # grant and for cycle 0: loads left, FIFO room, the record and its dependency
             more1, room1 = Signal(name=f"l_more1_{i}"), Signal(name=f"l_room1_{i}")
@@ -726,7 +891,7 @@ class Core(wiring.Component):
             m.submodules[f"lfifo{i}"] = mem
             wp = mem.write_port()
             rp = mem.read_port(transparent_for=(wp,))
-            m.d.comb += [wp.addr.eq(l_rpos[i]), wp.data.eq(Cat(*self.lrsp_data[i])),
+            m.d.comb += [wp.addr.eq(l_apos[i]), wp.data.eq(Cat(*self.lrsp_data[i])),
                          wp.en.eq(self.lrsp_valid[i]), rp.addr.eq(l_wpos_n[i])]
             lfifo.append(rp.data)
             with m.If(self.lrsp_valid[i]):
@@ -789,10 +954,10 @@ class Core(wiring.Component):
             # arrivals and consumption of the load FIFO flags
             setb = Signal(LF, name=f"l_set{i}")
             clrb = Signal(LF, name=f"l_clr{i}")
-            m.d.comb += [setb.eq(Mux(self.lrsp_valid[i], Const(1, LF) << l_rpos[i], 0)),
+            m.d.comb += [setb.eq(Mux(self.lrsp_valid[i], Const(1, LF) << l_apos[i], 0)),
                          clrb.eq(Mux(wr & running, Const(1, LF) << l_wpos[i], 0))]
             m.d.sync += l_arr[i].eq((l_arr[i] & ~clrb) | setb)
-            m.d.sync += l_head[i].eq(head_next(l_arr[i], l_rpos[i], self.lrsp_valid[i],
+            m.d.sync += l_head[i].eq(head_next(l_arr[i], l_apos[i], self.lrsp_valid[i],
                                                l_wpos[i], LF, wr))
         # local-memory write ports of the array: a broadcast write from lane 0 goes to every
         # lane; a lane's own write to a tile of the other bank can share the cycle
@@ -821,7 +986,7 @@ class Core(wiring.Component):
             m.submodules[f"sfifo{i}"] = mem
             wp = mem.write_port()
             rp = mem.read_port(transparent_for=(wp,))
-            m.d.comb += [wp.addr.eq(s_rpos[i]), wp.data.eq(self.srsp_data[i]),
+            m.d.comb += [wp.addr.eq(s_apos[i]), wp.data.eq(self.srsp_data[i]),
                          wp.en.eq(self.srsp_valid[i]), rp.addr.eq(s_hpos_n)]
             sval = rp.data
             with m.If(self.srsp_valid[i]):
@@ -918,10 +1083,10 @@ class Core(wiring.Component):
             # stream FIFO flags and occupancy
             setb = Signal(SF, name=f"s_set{i}")
             clrb = Signal(SF, name=f"s_clr{i}")
-            m.d.comb += [setb.eq(Mux(self.srsp_valid[i], Const(1, SF) << s_rpos[i], 0)),
+            m.d.comb += [setb.eq(Mux(self.srsp_valid[i], Const(1, SF) << s_apos[i], 0)),
                          clrb.eq(Mux(iss, Const(1, SF) << s_hpos[i], 0))]
             m.d.sync += s_arr[i].eq((s_arr[i] & ~clrb) | setb)
-            m.d.sync += s_head[i].eq(head_next(s_arr[i], s_rpos[i], self.srsp_valid[i],
+            m.d.sync += s_head[i].eq(head_next(s_arr[i], s_apos[i], self.srsp_valid[i],
                                                s_hpos[i], SF, iss))
             # the room next cycle (occupancy - issue + grant < SF), compared before the
             # issue is known and then chosen by it
@@ -930,7 +1095,7 @@ class Core(wiring.Component):
                          s_room_if[i][0].eq(Mux(iss, room_b, room_a)),
                          s_room_if[i][1].eq(iss | room_b)]
             with m.If(running):
-                m.d.sync += s_occ[i].eq(s_occ[i] - iss + s_fire[i])
+                m.d.sync += s_occ[i].eq(s_occ[i] - iss + s_fire[i][1 if LAG else 0])
         # the writeback's wb_ready and wb_try of the next cycle, for both outcomes of this
         # cycle's last step (wb_fin: the block after this one) and step grant (wb_fire),
         # chosen by them last: the block may start when every lane is past its last tile
@@ -948,11 +1113,13 @@ class Core(wiring.Component):
             m.d.comb += [try_if[f][0].eq(rdy & (wb_cur < rec("s1"))),
                          try_if[f][1].eq(rdy & (wb_cur1 < rec("s1")))]
         start0 = (prime == 1) & (nb != 0)
-        m.d.sync += [
-            wb_ready.eq(Mux(running, Mux(wb_fin, rdy_if[1], rdy_if[0]), start0 & rdy_if[0])),
-            wb_try.eq(Mux(running, Mux(wb_fin, Mux(wb_fire, try_if[1][1], try_if[1][0]),
-                                       Mux(wb_fire, try_if[0][1], try_if[0][0])),
-                          start0 & try_if[0][0]))]
+        m.d.sync += wb_ready.eq(Mux(running, Mux(wb_fin, rdy_if[1], rdy_if[0]),
+                                    start0 & rdy_if[0]))
+        if not LAG:
+            m.d.sync += wb_try.eq(Mux(running, Mux(wb_fin, Mux(wb_fire, try_if[1][1],
+                                                                try_if[1][0]),
+                                                   Mux(wb_fire, try_if[0][1], try_if[0][0])),
+                                      start0 & try_if[0][0]))
         for h in range(2):
             m.d.comb += any_last[h].eq(Cat(*lasts[h]).any())
             with m.If(running & any_last[h]):

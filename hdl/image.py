@@ -116,10 +116,9 @@ class CoreParams:
                 raise HdlError(f"{k} must be a positive integer, got {v!r}")
         if not isinstance(self.config, HardwareConfig):
             raise HdlError(f"config must be a HardwareConfig, got {type(self.config).__name__}")
-        if self.config.request_lag_cycles != 0:
-            raise HdlError(f"request_lag_cycles={self.config.request_lag_cycles}: the RTL "
-                           f"implements request_lag_cycles 0 only (the simulator and the "
-                           f"model implement every lag)")
+        if self.config.request_lag_cycles == 1:
+            raise HdlError("request_lag_cycles=1: the RTL implements request_lag_cycles 0 "
+                           "and 2 or more (the simulator and the model implement every lag)")
         check_multipliers(self.config, self.lut_multipliers, self.dsp_primitive)
 
     @property
@@ -396,6 +395,10 @@ def pack(program: Program, memory: list, params: CoreParams | None = None) -> Im
                          ("phases", nph + 1, p.max_phases), ("memory words", words + 1, p.mem_words)):
         if n > cap:
             raise HdlError(f"program needs {n} {what} entries, the core holds {cap}")
+    empty = np.flatnonzero(np.diff(a["wb_ptr"]) == 0)
+    if cfg.request_lag_cycles and empty.size:
+        raise HdlError(f"block {int(empty[0])} has no writeback step: with a request lag the "
+                       f"core ends a block on its last step's grant")
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
     tcols = [t["cols"] for t in program.tensors]
     tbits = [t["bits"] for t in program.tensors]

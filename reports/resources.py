@@ -147,8 +147,9 @@ def _fmax_terms(cfg: HardwareConfig) -> dict:
 def estimate_resources(cfg: HardwareConfig, coeffs: dict | None = None) -> dict:
     """``lut, ff, dsp, bram, fmax_mhz``, whether that fits the LFE5U-85F
     (``fits_device``) and whether the coefficients are calibrated.  The calibration is of
-    the RTL, which implements ``request_lag_cycles`` 0: for another lag ``fmax_mhz`` is
-    None (unknown), and the other figures are those of lag 0."""
+    the lag-0 core (``request_lag_cycles`` 0): for another lag ``fmax_mhz`` is None
+    (not calibrated), and the other figures are those of lag 0 (the lag adds d request
+    registers and a position queue per lane, which the model does not count)."""
     k = coeffs or _default()
     f = features(cfg, k)
     lut = sum(k[f"lut_{n}"] * v for n, v in f["lut"].items())

@@ -19,6 +19,7 @@ from hypothesis import given, settings
 import sim.engine as engine
 from accel.compiler import build_memory, compile_problem
 from accel.config import HardwareConfig
+from accel.program import Program
 from hdl.core import Core, requantize
 from hdl.image import CoreParams, HdlError, pack
 from hdl.pe import PE
@@ -63,6 +64,15 @@ class TestAmaranthLevel(ContractSuite):
         self.check_model(problem, cfg, order, ctx, **kw)
 
 
+class TestAmaranthLevelRequestLag2(TestAmaranthLevel):
+    """The suite on the core whose requests are decided two cycles ahead
+    (``request_lag_cycles`` 2, docs/machine.md rule 0): refused requests asked again out
+    of order, FIFOs filled out of order; cycles equal sim.simulate's at the same lag."""
+
+    def run(self, problem, config, order, **kw):
+        return amaranth_run(problem, config.with_(request_lag_cycles=2), order, **kw)
+
+
 # ------------------------------------------------------------------- parameters
 
 def test_core_rejects_bad_parameters():
@@ -72,9 +82,9 @@ def test_core_rejects_bad_parameters():
         CoreParams(HardwareConfig(), max_tiles=0)
     with pytest.raises(HdlError, match="^config must be a HardwareConfig, got int$"):
         PE(3)
-    with pytest.raises(HdlError, match="^request_lag_cycles=2: the RTL implements "
-                                       "request_lag_cycles 0 only"):
-        CoreParams(HardwareConfig(request_lag_cycles=2))
+    with pytest.raises(HdlError, match="^request_lag_cycles=1: the RTL implements "
+                                       "request_lag_cycles 0 and 2 or more"):
+        CoreParams(HardwareConfig(request_lag_cycles=1))
 
 
 def test_pack_rejects_a_program_too_big_for_the_core():
@@ -324,3 +334,18 @@ def test_blocks_whose_writebacks_end_in_consecutive_cycles(seed):
     assert len(steps) == wp[-1]
     ends = [steps[wp[b + 1] - 1] for b in range(len(wp) - 1)]
     assert any(e1 == e0 + 1 for e0, e1 in zip(ends, ends[1:])), "no two blocks end in a row"
+
+
+def test_pack_rejects_a_block_without_steps_under_a_request_lag():
+    # with a lag the core ends a block on its last step's grant; the compiler never
+    # makes a block without steps, so a hand-edited Program stands for one
+    problem = random_problem(1, 9, 8, 5, 4)
+    prog = compile_problem(problem, _cfg(request_lag_cycles=2), "a(xw)")
+    mem = build_memory(problem, prog)
+    pack(prog, mem)
+    wp = prog.arrays["wb_ptr"].copy()
+    assert prog.n_blocks >= 2 and wp[1] > 0
+    wp[1] = 0
+    edited = Program(prog.config, prog.tensors, {**prog.arrays, "wb_ptr": wp}, prog.meta)
+    with pytest.raises(HdlError, match="^block 0 has no writeback step: with a request lag"):
+        pack(edited, mem)

@@ -132,6 +132,30 @@ def test_icarus_with_memory_stalls_and_latency_zero(tmp_path):
     _check(_run_icarus(tmp_path), tmp_path, prog, want.cycles, y)
 
 
+@pytest.mark.parametrize("latency", [0, 3])
+def test_icarus_with_a_request_lag(tmp_path, latency):
+    # requests decided three cycles ahead, memory stalls: refused requests come back out
+    # of order and the FIFOs fill out of order (docs/machine.md rule 0)
+    problem = random_problem(16, 12, 10, 6, 5, dens_a=0.3)
+    cfg = _cfg(rows=3, cols=2, dram_latency_cycles=latency, request_lag_cycles=3,
+               dram_bytes_per_cycle=6)
+    prog = compile_problem(problem, cfg, "a(xw)")
+    mem = build_memory(problem, prog)
+    want = simulate(prog, mem, stall_permille=300)
+    prog0 = compile_problem(problem, cfg.with_(request_lag_cycles=0), "a(xw)")
+    assert want.cycles != simulate(prog0, build_memory(problem, prog0), stall_permille=300).cycles
+    y = reference(problem, "a(xw)")
+    write_bundle(tmp_path, cfg, prog, mem, y, stall_permille=300)
+    _check(_run_icarus(tmp_path), tmp_path, prog, want.cycles, y)
+
+
+def test_verilator_with_a_request_lag(tmp_path):
+    build, cfg, order, kw = CASES["split-long-row"]
+    cfg = cfg.with_(request_lag_cycles=2)
+    prog, want, y = _bundle(tmp_path, build(), cfg, order, stall_permille=200, **kw)
+    _check(_run_verilator(tmp_path), tmp_path, prog, want.cycles, y)
+
+
 def test_accel_hdl_matches_accel_run(tmp_path, capsys):
     rng = np.random.default_rng(0)
     a = np.where(rng.random((9, 7)) < 0.4, rng.integers(-128, 128, (9, 7)), 0)
