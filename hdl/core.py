@@ -297,6 +297,25 @@ class Core(wiring.Component):
                 prev = regs
             return stages
 
+        def lag_request(tag, i, ref, take, need, addr, wpos, depth, want_o, need_o, addr_o,
+                        fire, valid):
+            """A lane's request with a lag: the refused one (``ref``: valid, bytes,
+            address, position) again, else the taken element or entry (``need``,
+            ``addr`` at the reserved position ``wpos``), through :func:`lag_pipe` onto
+            the arbitrated ``want_o``/``need_o``/``addr_o``.  Returns the stage before
+            the last (want, bytes) and the position each response fills."""
+            rv, rneed, raddr, rpos = ref
+            stg = lag_pipe(f"{tag}_req{i}", [
+                rv | take, Mux(rv, rneed, Mux(take, need, 0)),
+                Mux(rv, raddr, addr), Mux(rv, rpos, wpos)],
+                [1, len(rneed), len(raddr), len(rpos)])
+            last = stg[-1]
+            m.d.comb += [want_o.eq(last[0]), need_o.eq(last[1]), addr_o.eq(last[2])]
+            m.d.sync += [rv.eq(running & last[0] & ~fire), rneed.eq(last[1]),
+                         raddr.eq(last[2]), rpos.eq(last[3]),
+                         wpos.eq(Mux(running, Mux(take, inc(wpos, depth), wpos), 0))]
+            return stg[-2][:2], arrival_pos(f"{tag}_arrive{i}", depth, fire, last[3], valid)
+
         def arrival_pos(name, depth, fire, pos, valid):
             """The FIFO position a response fills: that of the request it answers,
             ``dram_latency_cycles`` after it fired (responses come in request order); for
@@ -632,20 +651,11 @@ class Core(wiring.Component):
                                            Mux(~fa("ne") & nx, nrs0_n, fa("rs0"))))
             if LAG:
                 # the request: the refused one again, else the element taken; d registers
-                rv, rneed, raddr, rpos = s_ref[i]
-                stg = lag_pipe(f"s_req{i}", [
-                    rv | take, Mux(rv, rneed, Mux(take, Mux(enter, fb("s_bytes"), fa("s_bytes")), 0)),
-                    Mux(rv, raddr, el("src")), Mux(rv, rpos, s_wpos[i])],
-                    [1, len(rneed), len(raddr), len(rpos)])
-                last = stg[-1]
-                s_early.append(stg[-2][:2])
-                m.d.comb += [s_want[i].eq(last[0]), s_need[i].eq(last[1]),
-                             self.sreq_addr[i].eq(last[2])]
-                m.d.sync += [rv.eq(running & last[0] & ~fire), rneed.eq(last[1]),
-                             raddr.eq(last[2]), rpos.eq(last[3]),
-                             s_wpos[i].eq(Mux(running, Mux(take, inc(s_wpos[i], SF), s_wpos[i]),
-                                              0))]
-                s_apos[i] = arrival_pos(f"s_arrive{i}", SF, fire, last[3], self.srsp_valid[i])
+                early, s_apos[i] = lag_request(
+                    "s", i, s_ref[i], take, Mux(enter, fb("s_bytes"), fa("s_bytes")),
+                    el("src"), s_wpos[i], SF, s_want[i], s_need[i], self.sreq_addr[i], fire,
+                    self.srsp_valid[i])
+                s_early.append(early)
                 continue
             m.d.comb += self.sreq_addr[i].eq(el("src"))
             # next cycle's request (rule 1) from the next state, for both outcomes of the
@@ -807,21 +817,12 @@ class Core(wiring.Component):
             n = Signal(Lt["lane_load"].width_of("bytes"), name=f"l_need{i}")
             l_want.append(w); l_need.append(n); l_ports.append((lr_n, lfire, ld, ld_nx, lmv))
             if LAG:
-                rv, rneed, raddr, rpos = l_ref[i]
-                m.d.comb += ltake.eq(running & ~rv & l_more[i] & l_room[i]
+                m.d.comb += ltake.eq(running & ~l_ref[i][0] & l_more[i] & l_room[i]
                                      & dep_ok(ld("dep_ok"), ld("dep")))
-                stg = lag_pipe(f"l_req{i}", [
-                    rv | ltake, Mux(rv, rneed, Mux(ltake, ld("bytes"), 0)),
-                    Mux(rv, raddr, ld("row")), Mux(rv, rpos, l_resv[i])],
-                    [1, len(rneed), len(raddr), len(rpos)])
-                last = stg[-1]
-                l_early.append(stg[-2][:2])
-                m.d.comb += [w.eq(last[0]), n.eq(last[1]), self.lreq_addr[i].eq(last[2])]
-                m.d.sync += [rv.eq(running & last[0] & ~lfire), rneed.eq(last[1]),
-                             raddr.eq(last[2]), rpos.eq(last[3]),
-                             l_resv[i].eq(Mux(running, Mux(ltake, inc(l_resv[i], LF), l_resv[i]),
-                                              0))]
-                l_apos[i] = arrival_pos(f"l_arrive{i}", LF, lfire, last[3], self.lrsp_valid[i])
+                early, l_apos[i] = lag_request(
+                    "l", i, l_ref[i], ltake, ld("bytes"), ld("row"), l_resv[i], LF, w, n,
+                    self.lreq_addr[i], lfire, self.lrsp_valid[i])
+                l_early.append(early)
             else:
                 m.d.comb += self.lreq_addr[i].eq(ld("row"))
         # ---------------------------------------------------------- 0. memory grants
