@@ -26,7 +26,7 @@ _LIMITS = {
     "lmem_depth": (1, 1 << 20), "out_bank_depth": (1, 1 << 22),
     "stream_fifo_depth": (2, 1 << 16), "load_fifo_depth": (2, 1 << 16), "wb_vectors": (0, 257),
     "dram_bytes_per_cycle": (1, 1 << 20), "dram_latency_cycles": (0, 1 << 16),
-    "request_lag_cycles": (0, 16),
+    "request_lag_cycles": (0, 16), "credit_lag_cycles": (0, 1),
 }
 
 
@@ -56,6 +56,11 @@ class HardwareConfig:
         asked for again, out of order, d + 1 cycles after it was refused.  0 is the machine
         whose requests follow every grant at once; a larger d lets the hardware pipeline
         its arbitration (d registers between a request and its grant).
+    credit_lag_cycles : 0 or 1 (docs/machine.md, rule 0): with 1 the grants of a cycle are
+        decided against the credit at the start of the cycle before, which that cycle's
+        grants have not yet reduced (the credit may then go below zero, never below
+        ``2·B − cap``), so the hardware can register the grants and take the credit
+        loop out of the arbitration's cycle.
     clock_mhz : clock used to turn cycles into seconds.
     """
 
@@ -72,6 +77,7 @@ class HardwareConfig:
     dram_latency_cycles: int = 100
     clock_mhz: float = 200.0
     request_lag_cycles: int = 0
+    credit_lag_cycles: int = 0
 
     def __post_init__(self):
         for f in fields(self):
@@ -179,11 +185,13 @@ class HardwareConfig:
 
     @property
     def id(self) -> str:
-        """Stable id: hash of the canonical JSON of the fields (``request_lag_cycles`` left
-        out while 0, so configurations written before it existed keep their ids)."""
+        """Stable id: hash of the canonical JSON of the fields (``request_lag_cycles`` and
+        ``credit_lag_cycles`` left out while 0, so configurations written before they
+        existed keep their ids)."""
         d = self.to_dict()
-        if d["request_lag_cycles"] == 0:
-            del d["request_lag_cycles"]
+        for late in ("request_lag_cycles", "credit_lag_cycles"):
+            if d[late] == 0:
+                del d[late]
         canon = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canon.encode()).hexdigest()[:12]
 

@@ -181,7 +181,7 @@ class Core(wiring.Component):
         # onto the next tile in the cycle), so the record is there when the cycle starts.
         # While idle the addresses are those of cycle 0; `start` waits PRIME cycles for
         # them to settle.
-        reads = table_reads(R)
+        reads = table_reads(R, cfg.credit_lag_cycles)
         n_copies = {}
 
         def table_copy(name):
@@ -285,6 +285,9 @@ class Core(wiring.Component):
         # registers d cycles before its arbitration and held in d registers; a refused
         # one comes back (registered) and is asked again before any new one
         LAG = cfg.request_lag_cycles
+        # credit lag (rule 0): the grants are registered, checked against the credit of
+        # the cycle before less only its writeback grant (with LAG >= 3, CoreParams)
+        CLAG = cfg.credit_lag_cycles
 
         def lag_pipe(name, d0, widths):
             """Registers ``name``_k for k = 1..LAG taking ``d0`` (a list of values of
@@ -302,8 +305,9 @@ class Core(wiring.Component):
             """A lane's request with a lag: the refused one (``ref``: valid, bytes,
             address, position) again, else the taken element or entry (``need``,
             ``addr`` at the reserved position ``wpos``), through :func:`lag_pipe` onto
-            the arbitrated ``want_o``/``need_o``/``addr_o``.  Returns the stage before
-            the last (want, bytes) and the position each response fills."""
+            the arbitrated ``want_o``/``need_o``/``addr_o``.  Returns the stages
+            (want, bytes) from the first register on, and the position each response
+            fills."""
             rv, rneed, raddr, rpos = ref
             stg = lag_pipe(f"{tag}_req{i}", [
                 rv | take, Mux(rv, rneed, Mux(take, need, 0)),
@@ -314,7 +318,8 @@ class Core(wiring.Component):
             m.d.sync += [rv.eq(running & last[0] & ~fire), rneed.eq(last[1]),
                          raddr.eq(last[2]), rpos.eq(last[3]),
                          wpos.eq(Mux(running, Mux(take, inc(wpos, depth), wpos), 0))]
-            return stg[-2][:2], arrival_pos(f"{tag}_arrive{i}", depth, fire, last[3], valid)
+            return [g[:2] for g in stg], arrival_pos(f"{tag}_arrive{i}", depth, fire, last[3],
+                                                     valid)
 
         def arrival_pos(name, depth, fire, pos, valid):
             """The FIFO position a response fills: that of the request it answers,
@@ -378,6 +383,8 @@ class Core(wiring.Component):
 
         # the next cycle's (the rotation register's next value), for sums made a cycle early
         rot_next_sel = [[rot_oh[(i - q - 1) % R] for i in range(R)] for q in range(R)]
+        # and the one after (for sums made two cycles early)
+        rot_next2_sel = [[rot_oh[(i - q - 2) % R] for i in range(R)] for q in range(R)]
 
         def pick(values, q, sel=rot_sel):
             out = 0
@@ -385,33 +392,34 @@ class Core(wiring.Component):
                 out = out | Mux(sel[q][i], v, 0)
             return out
 
-        def arbitrate(classes, credit_in, early=None):
-            """Rule 0's grants over one priority order: for each class in turn (a list of
-            ``(wants, bytes, rotating)``, ``bytes`` 0 where a requester does not want),
-            its lanes from lane ``c mod R`` on if rotating, else its one requester.  The
-            wanting requesters' bytes are summed in that
-            order, and a requester is granted while the sum fits in the credit (so the
-            first that does not fit stops every later one).  No chain through the
-            requesters or the classes: each rotating class sums its own requests in a
-            parallel prefix (log2 R adder levels), a class's sums are offset by the totals
-            of the classes before it (one level more), a lone requester's bytes are taken
-            from the credit beforehand, and the comparisons with the credit (the sign of
-            the difference, which is also the credit left) are side by side.  Returns
-            the grants of each class, by lane, and the credit left.  With ``early`` (the
-            same classes one register stage before), the sums are made from those in the
-            cycle before, with that cycle's view of this one's rotation, and registered:
-            only the comparisons with the credit remain in the cycle of the grant."""
+        def position_sums(classes, sel, lone_first):
+            """The positions of rule 0's priority order over ``classes`` (a list of
+            ``(wants, bytes, rotating)``, ``bytes`` 0 where a requester does not want): for
+            each class in turn, its lanes in the rotation ``sel`` if rotating, else its one
+            requester.  Each rotating class sums its own requests in a parallel prefix
+            (log2 R adder levels), offset by the totals of the classes before it (one
+            level more).  Returns ``(class, rotation position or None, want, bytes up to
+            here, bytes of a lone requester)``: with ``lone_first`` a lone requester's sum
+            is left to the caller (its bytes are taken from the credit beforehand), else
+            it is summed like the others."""
             PW = p.grant_bits
-            pos = []            # (class, rotation position or None, want, sum, minus)
+            pos = []
             offset = None       # total bytes of the classes so far
-            sel = rot_sel if early is None else rot_next_sel
-            for k, (wants, needs, rotating) in enumerate(classes if early is None else early):
+            for k, (wants, needs, rotating) in enumerate(classes):
                 if not rotating:
                     # credit_in - need - offset: the need is known early, the offset late
                     v = Signal(PW, name=f"arb_n{k}")
                     m.d.comb += v.eq(needs[0])
-                    pos.append((k, None, wants[0], offset, v))
-                    offset = v if offset is None else offset + v
+                    if lone_first:
+                        pos.append((k, None, wants[0], offset, v))
+                        offset = v if offset is None else offset + v
+                    else:
+                        tot = v
+                        if offset is not None:
+                            tot = Signal(PW, name=f"arb_s{k}")
+                            m.d.comb += tot.eq(offset + v)
+                        pos.append((k, None, wants[0], tot, None))
+                        offset = tot
                     continue
                 pre = []
                 for q in range(R):
@@ -436,6 +444,87 @@ class Core(wiring.Component):
                 tot_k = Signal(PW, name=f"arb_t{k}")
                 m.d.comb += tot_k.eq(pos[-1][3])
                 offset = tot_k
+            return pos
+
+        def lane_grants(classes, late):
+            """The grants of each class, by lane (``grants``), driven by ``add(k, rq, g)``
+            for each position (class k, rotation position rq or None, grant g in this
+            cycle's rotation) and ``close()`` after the last.  ``late``: as continuous ORs
+            (a block with a default whose inputs stay constant from time 0 is never
+            evaluated by Icarus), else as ``m.If`` defaults."""
+            grants = [[Signal(name=f"arb_grant{k}_{i}") for i in range(len(cl[0]))]
+                      for k, cl in enumerate(classes)]
+            terms = {(k, i): [] for k in range(len(classes)) for i in range(R)}
+
+            def add(k, rq, g):
+                if rq is None:
+                    m.d.comb += grants[k][0].eq(g)
+                elif late:
+                    for i in range(R):
+                        terms[k, i].append(g & rot_sel[rq][i])
+                else:
+                    for i in range(R):
+                        with m.If(g & rot_sel[rq][i]):
+                            m.d.comb += grants[k][i].eq(1)
+
+            def close():
+                for (k, i), ts in terms.items():
+                    if ts:
+                        m.d.comb += grants[k][i].eq(Cat(*ts).any())
+            return grants, add, close
+
+        def arbitrate_ahead(classes, early2, avail, wb_take):
+            """Rule 0 with the credit lag (``credit_lag_cycles`` 1): the grants of a cycle
+            are registered.  The sums are made two cycles before the grant, from
+            ``early2`` (the classes two register stages before) with that cycle's
+            rotation, and registered; in the cycle before the grant they are compared
+            with the credit the grant is checked against, ``avail`` of this cycle's
+            credit less the writeback's bytes if ``wb_take`` (granted and fired), and the
+            fits are registered.  Returns the grants of each class, by lane, and the
+            bytes they take (the sum at the last position that fits)."""
+            PW = p.grant_bits
+            pos = position_sums(early2, rot_next2_sel, False)
+            N = len(pos)
+            r1 = [(Signal(name=f"arb_rw{q}"), Signal(PW, name=f"arb_rs{q}"))
+                  for q in range(N)]
+            r2 = [(Signal(name=f"arb_rrw{q}"), Signal(PW, name=f"arb_rrs{q}"))
+                  for q in range(N)]
+            fit = [Signal(name=f"arb_fit{q}") for q in range(N)]
+            for q, (_, _, w, tot, _) in enumerate(pos):
+                m.d.sync += [r1[q][0].eq(w), r1[q][1].eq(tot),
+                             r2[q][0].eq(r1[q][0]), r2[q][1].eq(r1[q][1])]
+                # both outcomes of the writeback's grant compared, then chosen by it
+                fa_, fb_ = Signal(name=f"arb_fa{q}"), Signal(name=f"arb_fb{q}")
+                m.d.comb += [fa_.eq(r1[q][1] <= avail[0]), fb_.eq(r1[q][1] <= avail[1])]
+                m.d.sync += fit[q].eq(Mux(wb_take, fb_, fa_))
+            grants, add, close = lane_grants(classes, True)
+            taken = 0
+            for q, (k, rq, *_) in enumerate(pos):
+                g = Signal(name=f"arb_g{q}")
+                m.d.comb += g.eq(r2[q][0] & fit[q])
+                add(k, rq, g)
+                # the sums rise with q: the last that fits is what the granted take
+                last = fit[q] & ~fit[q + 1] if q + 1 < N else fit[q]
+                taken = taken | Mux(last, r2[q][1], 0)
+            close()
+            tk = Signal(PW, name="arb_taken")
+            m.d.comb += tk.eq(taken)
+            return grants, tk
+
+        def arbitrate(classes, credit_in, early=None):
+            """Rule 0's grants over one priority order (:func:`position_sums`): a
+            requester is granted while the sum fits in the credit (so the first that
+            does not fit stops every later one).  No chain through the requesters or the
+            classes: a lone requester's bytes are taken from the credit beforehand, and
+            the comparisons with the credit (the sign of the difference, which is also
+            the credit left) are side by side.  Returns the grants of each class, by
+            lane, and the credit left.  With ``early`` (the same classes one register
+            stage before), the sums are made from those in the cycle before, with that
+            cycle's view of this one's rotation, and registered: only the comparisons
+            with the credit remain in the cycle of the grant."""
+            PW = p.grant_bits
+            pos = position_sums(classes if early is None else early,
+                                rot_sel if early is None else rot_next_sel, True)
             if early is not None:
                 # registered: this cycle's positions, wants and sums
                 regd = []
@@ -465,30 +554,16 @@ class Core(wiring.Component):
                                  dq.eq(cm if tot is None else cm - tot)]
                 m.d.comb += f.eq(~dq[PW])
                 fits.append(f); left.append(dq[:CR])
-            grants = [[Signal(name=f"arb_grant{k}_{i}") for i in range(len(cl[0]))]
-                      for k, cl in enumerate(classes)]
+            grants, add, close = lane_grants(classes, early is not None)
             cr_ = Mux(fits[0], 0, credit_in)    # nothing fits: nothing taken
-            terms = {(k, i): [] for k in range(len(classes)) for i in range(R)}
             for q, (k, rq, w, _, _) in enumerate(pos):
                 g = Signal(name=f"arb_g{q}")
                 m.d.comb += g.eq(w & fits[q])
-                if rq is None:
-                    m.d.comb += grants[k][0].eq(g)
-                elif early is not None:
-                    # gathered below as continuous assignments: a block with a default
-                    # whose inputs stay constant from time 0 is never evaluated by Icarus
-                    for i in range(R):
-                        terms[k, i].append(g & rot_sel[rq][i])
-                else:
-                    for i in range(R):
-                        with m.If(g & rot_sel[rq][i]):
-                            m.d.comb += grants[k][i].eq(1)
+                add(k, rq, g)
                 # the sums rise with q: the last that fits is what the granted take
                 last = fits[q] & ~fits[q + 1] if q + 1 < N else fits[q]
                 cr_ = cr_ | Mux(last, left[q], 0)
-            for (k, i), ts in terms.items():
-                if ts:
-                    m.d.comb += grants[k][i].eq(Cat(*ts).any())
+            close()
             cr = Signal(CR, name="arb_cr")
             m.d.comb += cr.eq(cr_)
             return grants, cr
@@ -723,6 +798,11 @@ class Core(wiring.Component):
             m.d.sync += wb_need.eq(sra("need"))
             m.d.comb += wb_try.eq(stages[LAG][0])
             w_early = stages[LAG - 1][0]
+            if CLAG:
+                # and from the request three stages before the grant (bytes, for the sums
+                # made two cycles ahead)
+                srb = port("step", stages[LAG - 3][1])
+                w_early2 = stages[LAG - 2][0]
             m.d.sync += [wref_v.eq(running & stages[LAG][0] & ~wb_fire),
                          wref_step.eq(stages[LAG][1]),
                          wb_next.eq(Mux(running, wb_next + ask, 0))]
@@ -826,16 +906,41 @@ class Core(wiring.Component):
             else:
                 m.d.comb += self.lreq_addr[i].eq(ld("row"))
         # ---------------------------------------------------------- 0. memory grants
-        (sg, l_grant, (wg,)), credit_n = arbitrate(
-            [(s_want, s_need, True), (l_want, l_need, True),
-             ([wb_try], [Mux(wb_try, wb_need, 0)], False)],
-            credit0,
-            early=[([e[0] for e in s_early], [e[1] for e in s_early], True),
-                   ([e[0] for e in l_early], [e[1] for e in l_early], True),
-                   ([w_early], [Mux(w_early, sra("need"), 0)], False)] if LAG else None)
+        classes = [(s_want, s_need, True), (l_want, l_need, True),
+                   ([wb_try], [Mux(wb_try, wb_need, 0)], False)]
+        if CLAG:
+            # the credit at the start of this cycle, after its refill (below zero while
+            # the stream and load grants of the cycle before overdraw it: never below
+            # B - cap); the grants of the next cycle are checked against it plus B, less
+            # the writeback's bytes if its grant fires now
+            kcr = Signal(signed(CR + 1), name="credit_k")
+            kb = Signal(signed(CR + 2), name="credit_kb")
+            kw = Signal(signed(CR + 2), name="credit_kw")
+            avail = [Signal(signed(CR + 2), name=f"credit_av{x}") for x in range(2)]
+            m.d.comb += [kb.eq(kcr + B), kw.eq(kb - wb_need),
+                         avail[0].eq(Mux(kb > cap, cap, kb)),
+                         avail[1].eq(Mux(kw > cap, cap, kw))]
+            (sg, l_grant, (wg,)), taken = arbitrate_ahead(
+                classes,
+                [([e[-3][0] for e in s_early], [e[-3][1] for e in s_early], True),
+                 ([e[-3][0] for e in l_early], [e[-3][1] for e in l_early], True),
+                 ([w_early2], [Mux(w_early2, srb("need"), 0)], False)],
+                avail, wb_fire)
+            kn = Signal(signed(CR + 2), name="credit_kn")
+            m.d.comb += kn.eq(kb - Mux(ready, taken, 0))
+            with m.If(running):
+                m.d.sync += kcr.eq(Mux(kn > cap, cap, kn))
+            with m.If(prime == 1):
+                m.d.sync += kcr.eq(B)
+        else:
+            (sg, l_grant, (wg,)), credit_n = arbitrate(
+                classes, credit0,
+                early=[([e[-2][0] for e in s_early], [e[-2][1] for e in s_early], True),
+                       ([e[-2][0] for e in l_early], [e[-2][1] for e in l_early], True),
+                       ([w_early], [Mux(w_early, sra("need"), 0)], False)] if LAG else None)
+            with m.If(running):
+                m.d.sync += credit.eq(Mux(ready, credit_n, credit0))
         m.d.comb += [a.eq(b) for a, b in zip(s_grant, sg)] + [wb_grant.eq(wg)]
-        with m.If(running):
-            m.d.sync += credit.eq(Mux(ready, credit_n, credit0))
         for i in range(R):
             m.d.comb += self.lreq_valid[i].eq(l_grant[i])
             # l_more / l_room for the next cycle, for both outcomes of the grant

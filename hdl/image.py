@@ -119,6 +119,11 @@ class CoreParams:
         if self.config.request_lag_cycles == 1:
             raise HdlError("request_lag_cycles=1: the RTL implements request_lag_cycles 0 "
                            "and 2 or more (the simulator and the model implement every lag)")
+        if self.config.credit_lag_cycles and self.config.request_lag_cycles < 3:
+            raise HdlError(f"credit_lag_cycles=1 with request_lag_cycles="
+                           f"{self.config.request_lag_cycles}: the RTL registers the grants "
+                           f"from sums made two cycles ahead, which needs request_lag_cycles "
+                           f">= 3 (the simulator implements every combination)")
         check_multipliers(self.config, self.lut_multipliers, self.dsp_primitive)
 
     @property
@@ -286,11 +291,13 @@ def mem_attrs(depth: int, width: int, *, sync: bool = True,
     return attrs
 
 
-def table_reads(rows: int) -> dict:
+def table_reads(rows: int, credit_lag: int = 0) -> dict:
     """The fields each read port of each program table uses, by table kind: a list with
     one tuple of field names per port (None: every field; :class:`AllBut`: every field but
     those).  The core stores one copy of a table per read port holding just those fields (a
-    one-write one-read memory, as a block RAM has them)."""
+    one-write one-read memory, as a block RAM has them).  With ``credit_lag`` the
+    writeback reads its steps' byte counts once more, a step earlier (the sums made two
+    cycles ahead)."""
     slots = tuple(f"slot{i}" for i in range(rows))
     return {
         "lane_ftile": [None], "lane_itile": [None],
@@ -300,7 +307,8 @@ def table_reads(rows: int) -> dict:
         "block": [None, None],    # the block after the current one and the one after it
         # the writeback's requests and bank reads use the step after the current one too:
         # its slots and byte count are read one ahead, the rest of the step is not
-        "step": [AllBut(slots + ("need",)), slots + ("need",)],
+        "step": [AllBut(slots + ("need",)), slots + ("need",)]
+        + ([("need",)] if credit_lag else []),
     }
 
 
@@ -342,7 +350,7 @@ def core_memories(p: CoreParams) -> list[dict]:
             ("out_bank", 2 * P, c.out_bank_depth, W, True),
             ("stream_fifo", R, c.stream_fifo_depth, W, True),
             ("load_fifo", R, c.load_fifo_depth, W * C, True)]
-    for name, reads in table_reads(R).items():
+    for name, reads in table_reads(R, c.credit_lag_cycles).items():
         count = 1 if name in ("block", "step") else R
         for k, fields in enumerate(reads):
             rows.append((f"{name}[{k}]", count, table_depth(p, name),

@@ -115,8 +115,9 @@ def bram_blocks(depth: int, width: int) -> int:
 def _memories(cfg: HardwareConfig, k: dict) -> tuple[int, int]:
     """(DP16KD blocks, distributed-RAM bits) of the core's memories (every table copy
     counted), for the program capacities the coefficients were calibrated with (those of
-    the lag-0 core for any ``request_lag_cycles``)."""
-    params = CoreParams(cfg.with_(request_lag_cycles=0), **{**SYNTH_CAPACITIES, **k.get("capacities", {})})
+    the lag-0 core for any ``request_lag_cycles`` or ``credit_lag_cycles``)."""
+    lag0 = cfg.with_(request_lag_cycles=0, credit_lag_cycles=0)
+    params = CoreParams(lag0, **{**SYNTH_CAPACITIES, **k.get("capacities", {})})
     blocks = bits = 0
     for mem in core_memories(params):
         n = mem["count"] * mem["ports"]
@@ -147,7 +148,8 @@ def _fmax_terms(cfg: HardwareConfig) -> dict:
 def estimate_resources(cfg: HardwareConfig, coeffs: dict | None = None) -> dict:
     """``lut, ff, dsp, bram, fmax_mhz``, whether that fits the LFE5U-85F
     (``fits_device``) and whether the coefficients are calibrated.  The calibration is of
-    the lag-0 core (``request_lag_cycles`` 0): for another lag ``fmax_mhz`` is None
+    the lag-0 core (``request_lag_cycles`` and ``credit_lag_cycles`` 0): for another lag
+    ``fmax_mhz`` is None
     (not calibrated), and the other figures are those of lag 0 (the lag adds d request
     registers and a position queue per lane, which the model does not count)."""
     k = coeffs or _default()
@@ -158,8 +160,8 @@ def estimate_resources(cfg: HardwareConfig, coeffs: dict | None = None) -> dict:
     bram, _ = _memories(cfg, k)
     ns = sum(k[f"fmax_ns_{n}"] * v for n, v in _fmax_terms(cfg).items())
     out = {"lut": round(lut), "ff": round(ff), "dsp": int(dsp), "bram": int(bram),
-           "fmax_mhz": round(1000.0 / ns, 1) if ns > 0 and cfg.request_lag_cycles == 0
-           else None}
+           "fmax_mhz": round(1000.0 / ns, 1)
+           if ns > 0 and cfg.request_lag_cycles == cfg.credit_lag_cycles == 0 else None}
     out["fits_device"] = all(out[r] <= lim for r, lim in DEVICE_LIMITS.items())
     out["resources_calibrated"] = bool(k.get("calibrated"))
     return out

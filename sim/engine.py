@@ -79,6 +79,13 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
     # ring buffers over d + 1 cycles (kc: this cycle's entry, kl: that of cycle c - d)
     lag = P[15]
     D1 = lag + 1
+    # credit lag: the grants of cycle c are decided without the stream and load grants of
+    # cycle c - 1, against min(k_prev + B - g_wbp, cap): k_prev the credit at the start of
+    # c - 1, g_wbp the writeback's grant in c - 1; the credit itself takes every grant
+    # and may go below zero (never below B - cap)
+    clag = P[16]
+    k_prev = np.int64(0)
+    g_wbp = np.int64(0)
     kc = np.int64(-1)
     nt = t_phase.shape[0]
     nb = b_phase.shape[0]
@@ -174,6 +181,13 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
     while wb_blk < nb:
         progress = False
         credit = min(credit + B, cap)
+        if clag > 0:
+            avail = min(k_prev + B - g_wbp, cap)
+            k_prev = credit
+        else:
+            avail = credit
+        g_wbp = 0
+        avail0 = avail
         mem_ok = True
         if stall_pm > 0:
             lfsr = (lfsr ^ (lfsr << 13)) & 0xFFFFFFFF
@@ -231,7 +245,7 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
                 f_pos[i] = q2 + 1 if q2 + 1 < sfifo else 0
                 f_seq[i] = sq + 1
                 f_ptr[i] = e + 1
-            if stop or credit < need or not mem_ok:
+            if stop or avail < need or not mem_ok:
                 stop = True
                 # the slot keeps what asking for its element again needs
                 q_e[i, q2] = e; q_need[i, q2] = need; q_seq[i, q2] = sq
@@ -239,7 +253,7 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
                 q_rqs[i, q2] = rqs; q_rqb[i, q2] = rqb
                 s_pend[i, kc] = q2
                 continue
-            credit -= need
+            avail -= need
             s_arr[i, q2] = c + L + 1
             s_tag[i, q2] = sq
             sv = mem[sbase + e_src[e]]
@@ -267,11 +281,11 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
                     continue
                 lr_cnt[i] = n + 1
             need = lq_bytes[en]
-            if stop or credit < need or not mem_ok:
+            if stop or avail < need or not mem_ok:
                 stop = True
                 l_pend[i, kc] = n
                 continue
-            credit -= need
+            avail -= need
             j = n % lfifo
             l_arr[i, j] = c + L + 1
             l_tag[i, j] = n
@@ -376,11 +390,12 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
                     if merged:
                         nvec += 1
                     need = nvec * ncols * ph_o_bytes[p]
-                    if stop or credit < need or not mem_ok:
+                    if stop or avail < need or not mem_ok:
                         stop = True
                         w_pend[kc] = st
                     else:
-                        credit -= need
+                        avail -= need
+                        g_wbp += need
                         half = b_half[b]
                         out_t = ph_out[p]
                         ocols = t_cols[out_t]
@@ -425,6 +440,7 @@ def _run(P, mem, lmem, acc, t_off, t_cols,
                     # grant is known
                     wb_go = c + lag + 1
                     progress = True
+        credit -= avail0 - avail
         # ---- 4. stream issue: at most one element per PE row per cycle -----------------
         # a row first moves past an exhausted tile, then issues or stalls; a row past its
         # last tile is counted once every row has moved (drain if all are done), so the
@@ -642,7 +658,8 @@ def simulate(program: Program, memory: list, *, stall_permille: int = 0,
                   cfg.load_fifo_depth, cfg.dram_bytes_per_cycle, cfg.dram_latency_cycles,
                   cfg.acc_bits, cfg.pe_latency_cycles, cfg.merge_latency_cycles,
                   stall_permille, stall_seed, 100_000 + 10 * cfg.dram_latency_cycles,
-                  program.credit_cap(), cfg.request_lag_cycles], np.int64)
+                  program.credit_cap(), cfg.request_lag_cycles, cfg.credit_lag_cycles],
+                 np.int64)
     dt = np.int32 if cfg.acc_bits <= 32 else np.int64
     lmem = np.zeros(2 * R * cfg.lmem_depth * cfg.cols, dt)
     acc = np.zeros(R * cfg.cols, dt)

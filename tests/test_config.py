@@ -75,25 +75,34 @@ def test_derived_sizes():
 # ------------------------------------------------------------ id and JSON
 
 def test_id_is_the_hash_of_the_canonical_fields():
-    cfg = HardwareConfig(rows=4, request_lag_cycles=1)
+    cfg = HardwareConfig(rows=4, request_lag_cycles=1, credit_lag_cycles=1)
     canon = json.dumps(dataclasses.asdict(cfg), sort_keys=True, separators=(",", ":"))
     assert cfg.id == hashlib.sha256(canon.encode()).hexdigest()[:12]
-    assert HardwareConfig(rows=4, request_lag_cycles=1).id == cfg.id
+    assert HardwareConfig(rows=4, request_lag_cycles=1, credit_lag_cycles=1).id == cfg.id
 
 
-def test_id_leaves_out_a_request_lag_of_zero():
-    # configurations from before the field existed keep their ids
-    cfg = HardwareConfig(rows=4)
+@pytest.mark.parametrize("late", [(), ("request_lag_cycles",), ("credit_lag_cycles",)])
+def test_id_leaves_out_the_lags_while_zero(late):
+    # configurations from before the fields existed keep their ids
+    cfg = HardwareConfig(rows=4, **{f: 1 for f in late})
     d = dataclasses.asdict(cfg)
-    del d["request_lag_cycles"]
+    for f in ("request_lag_cycles", "credit_lag_cycles"):
+        if f not in late:
+            del d[f]
     canon = json.dumps(d, sort_keys=True, separators=(",", ":"))
     assert cfg.id == hashlib.sha256(canon.encode()).hexdigest()[:12]
+
+
+def test_credit_lag_is_zero_or_one():
+    assert HardwareConfig(credit_lag_cycles=1).credit_lag_cycles == 1
+    with pytest.raises(ConfigError, match=r"^credit_lag_cycles must be in 0\.\.1, got 2$"):
+        HardwareConfig(credit_lag_cycles=2)
 
 
 _OTHER = {"rows": 3, "cols": 5, "operand_bits": 6, "acc_bits": 40, "lmem_depth": 77,
           "out_bank_depth": 33, "stream_fifo_depth": 9, "load_fifo_depth": 11,
           "dram_bytes_per_cycle": 7, "dram_latency_cycles": 13, "wb_vectors": 2,
-          "clock_mhz": 150.5, "request_lag_cycles": 2}
+          "clock_mhz": 150.5, "request_lag_cycles": 2, "credit_lag_cycles": 1}
 
 
 def test_id_changes_with_every_field():

@@ -73,6 +73,50 @@ class TestAmaranthLevelRequestLag2(TestAmaranthLevel):
         return amaranth_run(problem, config.with_(request_lag_cycles=2), order, **kw)
 
 
+class TestAmaranthLevelCreditLag(TestAmaranthLevel):
+    """Part of the suite on the core whose grants are registered (``credit_lag_cycles``
+    1 with ``request_lag_cycles`` 3, docs/machine.md rule 0): the random problems, the
+    rule-0 cases, memory stalls, the writeback's short steps and the tiling; cycles equal
+    sim.simulate's.  (The rest of the suite runs at lag 0 and 2; each class costs minutes.)"""
+
+    def run(self, problem, config, order, **kw):
+        return amaranth_run(problem, config.with_(request_lag_cycles=3, credit_lag_cycles=1),
+                            order, **kw)
+
+
+_CREDIT_LAG_KEEP = {"test_random_problems_exact", "test_random_problems_int8",
+                    "test_a_request_that_does_not_fit_stops_the_later_ones",
+                    "test_a_refused_request_stops_the_other_classes",
+                    "test_memory_stalls_change_time_not_results",
+                    "test_writeback_steps_of_few_vectors", "test_k_tiles_and_row_blocks",
+                    "test_long_row_is_split_across_pe_rows", "test_empty_rows_and_columns"}
+for _name in dir(TestAmaranthLevelCreditLag):
+    if _name.startswith("test_") and _name not in _CREDIT_LAG_KEEP:
+        setattr(TestAmaranthLevelCreditLag, _name, None)     # not collected
+
+
+@pytest.mark.parametrize("case", [
+    # seed, (o, n, c, h), rows, cols, bytes/cycle, latency, stalls ‰, request lag, FIFO
+    (1, (9, 8, 5, 4), 2, 2, 4, 3, 0, 3, 8),          # one cycle fewer
+    (29, (10, 4, 5, 4), 1, 1, 4, 2, 0, 3, 6),        # one cycle more
+    (83, (10, 3, 4, 9), 2, 2, 2, 0, 300, 4, 6),      # latency 0, stalls
+    (64, (6, 5, 11, 7), 3, 1, 3, 1, 0, 3, 6),
+    (97, (5, 6, 3, 7), 2, 3, 3, 0, 0, 4, 2),
+])
+def test_credit_lag_where_it_changes_the_cycles(case):
+    # bandwidth-bound problems on which the credit lag changes the cycle count; the core
+    # must change it the same way
+    seed, dims, R, C, B, L, pm, lag, fifo = case
+    problem = random_problem(seed, *dims)
+    cfg = HardwareConfig(rows=R, cols=C, lmem_depth=16, out_bank_depth=16,
+                         stream_fifo_depth=fifo, load_fifo_depth=fifo, dram_bytes_per_cycle=B,
+                         dram_latency_cycles=L, request_lag_cycles=lag, credit_lag_cycles=1)
+    prog0 = compile_problem(problem, cfg.with_(credit_lag_cycles=0), "a(xw)")
+    before = engine.simulate(prog0, build_memory(problem, prog0), stall_permille=pm).cycles
+    _, cycles = amaranth_run(problem, cfg, "a(xw)", stall_permille=pm)
+    assert cycles != before
+
+
 # ------------------------------------------------------------------- parameters
 
 def test_core_rejects_bad_parameters():
@@ -85,6 +129,8 @@ def test_core_rejects_bad_parameters():
     with pytest.raises(HdlError, match="^request_lag_cycles=1: the RTL implements "
                                        "request_lag_cycles 0 and 2 or more"):
         CoreParams(HardwareConfig(request_lag_cycles=1))
+    with pytest.raises(HdlError, match="^credit_lag_cycles=1 with request_lag_cycles=2: "):
+        CoreParams(HardwareConfig(request_lag_cycles=2, credit_lag_cycles=1))
 
 
 def test_pack_rejects_a_program_too_big_for_the_core():

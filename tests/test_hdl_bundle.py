@@ -132,21 +132,39 @@ def test_icarus_with_memory_stalls_and_latency_zero(tmp_path):
     _check(_run_icarus(tmp_path), tmp_path, prog, want.cycles, y)
 
 
-@pytest.mark.parametrize("latency", [0, 3])
-def test_icarus_with_a_request_lag(tmp_path, latency):
-    # requests decided three cycles ahead, memory stalls: refused requests come back out
-    # of order and the FIFOs fill out of order (docs/machine.md rule 0)
-    problem = random_problem(16, 12, 10, 6, 5, dens_a=0.3)
-    cfg = _cfg(rows=3, cols=2, dram_latency_cycles=latency, request_lag_cycles=3,
-               dram_bytes_per_cycle=6)
+_REQUEST_LAG = dict(rows=3, cols=2, dram_bytes_per_cycle=6, request_lag_cycles=3)
+_CREDIT_LAG = dict(rows=2, cols=2, stream_fifo_depth=6, load_fifo_depth=6,
+                   request_lag_cycles=3, credit_lag_cycles=1)
+
+
+@pytest.mark.parametrize("latency, problem, hw, without", [
+    # requests decided three cycles ahead: refused requests come back out of order and the
+    # FIFOs fill out of order (docs/machine.md rule 0)
+    (0, (16, 12, 10, 6, 5), _REQUEST_LAG, {"request_lag_cycles": 0}),
+    (3, (16, 12, 10, 6, 5), _REQUEST_LAG, {"request_lag_cycles": 0}),
+    # and the grants registered (the credit lag), where the bandwidth binds
+    (0, (83, 10, 3, 4, 9), {**_CREDIT_LAG, "dram_bytes_per_cycle": 2}, {"credit_lag_cycles": 0}),
+    (3, (29, 10, 3, 4, 9), {**_CREDIT_LAG, "dram_bytes_per_cycle": 4}, {"credit_lag_cycles": 0}),
+])
+def test_icarus_with_lags(tmp_path, latency, problem, hw, without):
+    # with memory stalls; the lag changes the cycle count, and the core the same way
+    problem = random_problem(*problem, dens_a=0.3)
+    cfg = _cfg(dram_latency_cycles=latency, **hw)
     prog = compile_problem(problem, cfg, "a(xw)")
     mem = build_memory(problem, prog)
     want = simulate(prog, mem, stall_permille=300)
-    prog0 = compile_problem(problem, cfg.with_(request_lag_cycles=0), "a(xw)")
+    prog0 = compile_problem(problem, cfg.with_(**without), "a(xw)")
     assert want.cycles != simulate(prog0, build_memory(problem, prog0), stall_permille=300).cycles
     y = reference(problem, "a(xw)")
     write_bundle(tmp_path, cfg, prog, mem, y, stall_permille=300)
     _check(_run_icarus(tmp_path), tmp_path, prog, want.cycles, y)
+
+
+def test_verilator_with_a_credit_lag(tmp_path):
+    build, cfg, order, kw = CASES["split-long-row"]
+    cfg = cfg.with_(request_lag_cycles=4, credit_lag_cycles=1)
+    prog, want, y = _bundle(tmp_path, build(), cfg, order, stall_permille=200, **kw)
+    _check(_run_verilator(tmp_path), tmp_path, prog, want.cycles, y)
 
 
 def test_verilator_with_a_request_lag(tmp_path):
@@ -260,9 +278,11 @@ def test_accel_hdl_writes_the_ecp5_netlist_with_its_model(tmp_path):
     assert (tmp_path / "axw_core.v").read_text().count("MULT18X18D #(") == 3 * 2
 
 
-def test_core_lints_clean_with_the_documented_waivers(tmp_path):
+@pytest.mark.parametrize("lags", [{}, {"request_lag_cycles": 2},
+                                  {"request_lag_cycles": 3, "credit_lag_cycles": 1}])
+def test_core_lints_clean_with_the_documented_waivers(tmp_path, lags):
     need_tool("verilator")
-    cfg = HardwareConfig(rows=2, cols=3, lmem_depth=16, out_bank_depth=8)
+    cfg = HardwareConfig(rows=2, cols=3, lmem_depth=16, out_bank_depth=8, **lags)
     write_bundle(tmp_path, cfg)
     r = subprocess.run(["verilator", "--lint-only", "-Wall", "axw_core.v"], cwd=tmp_path,
                        capture_output=True, text=True)

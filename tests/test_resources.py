@@ -162,7 +162,8 @@ def test_no_fmax_for_a_request_lag_the_rtl_does_not_build():
     # the calibration is of the RTL, which implements request_lag_cycles 0 only
     k = rs.load_coefficients()
     base = rs.estimate_resources(HardwareConfig(rows=4, cols=2), k)
-    lagged = rs.estimate_resources(HardwareConfig(rows=4, cols=2, request_lag_cycles=2), k)
-    assert base["fmax_mhz"] is not None and lagged["fmax_mhz"] is None
-    assert {n: lagged[n] for n in ("lut", "ff", "dsp", "bram")} == \
-        {n: base[n] for n in ("lut", "ff", "dsp", "bram")}
+    for lags in ({"request_lag_cycles": 2}, {"request_lag_cycles": 3, "credit_lag_cycles": 1}):
+        lagged = rs.estimate_resources(HardwareConfig(rows=4, cols=2, **lags), k)
+        assert base["fmax_mhz"] is not None and lagged["fmax_mhz"] is None
+        assert {n: lagged[n] for n in ("lut", "ff", "dsp", "bram")} == \
+            {n: base[n] for n in ("lut", "ff", "dsp", "bram")}

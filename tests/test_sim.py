@@ -48,6 +48,23 @@ class TestSimLevelRequestLag3(TestSimLevelRequestLag1):
     LAG = 3
 
 
+class TestSimLevelCreditLag(ContractSuite):
+    """The suite on machines whose grants are checked against the credit of the cycle
+    before less only its writeback grant (``credit_lag_cycles`` 1, rule 0), with and
+    without a request lag: the outputs must not change."""
+
+    LAG = 0
+
+    def run(self, problem, config, order, **kw):
+        prog, res = sim_run(problem, config.with_(request_lag_cycles=self.LAG,
+                                                  credit_lag_cycles=1), order, **kw)
+        return res.memory[prog.tensor_id("Y")], res.cycles
+
+
+class TestSimLevelCreditLagRequestLag3(TestSimLevelCreditLag):
+    LAG = 3
+
+
 # ------------------------------------------------------------ hand-derived cycle counts
 #
 # Common to all cases: order a(xw), so phase 0 is X·W (S = X, dense, D = W) and phase 1
@@ -62,9 +79,11 @@ class TestSimLevelRequestLag3(TestSimLevelRequestLag1):
 # for "phase 0 done" = its last writeback cycle + 1 (the dependency rule).
 # cycles = last writeback cycle + 1.
 
-def _hand_case(a, x, w, rows, latency, bytes_per_cycle=1024, d_mode=None, lag=0):
+def _hand_case(a, x, w, rows, latency, bytes_per_cycle=1024, d_mode=None, lag=0,
+               credit_lag=0):
     cfg = HardwareConfig(rows=rows, cols=1, dram_latency_cycles=latency,
-                         dram_bytes_per_cycle=bytes_per_cycle, request_lag_cycles=lag)
+                         dram_bytes_per_cycle=bytes_per_cycle, request_lag_cycles=lag,
+                         credit_lag_cycles=credit_lag)
     problem = make_problem(np.array(a), np.array(x), np.array(w), make_contract("exact"),
                            "hand", x_sparse=False)
     prog = compile_problem(problem, cfg, "a(xw)", d_mode=d_mode)
@@ -219,6 +238,34 @@ def test_cycles_one_byte_per_cycle_with_request_lag(latency):
                            lag=1)
     assert res.cycles == {0: 32, 3: 38}[latency]
     assert res.stats["stall_row_cycles"]["stream"] == 0
+
+
+@pytest.mark.parametrize("latency", [0, 3])
+def test_cycles_one_byte_per_cycle_with_credit_lag(latency):
+    # test_cycles_one_byte_per_cycle with credit_lag_cycles = 1 (rule 0): the grants of
+    # cycle c are checked against min(K(c-1) + B - wb(c-1), cap), K(c-1) the credit at
+    # the start of c - 1 (after its refill; K(-1) = 0) and wb(c-1) the writeback's grant
+    # then; the credit K itself takes every grant and may go below zero.
+    #   c = 0, 1   K 1, 2; checked against 1, 2: e0 (3 bytes) refused, W[0] stopped
+    #   c = 2      K 3; against 3: e0 granted (usable at L + 3), W[0] refused; K → 0
+    #   c = 3      K 1; against K(2) + 1 = 4, which does not know e0's grant: the fetch
+    #              side moves to tile 1, e1 granted (3 bytes), W[0] granted (1 byte);
+    #              K → -3 (usable at L + 4 both)
+    #   c >= 4     K = c - 6 up to the cap of 8 (nothing else is asked until phase 0 ends)
+    #   L = 0: W[0] written at 4 → issue e0 at 5, merge done 12; writeback at 13 (4 bytes
+    #          against K(12) + 1 = 7; K 7 → 3); phase 0 done from 14; T[0] at 14 against
+    #          K(13) + 1 - 4 = 4: granted (K 4 → 0), written at 15; issue e1 at 16, merge
+    #          done 23; writeback at 24 → cycles = 25
+    #   L = 3: W[0] written at 7 → issue e0 at 8, merge done 15; writeback at 16 (K 8 →
+    #          4); phase 0 done from 17; T[0] at 17 against K(16) + 1 - 4 = 5: granted,
+    #          written at 21; issue e1 at 22, merge done 29; writeback at 30 → cycles = 31
+    prog, res = _hand_case([[1]], [[3]], [[5]], rows=1, latency=latency, bytes_per_cycle=1,
+                           credit_lag=1)
+    assert res.cycles == {0: 25, 3: 31}[latency]
+    assert res.stats["stall_row_cycles"]["stream"] == 0
+    # load stalls: c = 0..4 and 14, 15 (L = 0), c = 0..7 and 17..21 (L = 3); barrier 8
+    assert res.stats["stall_row_cycles"]["load"] == {0: 7, 3: 13}[latency]
+    assert res.stats["stall_row_cycles"]["barrier"] == 8
 
 
 # ------------------------------------------------------------ statistics
