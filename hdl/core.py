@@ -1208,7 +1208,15 @@ class Core(wiring.Component):
         # and its half's last merge is complete (m_wait 0 next cycle; 0 at cycle 0)
         m_zero = [Signal(name=f"m_zero_n{h}") for h in range(2)]
         for h in range(2):
-            m.d.comb += m_zero[h].eq(~running | (~any_last[h] & (m_wait[h] <= 1)))
+            if LAG:
+                # a LAST issued in this cycle on the block's half is of one of the block's
+                # own tiles (a later block on that half waits for this one's writeback),
+                # so that lane is not past the block's last tile and the block is not
+                # ready anyway: the issue is left out of this path (cycle-neutral; the
+                # lag-0 netlist keeps it, byte for byte)
+                m.d.comb += m_zero[h].eq(~running | (m_wait[h] <= 1))
+            else:
+                m.d.comb += m_zero[h].eq(~running | (~any_last[h] & (m_wait[h] <= 1)))
         rdy_if, try_if = [], []
         for f, rec in enumerate((br, bnx)):
             rdy = Signal(name=f"wb_ready_if{f}")
