@@ -1107,7 +1107,7 @@ class Core(wiring.Component):
             m.d.comb += ce.eq(cur[i] + pas)
             cur_n = Signal(TB, name=f"cur_n{i}")
             cur_next.append(cur_n)
-            ia, ib, tr, _ = tile_walk("lane_itile", i, cur[i], pas)
+            ia, ib, tr, inx = tile_walk("lane_itile", i, cur[i], pas)
             enter = Signal(name=f"i_enter{i}")
             m.d.comb += enter.eq(pas & i_live1[i])
             re_ = Signal(EB, name=f"rem_e{i}")
@@ -1115,11 +1115,34 @@ class Core(wiring.Component):
             m.d.comb += [re_.eq(Mux(enter, ib("n"), rem[i])), he.eq(Mux(enter, ib("rs0"), h_ptr[i]))]
             # lw_tile > ce for both outcomes of the pass
             ld_ok = Signal(name=f"i_ld_ok{i}")
-            m.d.comb += ld_ok.eq(Mux(pas, lw_tile[i] > cur[i] + 1, lw_tile[i] > cur[i]))
+            if LAG:
+                # both from registers (cycle-neutral; the lag-0 netlist compares here):
+                # ld_ge[k] = lw_tile - cur >= k, kept with the difference itself and set
+                # for the next cycle from comparisons of this one's, chosen by the load
+                # walker's step and this pass; the record's output half free (wb_blk >
+                # wbprev) for the tiles a and b, next cycle's chosen by the block's end
+                dif = Signal(signed(TB + 1), name=f"i_ld_dif{i}")
+                ld_ge = [None] + [Signal(name=f"i_ld_ge{k}_{i}") for k in (1, 2)]
+                m.d.sync += dif.eq(Mux(running, dif + lw_step[i] - pas, 0))
+                for k in (1, 2):
+                    m.d.sync += ld_ge[k].eq(running & Mux(
+                        lw_step[i], Mux(pas, dif >= k, dif >= k - 1),
+                        Mux(pas, dif >= k + 1, dif >= k)))
+                m.d.comb += ld_ok.eq(Mux(pas, ld_ge[2], ld_ge[1]))
+                hf = [Signal(name=f"i_half_ok{x}_{i}") for x in ("a", "b")]
+                for reg, rec in zip(hf, inx):
+                    cand = [Signal(name=f"{reg.name}_if{f}") for f in range(2)]
+                    for f in range(2):
+                        m.d.comb += cand[f].eq(~rec("wbprev_ok") | (
+                            Mux(running, wb_blk + f, 0) > rec("wbprev")))
+                    m.d.sync += reg.eq(Mux(running & wb_fin, cand[1], cand[0]))
+                half_ok = Mux(pas, hf[1], hf[0])
+            else:
+                m.d.comb += ld_ok.eq(Mux(pas, lw_tile[i] > cur[i] + 1, lw_tile[i] > cur[i]))
+                half_ok = ~tr("wbprev_ok") | (wb_blk > tr("wbprev"))
             iss = Signal(name=f"issue{i}")
             m.d.comb += iss.eq(running & live_e & Mux(enter, ib("ne"), ~i_zero[i]) & ld_ok
-                               & (~tr("wbprev_ok") | (wb_blk > tr("wbprev")))
-                               & s_head[i])
+                               & half_ok & s_head[i])
             rem_n = Signal(EB, name=f"rem_n{i}")
             hp_n = Signal(EB, name=f"h_ptr_n{i}")
             nrs0_n = Signal(EB, name=f"i_nrs0_n{i}")
