@@ -385,6 +385,7 @@ class Core(wiring.Component):
         rot_next_sel = [[rot_oh[(i - q - 1) % R] for i in range(R)] for q in range(R)]
         # and the one after (for sums made two cycles early)
         rot_next2_sel = [[rot_oh[(i - q - 2) % R] for i in range(R)] for q in range(R)]
+        rot_next3_sel = [[rot_oh[(i - q - 3) % R] for i in range(R)] for q in range(R)]
 
         def pick(values, q, sel=rot_sel):
             out = 0
@@ -396,7 +397,8 @@ class Core(wiring.Component):
             """The positions of rule 0's priority order over ``classes`` (a list of
             ``(wants, bytes, rotating)``, ``bytes`` 0 where a requester does not want): for
             each class in turn, its lanes in the rotation ``sel`` if rotating, else its one
-            requester.  Each rotating class sums its own requests in a parallel prefix
+            requester (``rotating`` "ordered": already in position order).  Each
+            rotating class sums its own requests in a parallel prefix
             (log2 R adder levels), offset by the totals of the classes before it (one
             level more).  Returns ``(class, rotation position or None, want, bytes up to
             here, bytes of a lone requester)``: with ``lone_first`` a lone requester's sum
@@ -421,10 +423,11 @@ class Core(wiring.Component):
                         pos.append((k, None, wants[0], tot, None))
                         offset = tot
                     continue
+                ordered = rotating == "ordered"
                 pre = []
                 for q in range(R):
                     v = Signal(PW, name=f"arb_n{k}_{q}")
-                    m.d.comb += v.eq(pick(needs, q, sel))
+                    m.d.comb += v.eq(needs[q] if ordered else pick(needs, q, sel))
                     pre.append(v)
                 d = 1
                 while d < R:    # Kogge-Stone: after the level of span d, pre[q] sums q-2d+1..q
@@ -440,7 +443,7 @@ class Core(wiring.Component):
                     else:
                         tot = Signal(PW, name=f"arb_s{k}_{q}")
                         m.d.comb += tot.eq(offset + pre[q])
-                    pos.append((k, q, pick(wants, q, sel), tot, None))
+                    pos.append((k, q, wants[q] if ordered else pick(wants, q, sel), tot, None))
                 tot_k = Signal(PW, name=f"arb_t{k}")
                 m.d.comb += tot_k.eq(pos[-1][3])
                 offset = tot_k
@@ -472,6 +475,23 @@ class Core(wiring.Component):
                     if ts:
                         m.d.comb += grants[k][i].eq(Cat(*ts).any())
             return grants, add, close
+
+        def ordered_ahead(early3):
+            """The rotating classes of ``early3`` (three register stages before the grant)
+            put in the position order of the grant's cycle (three cycles on) and
+            registered: the rotation's selection gets a stage of its own."""
+            out = []
+            for k, (wants, needs, rotating) in enumerate(early3):
+                if not rotating:
+                    out.append(None)
+                    continue
+                w_o = [Signal(name=f"arb_ow{k}_{q}") for q in range(R)]
+                n_o = [Signal(p.grant_bits, name=f"arb_on{k}_{q}") for q in range(R)]
+                for q in range(R):
+                    m.d.sync += [w_o[q].eq(pick(wants, q, rot_next3_sel)),
+                                 n_o[q].eq(pick(needs, q, rot_next3_sel))]
+                out.append((w_o, n_o, "ordered"))
+            return out
 
         def arbitrate_ahead(classes, early2, avail, wb_take):
             """Rule 0 with the credit lag (``credit_lag_cycles`` 1): the grants of a cycle
@@ -920,12 +940,17 @@ class Core(wiring.Component):
             m.d.comb += [kb.eq(kcr + B), kw.eq(kb - wb_need),
                          avail[0].eq(Mux(kb > cap, cap, kb)),
                          avail[1].eq(Mux(kw > cap, cap, kw))]
-            (sg, l_grant, (wg,)), taken = arbitrate_ahead(
-                classes,
-                [([e[-3][0] for e in s_early], [e[-3][1] for e in s_early], True),
-                 ([e[-3][0] for e in l_early], [e[-3][1] for e in l_early], True),
-                 ([w_early2], [Mux(w_early2, srb("need"), 0)], False)],
-                avail, wb_fire)
+            early2 = [([e[-3][0] for e in s_early], [e[-3][1] for e in s_early], True),
+                      ([e[-3][0] for e in l_early], [e[-3][1] for e in l_early], True),
+                      ([w_early2], [Mux(w_early2, srb("need"), 0)], False)]
+            if LAG >= 4:
+                # the lanes' requests put in position order a stage before the sums
+                ordered = ordered_ahead(
+                    [([e[-4][0] for e in s_early], [e[-4][1] for e in s_early], True),
+                     ([e[-4][0] for e in l_early], [e[-4][1] for e in l_early], True),
+                     (None, None, False)])
+                early2 = [o if o is not None else c for o, c in zip(ordered, early2)]
+            (sg, l_grant, (wg,)), taken = arbitrate_ahead(classes, early2, avail, wb_fire)
             kn = Signal(signed(CR + 2), name="credit_kn")
             m.d.comb += kn.eq(kb - Mux(ready, taken, 0))
             with m.If(running):
