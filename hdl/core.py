@@ -181,7 +181,7 @@ class Core(wiring.Component):
         # onto the next tile in the cycle), so the record is there when the cycle starts.
         # While idle the addresses are those of cycle 0; `start` waits PRIME cycles for
         # them to settle.
-        reads = table_reads(R, cfg.credit_lag_cycles)
+        reads = table_reads(R, cfg.credit_lag_cycles, cfg.request_lag_cycles)
         n_copies = {}
 
         def table_copy(name):
@@ -1051,7 +1051,18 @@ class Core(wiring.Component):
                 m.d.comb += ok.eq(dep_ok(tr("d_dep_ok"), tr("d_dep")) & own_rd)
             go = Signal(name=f"lw_go{i}")
             m.d.comb += go.eq(active & (started | ok))
-            ld = port(f"lane_load{i}", lw_cnt_n[i])
+            if LAG:
+                # the entry at the count and the one after it, read from registers and
+                # chosen by the cycle before's write (cycle-neutral; the lag-0 netlist
+                # addresses one port with the next count)
+                lwr_p = Signal(name=f"lw_wr_p{i}")
+                m.d.sync += lwr_p.eq(running & l_wr[i])
+                ld_a = port(f"lane_load{i}", lw_cnt[i])
+                ld_b = port(f"lane_load{i}", lw_cnt[i] + 1)
+                ld = (lambda ga, gb, sel: lambda field: Mux(sel, gb(field), ga(field)))(
+                    ld_a, ld_b, lwr_p)
+            else:
+                ld = port(f"lane_load{i}", lw_cnt_n[i])
             # the write and the tile's end for both outcomes of it, side by side: the
             # head's arrival is a register (l_head, below), the counts compare in parallel
             wr = Signal(name=f"lw_wr{i}")

@@ -291,19 +291,21 @@ def mem_attrs(depth: int, width: int, *, sync: bool = True,
     return attrs
 
 
-def table_reads(rows: int, credit_lag: int = 0) -> dict:
+def table_reads(rows: int, credit_lag: int = 0, lag: int = 0) -> dict:
     """The fields each read port of each program table uses, by table kind: a list with
     one tuple of field names per port (None: every field; :class:`AllBut`: every field but
     those).  The core stores one copy of a table per read port holding just those fields (a
     one-write one-read memory, as a block RAM has them).  With ``credit_lag`` the
     writeback reads its steps' byte counts once more, a step earlier (the sums made two
-    cycles ahead)."""
+    cycles ahead); with a request ``lag`` the load writer reads the entry it is at and
+    the one after it, from two copies."""
     slots = tuple(f"slot{i}" for i in range(rows))
     return {
         "lane_ftile": [None], "lane_itile": [None],
         "lane_ltile": [None],
         "lane_elem": [("src",), ("addr", "slot", "flags")],
-        "lane_load": [("row", "dep_ok", "dep", "bytes"), ("addr", "ncols")],
+        "lane_load": [("row", "dep_ok", "dep", "bytes"), ("addr", "ncols")]
+        + ([("addr", "ncols")] if lag else []),
         "block": [None, None],    # the block after the current one and the one after it
         # the writeback's requests and bank reads use the step after the current one too:
         # its slots and byte count are read one ahead, the rest of the step is not
@@ -350,7 +352,7 @@ def core_memories(p: CoreParams) -> list[dict]:
             ("out_bank", 2 * P, c.out_bank_depth, W, True),
             ("stream_fifo", R, c.stream_fifo_depth, W, True),
             ("load_fifo", R, c.load_fifo_depth, W * C, True)]
-    for name, reads in table_reads(R, c.credit_lag_cycles).items():
+    for name, reads in table_reads(R, c.credit_lag_cycles, c.request_lag_cycles).items():
         count = 1 if name in ("block", "step") else R
         for k, fields in enumerate(reads):
             rows.append((f"{name}[{k}]", count, table_depth(p, name),
