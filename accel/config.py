@@ -56,11 +56,12 @@ class HardwareConfig:
         asked for again, out of order, d + 1 cycles after it was refused.  0 is the machine
         whose requests follow every grant at once; a larger d lets the hardware pipeline
         its arbitration (d registers between a request and its grant).
-    credit_lag_cycles : 0 or 1 (docs/machine.md, rule 0): with 1 the grants of a cycle are
-        decided against the credit at the start of the cycle before, which that cycle's
-        grants have not yet reduced (the credit may then go below zero, never below
-        ``2·B − cap``), so the hardware can register the grants and take the credit
-        loop out of the arbitration's cycle.
+    credit_lag_cycles : 0 or 1 (docs/machine.md, rule 0): with 1 the grants of cycle c are
+        checked against ``min(K(c−1) + B − w(c−1), cap)``, K(c−1) the credit at the start
+        of the cycle before and w(c−1) that cycle's writeback grant, so its stream and
+        load grants are not yet counted (the credit may then go below zero, never below
+        ``B − cap``); the hardware can register the grants and take the credit loop out
+        of the arbitration's cycle.
     clock_mhz : clock used to turn cycles into seconds.
     """
 

@@ -476,15 +476,12 @@ class Core(wiring.Component):
                         m.d.comb += grants[k][i].eq(Cat(*ts).any())
             return grants, add, close
 
-        def ordered_ahead(early3):
-            """The rotating classes of ``early3`` (three register stages before the grant)
-            put in the position order of the grant's cycle (three cycles on) and
-            registered: the rotation's selection gets a stage of its own."""
+        def ordered_ahead(lanes):
+            """The lanes' classes ``lanes`` (the requests arbitrated three cycles on) put
+            in the position order of that cycle and registered: the rotation's selection
+            gets a stage of its own."""
             out = []
-            for k, (wants, needs, rotating) in enumerate(early3):
-                if not rotating:
-                    out.append(None)
-                    continue
+            for k, (wants, needs, _) in enumerate(lanes):
                 w_o = [Signal(name=f"arb_ow{k}_{q}") for q in range(R)]
                 n_o = [Signal(p.grant_bits, name=f"arb_on{k}_{q}") for q in range(R)]
                 for q in range(R):
@@ -648,8 +645,9 @@ class Core(wiring.Component):
             nxt = ((lambda field: f.get(na, field)), (lambda field: f.get(nb_, field)))
             return a, b, (lambda field: Mux(step, b(field), a(field))), nxt
 
-        credit0 = Signal(CR)
-        m.d.comb += credit0.eq(Mux(credit + B > cap, cap, credit + B))
+        if not CLAG:    # the credit lag keeps its own signed credit (below)
+            credit0 = Signal(CR)
+            m.d.comb += credit0.eq(Mux(credit + B > cap, cap, credit + B))
 
         # ---------------------------------------------------------- 1. stream fetch
         s_want, s_need, s_fin = [], [], []
@@ -664,7 +662,7 @@ class Core(wiring.Component):
                   Signal(p.addr_bits, name=f"s_ref_addr{i}"),
                   Signal(range(SF), name=f"s_ref_pos{i}")] for i in range(R)]
         s_wpos = [Signal(range(SF), name=f"s_wpos{i}") for i in range(R)]
-        s_early = []    # each lane's request one register before the grant (want, bytes)
+        s_early = []    # each lane's request stages (want, bytes), first register first
         s_apos = list(s_rpos)
         for i in range(R):
             # flags for this cycle, registered: f_atend (f_ptr >= f_end), f_live0/1
@@ -928,6 +926,13 @@ class Core(wiring.Component):
         # ---------------------------------------------------------- 0. memory grants
         classes = [(s_want, s_need, True), (l_want, l_need, True),
                    ([wb_try], [Mux(wb_try, wb_need, 0)], False)]
+
+        def lanes_back(k):
+            """The stream and load lanes' classes from their k-th request register
+            counted back from the grant's (k = 1: the arbitrated requests, k = 2: the
+            ones arbitrated a cycle later, ...)."""
+            return [([e[-k][0] for e in es], [e[-k][1] for e in es], True)
+                    for es in (s_early, l_early)]
         if CLAG:
             # the credit at the start of this cycle, after its refill (below zero while
             # the stream and load grants of the cycle before overdraw it: never below
@@ -940,16 +945,9 @@ class Core(wiring.Component):
             m.d.comb += [kb.eq(kcr + B), kw.eq(kb - wb_need),
                          avail[0].eq(Mux(kb > cap, cap, kb)),
                          avail[1].eq(Mux(kw > cap, cap, kw))]
-            early2 = [([e[-3][0] for e in s_early], [e[-3][1] for e in s_early], True),
-                      ([e[-3][0] for e in l_early], [e[-3][1] for e in l_early], True),
-                      ([w_early2], [Mux(w_early2, srb("need"), 0)], False)]
-            if LAG >= 4:
-                # the lanes' requests put in position order a stage before the sums
-                ordered = ordered_ahead(
-                    [([e[-4][0] for e in s_early], [e[-4][1] for e in s_early], True),
-                     ([e[-4][0] for e in l_early], [e[-4][1] for e in l_early], True),
-                     (None, None, False)])
-                early2 = [o if o is not None else c for o, c in zip(ordered, early2)]
+            # the lanes' requests put in position order a stage before the sums (LAG >= 4)
+            lanes = ordered_ahead(lanes_back(4)) if LAG >= 4 else lanes_back(3)
+            early2 = lanes + [([w_early2], [Mux(w_early2, srb("need"), 0)], False)]
             (sg, l_grant, (wg,)), taken = arbitrate_ahead(classes, early2, avail, wb_fire)
             kn = Signal(signed(CR + 2), name="credit_kn")
             m.d.comb += kn.eq(kb - Mux(ready, taken, 0))
@@ -960,9 +958,8 @@ class Core(wiring.Component):
         else:
             (sg, l_grant, (wg,)), credit_n = arbitrate(
                 classes, credit0,
-                early=[([e[-2][0] for e in s_early], [e[-2][1] for e in s_early], True),
-                       ([e[-2][0] for e in l_early], [e[-2][1] for e in l_early], True),
-                       ([w_early], [Mux(w_early, sra("need"), 0)], False)] if LAG else None)
+                early=lanes_back(2) + [([w_early], [Mux(w_early, sra("need"), 0)], False)]
+                if LAG else None)
             with m.If(running):
                 m.d.sync += credit.eq(Mux(ready, credit_n, credit0))
         m.d.comb += [a.eq(b) for a, b in zip(s_grant, sg)] + [wb_grant.eq(wg)]
