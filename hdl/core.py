@@ -1105,14 +1105,20 @@ class Core(wiring.Component):
             wr, bank, addr, mask, data = lw_ports[i]
             for b in range(2):
                 bc_here = lw_go_bc & (bank0 == b)
+                # under a lag the address, mask and data are chosen by lane i's own tile
+                # record, a register, instead of by the broadcast's write decision: lane 0
+                # writes a broadcast tile only while every lane is at it, and a lane at a
+                # broadcast tile writes nothing of its own, so only the enable needs the
+                # decision (cycle-neutral; the lag-0 netlist keeps its form)
+                pick = bc_here if not LAG or i == 0 else lwa[i]("bc")
                 m.d.comb += [
                     arr.lw_en[i][b].eq(bc_here | lw_en[i][b]),
-                    arr.lw_addr[i][b].eq(Mux(bc_here, addr0, addr)),
-                    arr.lw_mask[i][b].eq(Mux(bc_here, mask0, mask)),
+                    arr.lw_addr[i][b].eq(Mux(pick, addr0, addr)),
+                    arr.lw_mask[i][b].eq(Mux(pick, mask0, mask)),
                 ]
                 for j in range(C):
                     m.d.comb += arr.lw_data[i][b][j].eq(
-                        Mux(bc_here, data0[j * W:(j + 1) * W], data[j * W:(j + 1) * W]).as_signed())
+                        Mux(pick, data0[j * W:(j + 1) * W], data[j * W:(j + 1) * W]).as_signed())
 
         # ---------------------------------------------------------- 4. issue
         any_last = [Signal(name=f"any_last{h}") for h in range(2)]
