@@ -22,7 +22,7 @@ from amaranth.lib.wiring import In, Out
 
 from .array import Array as PEArray
 from .image import (CYCLE_BITS, KIND_NONE, KIND_SLOT, CoreParams, Fields, HdlError, Image,
-                    copy_fields, layouts, mem_attrs, table_depth, table_reads)
+                    copy_fields, fifo_async, layouts, mem_attrs, table_depth, table_reads)
 from .pe import element_layout
 
 __all__ = ["Core", "table_ids", "LANE_TABLES", "PRIME"]
@@ -1014,13 +1014,18 @@ class Core(wiring.Component):
         lw_cnt_n = [Signal(p.load_bits, name=f"lw_cnt_n{i}") for i in range(R)]
         l_wpos_n = [Signal(range(LF), name=f"l_wpos_n{i}") for i in range(R)]
         for i in range(R):
+            l_async = fifo_async(cfg, LF, W * C)
             mem = Memory(shape=unsigned(W * C), depth=LF, init=[],
-                         attrs=mem_attrs(LF, W * C, read_during_write=True))
+                         attrs=mem_attrs(LF, W * C, sync=not l_async,
+                                         read_during_write=not l_async))
             m.submodules[f"lfifo{i}"] = mem
             wp = mem.write_port()
-            rp = mem.read_port(transparent_for=(wp,))
+            # read at the head register (hdl.image.fifo_async), or at the next head
+            rp = (mem.read_port(domain="comb") if l_async
+                  else mem.read_port(transparent_for=(wp,)))
             m.d.comb += [wp.addr.eq(l_apos[i]), wp.data.eq(Cat(*self.lrsp_data[i])),
-                         wp.en.eq(self.lrsp_valid[i]), rp.addr.eq(l_wpos_n[i])]
+                         wp.en.eq(self.lrsp_valid[i]),
+                         rp.addr.eq(l_wpos[i] if l_async else l_wpos_n[i])]
             lfifo.append(rp.data)
             with m.If(self.lrsp_valid[i]):
                 m.d.sync += l_rpos[i].eq(inc(l_rpos[i], LF))
@@ -1126,13 +1131,18 @@ class Core(wiring.Component):
         lasts = [[], []]
         for i in range(R):
             s_hpos_n = Signal(range(SF), name=f"s_hpos_n{i}")
+            s_async = fifo_async(cfg, SF, W)
             mem = Memory(shape=signed(W), depth=SF, init=[],
-                         attrs=mem_attrs(SF, W, read_during_write=True))
+                         attrs=mem_attrs(SF, W, sync=not s_async,
+                                         read_during_write=not s_async))
             m.submodules[f"sfifo{i}"] = mem
             wp = mem.write_port()
-            rp = mem.read_port(transparent_for=(wp,))
+            # read at the head register (hdl.image.fifo_async), or at the next head
+            rp = (mem.read_port(domain="comb") if s_async
+                  else mem.read_port(transparent_for=(wp,)))
             m.d.comb += [wp.addr.eq(s_apos[i]), wp.data.eq(self.srsp_data[i]),
-                         wp.en.eq(self.srsp_valid[i]), rp.addr.eq(s_hpos_n)]
+                         wp.en.eq(self.srsp_valid[i]),
+                         rp.addr.eq(s_hpos[i] if s_async else s_hpos_n)]
             sval = rp.data
             with m.If(self.srsp_valid[i]):
                 m.d.sync += s_rpos[i].eq(inc(s_rpos[i], SF))

@@ -278,6 +278,17 @@ def ram_style(depth: int, width: int, sync: bool = True) -> str:
     return "block" if sync and big else "distributed"
 
 
+def fifo_async(config, depth: int, width: int) -> bool:
+    """Whether the core reads a stream or load FIFO of ``depth`` × ``width`` bits
+    asynchronously, at its head register: under a request lag (``request_lag_cycles``
+    ≥ 2), for a FIFO small enough for distributed RAM.  A head is read only once it has
+    arrived, which is at the end of a cycle before, so the asynchronous read needs no
+    read-during-write logic and gives what the synchronous, transparent read addressed
+    with the next head gives; but its address is a register instead of the cycle's own
+    issue or write decision (cycle-neutral; the lag-0 netlist keeps its form)."""
+    return config.request_lag_cycles >= 2 and ram_style(depth, width) != "block"
+
+
 def mem_attrs(depth: int, width: int, *, sync: bool = True,
               read_during_write: bool = False) -> dict:
     """Attributes of a core memory: its :func:`ram_style`, and, unless a read may use the
@@ -350,8 +361,17 @@ def core_memories(p: CoreParams) -> list[dict]:
     L = layouts(p)
     rows = [("lmem", 2 * P, c.lmem_depth, W, True),
             ("out_bank", 2 * P, c.out_bank_depth, W, True),
-            ("stream_fifo", R, c.stream_fifo_depth, W, True),
-            ("load_fifo", R, c.load_fifo_depth, W * C, True)]
+            ("stream_fifo", R, c.stream_fifo_depth, W,
+             not fifo_async(c, c.stream_fifo_depth, W)),
+            ("load_fifo", R, c.load_fifo_depth, W * C,
+             not fifo_async(c, c.load_fifo_depth, W * C))]
+    if c.request_lag_cycles and c.dram_latency_cycles:
+        # under a lag, the FIFO position of each fired request waits in a queue for its
+        # response (read asynchronously)
+        for name, depth in (("stream_pos_queue", c.stream_fifo_depth),
+                            ("load_pos_queue", c.load_fifo_depth)):
+            rows.append((name, R, min(depth, c.dram_latency_cycles + 1),
+                         (depth - 1).bit_length(), False))
     for name, reads in table_reads(R, c.credit_lag_cycles, c.request_lag_cycles).items():
         count = 1 if name in ("block", "step") else R
         for k, fields in enumerate(reads):

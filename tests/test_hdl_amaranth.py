@@ -175,9 +175,12 @@ def test_lut_multipliers_are_checked():
         PE(_cfg(), multiplier="mixed")
 
 
-def test_core_memories_lists_every_memory_of_the_core():
+@pytest.mark.parametrize("lags", [{}, {"request_lag_cycles": 3, "credit_lag_cycles": 1,
+                                       "stream_fifo_depth": 16, "load_fifo_depth": 16}])
+def test_core_memories_lists_every_memory_of_the_core(lags):
     """hdl.image.core_memories (what the resource model counts) against the memories of
-    the elaborated core, by depth and width."""
+    the elaborated core, by depth, width and whether the read is synchronous (under a
+    lag, small FIFOs are read asynchronously at their head)."""
     from collections import Counter
 
     from amaranth.hdl import Fragment, Shape
@@ -185,19 +188,20 @@ def test_core_memories_lists_every_memory_of_the_core():
 
     from hdl.image import core_memories
     from hdl.synth import SYNTH_CAPACITIES
-    p = CoreParams(HardwareConfig(rows=3, cols=2, lmem_depth=64, out_bank_depth=16),
+    p = CoreParams(HardwareConfig(rows=3, cols=2, lmem_depth=64, out_bank_depth=16, **lags),
                    **SYNTH_CAPACITIES)
     found = Counter()
 
     def walk(f):
         if isinstance(f, MemoryInstance):
-            found[f._data.depth, Shape.cast(f._data.shape).width] += 1
+            sync = all(port._domain != "comb" for port in f._read_ports)
+            found[f._data.depth, Shape.cast(f._data.shape).width, sync] += 1
         for sub, *_ in getattr(f, "subfragments", []):
             walk(sub)
     walk(Fragment.get(Core(p), None))
     listed = Counter()
     for mem in core_memories(p):
-        listed[mem["depth"], mem["width"]] += mem["count"]
+        listed[mem["depth"], mem["width"], mem["sync"]] += mem["count"]
     assert found == listed
 
 
