@@ -1233,10 +1233,26 @@ class Core(wiring.Component):
             e_u = Signal(signed(W + 1), name=f"e_scaled{i}")
             e_hi = Signal(W, name=f"e_rq_hi{i}")
             e_on = Signal(name=f"e_rq_on{i}")
-            hi_, on_ = rq_bound(m, tr("s_rq_bits"), W)
+            if LAG:
+                # the tile's shift, bound and saturation flag kept for both tile records
+                # the issue looks at, from the records' next values (cycle-neutral; the
+                # lag-0 netlist computes them from the record the pass chooses)
+                consts = []
+                for x, rec in zip("ab", inx):
+                    amt_r = Signal(W.bit_length(), name=f"i_rq_amt{x}_{i}")
+                    hi_r = Signal(W, name=f"i_rq_hi{x}_{i}")
+                    on_r = Signal(name=f"i_rq_on{x}_{i}")
+                    h_, o_ = rq_bound(m, rec("s_rq_bits"), W)
+                    m.d.sync += [amt_r.eq(rq_scale_amount(m, rec("s_rq_shift"),
+                                                          rec("s_rq_bits"), W)),
+                                 hi_r.eq(h_), on_r.eq(o_)]
+                    consts.append((amt_r, hi_r, on_r))
+                amt, hi_, on_ = (Mux(pas, b_, a_) for a_, b_ in zip(*consts))
+            else:
+                hi_, on_ = rq_bound(m, tr("s_rq_bits"), W)
+                amt = rq_scale_amount(m, tr("s_rq_shift"), tr("s_rq_bits"), W)
             m.d.sync += [e.valid.eq(iss),
-                         e_u.eq(rq_scale(m, sval, rq_scale_amount(m, tr("s_rq_shift"),
-                                                                  tr("s_rq_bits"), W), W)),
+                         e_u.eq(rq_scale(m, sval, amt, W)),
                          e_hi.eq(hi_), e_on.eq(on_),
                          e.sel.eq(tr("sel")), e.addr.eq(el("addr")), e.bank.eq(tr("bank")),
                          e.slot.eq(el("slot")), e.half.eq(tr("half")),

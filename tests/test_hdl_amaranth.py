@@ -89,7 +89,8 @@ _CREDIT_LAG_KEEP = {"test_random_problems_exact", "test_random_problems_int8",
                     "test_a_refused_request_stops_the_other_classes",
                     "test_memory_stalls_change_time_not_results",
                     "test_writeback_steps_of_few_vectors", "test_k_tiles_and_row_blocks",
-                    "test_long_row_is_split_across_pe_rows", "test_empty_rows_and_columns"}
+                    "test_long_row_is_split_across_pe_rows", "test_empty_rows_and_columns",
+                    "test_conv2d_int8_requantizes_the_intermediate"}
 for _name in dir(TestAmaranthLevelCreditLag):
     if _name.startswith("test_") and _name not in _CREDIT_LAG_KEEP:
         setattr(TestAmaranthLevelCreditLag, _name, None)     # not collected
