@@ -22,7 +22,8 @@ from amaranth.lib.wiring import In, Out
 
 from .array import Array as PEArray
 from .image import (CYCLE_BITS, KIND_NONE, KIND_SLOT, CoreParams, Fields, HdlError, Image,
-                    copy_fields, fifo_async, layouts, mem_attrs, table_depth, table_reads)
+                    copy_fields, fifo_async, layouts, mem_attrs, stream_fifo_copies, table_depth,
+                    table_reads)
 from .pe import element_layout
 
 __all__ = ["Core", "table_ids", "LANE_TABLES", "PRIME"]
@@ -1132,18 +1133,29 @@ class Core(wiring.Component):
         for i in range(R):
             s_hpos_n = Signal(range(SF), name=f"s_hpos_n{i}")
             s_async = fifo_async(cfg, SF, W)
-            mem = Memory(shape=signed(W), depth=SF, init=[],
-                         attrs=mem_attrs(SF, W, sync=not s_async,
-                                         read_during_write=not s_async))
-            m.submodules[f"sfifo{i}"] = mem
-            wp = mem.write_port()
-            # read at the head register (hdl.image.fifo_async), or at the next head
-            rp = (mem.read_port(domain="comb") if s_async
-                  else mem.read_port(transparent_for=(wp,)))
-            m.d.comb += [wp.addr.eq(s_apos[i]), wp.data.eq(self.srsp_data[i]),
-                         wp.en.eq(self.srsp_valid[i]),
-                         rp.addr.eq(s_hpos[i] if s_async else s_hpos_n)]
-            sval = rp.data
+            s_copies = stream_fifo_copies(cfg)
+            # under a lag a block-RAM FIFO keeps its head and the entry after it in
+            # registers (s_hb), refilled from two copies read at registers (the positions
+            # head + 2 and head + 3, s_hq), and an arrival for either goes straight in
+            hb = [Signal(signed(W), name=f"s_hb{k}_{i}") for k in range(2)]
+            hq = [Signal(range(SF), name=f"s_hq{k}_{i}") for k in (2, 3)]
+            dq = []
+            for k in range(s_copies):
+                mem = Memory(shape=signed(W), depth=SF, init=[],
+                             attrs=mem_attrs(SF, W, sync=not s_async,
+                                             read_during_write=not s_async))
+                m.submodules[f"sfifo{i}" + ("" if k == 0 else f"_{k}")] = mem
+                wp = mem.write_port()
+                # read at the head register (hdl.image.fifo_async), at the next head, or
+                # (two copies) at head + 2 and head + 3
+                rp = (mem.read_port(domain="comb") if s_async
+                      else mem.read_port(transparent_for=(wp,)))
+                m.d.comb += [wp.addr.eq(s_apos[i]), wp.data.eq(self.srsp_data[i]),
+                             wp.en.eq(self.srsp_valid[i]),
+                             rp.addr.eq(s_hpos[i] if s_async else
+                                        hq[k] if s_copies == 2 else s_hpos_n)]
+                dq.append(rp.data)
+            sval = hb[0] if s_copies == 2 else dq[0]
             with m.If(self.srsp_valid[i]):
                 m.d.sync += s_rpos[i].eq(inc(s_rpos[i], SF))
             # flags for this cycle, registered like the fetch side's: i_live0/1 (cur < nt,
@@ -1211,6 +1223,21 @@ class Core(wiring.Component):
                          live1_n.eq(Mux(running, Mux(pas, cur[i] + 2 < nt, i_live1[i]), nt > 1)),
                          s_hpos_n.eq(Mux(running & iss, inc(s_hpos[i], SF),
                                          Mux(running, s_hpos[i], 0)))]
+            if s_copies == 2:
+                take = running & iss
+                iss_q = Signal(name=f"s_iss_q{i}")
+                hit = [Signal(name=f"s_hit{k}_{i}") for k in range(3)]
+                m.d.comb += [hit[k].eq(self.srsp_valid[i] & (s_apos[i] == q)) for k, q in
+                             enumerate((s_hpos[i], inc(s_hpos[i], SF), hq[0]))]
+                third = Mux(iss_q, dq[1], dq[0])    # the entry at head + 2 (this cycle's)
+                m.d.sync += [iss_q.eq(take),
+                             hb[0].eq(Mux(Mux(take, hit[1], hit[0]), self.srsp_data[i],
+                                          Mux(take, hb[1], hb[0]))),
+                             hb[1].eq(Mux(Mux(take, hit[2], hit[1]), self.srsp_data[i],
+                                          Mux(take, third, hb[1])))]
+                for k in range(2):
+                    m.d.sync += hq[k].eq(Mux(take, inc(hq[k], SF),
+                                             Mux(running, hq[k], (k + 2) % SF)))
             m.d.sync += [cur[i].eq(cur_n), rem[i].eq(rem_n), h_ptr[i].eq(hp_n),
                          s_hpos[i].eq(s_hpos_n), i_zero[i].eq(zero_n),
                          i_live0[i].eq(live0_n), i_live1[i].eq(live1_n)]

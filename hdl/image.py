@@ -289,6 +289,14 @@ def fifo_async(config, depth: int, width: int) -> bool:
     return config.request_lag_cycles >= 2 and ram_style(depth, width) != "block"
 
 
+def stream_fifo_copies(config) -> int:
+    """Copies of each stream FIFO: two under a request lag for a block-RAM FIFO (the core
+    keeps the head and the entry after it in registers and reads the two entries after
+    those, one from each copy, at registers), else one."""
+    W, SF = config.acc_bits, config.stream_fifo_depth
+    return 2 if config.request_lag_cycles >= 2 and not fifo_async(config, SF, W) else 1
+
+
 def mem_attrs(depth: int, width: int, *, sync: bool = True,
               read_during_write: bool = False) -> dict:
     """Attributes of a core memory: its :func:`ram_style`, and, unless a read may use the
@@ -361,7 +369,7 @@ def core_memories(p: CoreParams) -> list[dict]:
     L = layouts(p)
     rows = [("lmem", 2 * P, c.lmem_depth, W, True),
             ("out_bank", 2 * P, c.out_bank_depth, W, True),
-            ("stream_fifo", R, c.stream_fifo_depth, W,
+            ("stream_fifo", R * stream_fifo_copies(c), c.stream_fifo_depth, W,
              not fifo_async(c, c.stream_fifo_depth, W)),
             ("load_fifo", R, c.load_fifo_depth, W * C,
              not fifo_async(c, c.load_fifo_depth, W * C))]

@@ -177,7 +177,8 @@ def test_lut_multipliers_are_checked():
 
 
 @pytest.mark.parametrize("lags", [{}, {"request_lag_cycles": 3, "credit_lag_cycles": 1,
-                                       "stream_fifo_depth": 16, "load_fifo_depth": 16}])
+                                       "stream_fifo_depth": 16, "load_fifo_depth": 16},
+                                  {"request_lag_cycles": 2, "stream_fifo_depth": 64}])
 def test_core_memories_lists_every_memory_of_the_core(lags):
     """hdl.image.core_memories (what the resource model counts) against the memories of
     the elaborated core, by depth, width and whether the read is synchronous (under a

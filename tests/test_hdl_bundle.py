@@ -142,6 +142,8 @@ _CREDIT_LAG = dict(rows=2, cols=2, stream_fifo_depth=6, load_fifo_depth=6,
     # FIFOs fill out of order (docs/machine.md rule 0)
     (0, (16, 12, 10, 6, 5), _REQUEST_LAG, {"request_lag_cycles": 0}),
     (3, (16, 12, 10, 6, 5), _REQUEST_LAG, {"request_lag_cycles": 0}),
+    # a stream FIFO in block RAM: its head and the entry after it in registers
+    (3, (16, 12, 10, 6, 5), {**_REQUEST_LAG, "stream_fifo_depth": 64}, {"request_lag_cycles": 0}),
     # and the grants registered (the credit lag), where the bandwidth binds
     (0, (83, 10, 3, 4, 9), {**_CREDIT_LAG, "dram_bytes_per_cycle": 2}, {"credit_lag_cycles": 0}),
     (3, (29, 10, 3, 4, 9), {**_CREDIT_LAG, "dram_bytes_per_cycle": 4}, {"credit_lag_cycles": 0}),
@@ -162,7 +164,8 @@ def test_icarus_with_lags(tmp_path, latency, problem, hw, without):
 
 def test_verilator_with_a_credit_lag(tmp_path):
     build, cfg, order, kw = CASES["split-long-row"]
-    cfg = cfg.with_(request_lag_cycles=4, credit_lag_cycles=1)
+    # with a stream FIFO in block RAM (hdl.image.stream_fifo_copies)
+    cfg = cfg.with_(request_lag_cycles=4, credit_lag_cycles=1, stream_fifo_depth=64)
     prog, want, y = _bundle(tmp_path, build(), cfg, order, stall_permille=200, **kw)
     _check(_run_verilator(tmp_path), tmp_path, prog, want.cycles, y)
 
