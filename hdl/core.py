@@ -164,6 +164,50 @@ class Core(wiring.Component):
     def pl_width(self) -> int:
         return len(self.pl_data)
 
+    @staticmethod
+    def _load_checks(m, issue_next, own_okr, bc_okr, lw_walk, lw_tile, lw_step, cur,
+                     running, HW, TB):
+        """Under a request lag, the load writer's reading checks (rule 2) for the next
+        cycle, registered: lane i's own (``own_okr[i]``: the lane has finished reading its
+        load tile's ``prev``) and lane 0's broadcast check of lane i (``bc_okr[i]``: lane i
+        is at lane 0's load tile and has finished reading its ``prev``).  Each is formed
+        for both outcomes of the load walkers' steps, from the records a and b, and for
+        both of the issue's pass, from the current tile, and chosen by them last; the
+        issue window takes this cycle's issue.  Cycle-neutral: the lag-0 netlist compares
+        in the cycle of the write."""
+        R = len(lw_tile)
+
+        def done_next(i, tile):
+            """read_done(i, tile) of the next cycle (while running, or the first cycle)."""
+            iss, pas, old_any, old_tile = issue_next[i]
+            c = cur[i]
+            past = Mux(pas, c >= tile, c > tile)                     # cur + pas > tile
+            before_cur = Mux(pas, tile <= c, tile < c)               # tile < cur + pas
+            w_any_n = (old_any | iss) if HW else Const(0, 1)
+            before_w = Mux(old_any, tile < old_tile, before_cur)     # tile < w_tile next
+            return running & past & (~w_any_n | before_w)
+
+        def own(i, rec):
+            return ~rec("prev_ok") | done_next(i, rec("prev"))
+
+        t0 = lw_tile[0]
+        for i in range(R):
+            ra, rb = Signal(name=f"lw_own_a{i}"), Signal(name=f"lw_own_b{i}")
+            rec_a, rec_b = lw_walk[i][:2]
+            m.d.comb += [ra.eq(own(i, rec_a)), rb.eq(own(i, rec_b))]
+            # the first cycle of a run: every walker at tile 0, the checks false unless
+            # there is no prev (done_next is 0 then)
+            m.d.sync += own_okr[i].eq(Mux(running & lw_step[i], rb, ra))
+            # lane i at lane 0's tile next cycle, for the four outcomes of the two steps
+            ti = lw_tile[i]
+            e0, ep, em = ti == t0, (ti + 1)[:TB] == t0, ti == (t0 + 1)[:TB]
+            si, s0 = lw_step[i], lw_step[0]
+            teq = ~running | Mux(si == s0, e0, Mux(si, ep, em))
+            r0a, r0b = lw_walk[0][:2]
+            ca, cb = Signal(name=f"lw_bc_a{i}"), Signal(name=f"lw_bc_b{i}")
+            m.d.comb += [ca.eq(own(i, r0a)), cb.eq(own(i, r0b))]
+            m.d.sync += bc_okr[i].eq(teq & Mux(running & s0, cb, ca))
+
     def elaborate(self, platform):
         p = self._params
         cfg = p.config
@@ -1007,7 +1051,8 @@ class Core(wiring.Component):
         lw_tile_n = [Signal(TB, name=f"lw_tile_n{i}") for i in range(R)]
         # each lane's load tile and the next one in registers; it steps when it finishes
         lw_step = [Signal(name=f"lw_step{i}") for i in range(R)]
-        lwa = [tile_walk("lane_ltile", i, lw_tile[i], lw_step[i])[0] for i in range(R)]
+        lw_walk = [tile_walk("lane_ltile", i, lw_tile[i], lw_step[i]) for i in range(R)]
+        lwa = [w[0] for w in lw_walk]
         t0 = lw_tile[0]
         tr0 = lwa[0]
         bc_fin = Signal()
@@ -1032,7 +1077,9 @@ class Core(wiring.Component):
                 m.d.sync += l_rpos[i].eq(inc(l_rpos[i], LF))
         # the broadcast check of lane 0: has every lane finished reading lane 0's prev
         bc_rd_ok = []
-        for i in range(R):
+        own_okr = [Signal(name=f"lw_own_ok{i}") for i in range(R)] if LAG else []
+        bc_okr = [Signal(name=f"lw_bc_ok{i}") for i in range(R)] if LAG else []
+        for i in range(R if not LAG else 0):
             ok = Signal(name=f"bc_rd_ok{i}")
             m.d.comb += ok.eq((lw_tile[i] == t0) & (~tr0("prev_ok") | read_done(i, tr0("prev"))))
             bc_rd_ok.append(ok)
@@ -1046,10 +1093,12 @@ class Core(wiring.Component):
             active = Signal(name=f"lw_active{i}")
             m.d.comb += active.eq(running & (t < nt) & (~tr("bc") if i else 1))
             ok = Signal(name=f"lw_ok{i}")
-            own_rd = (~tr("prev_ok")) | read_done(i, tr("prev"))
+            # under a lag both reading checks are registers, set the cycle before (below)
+            own_rd = own_okr[i] if LAG else (~tr("prev_ok")) | read_done(i, tr("prev"))
             if i == 0:
                 m.d.comb += ok.eq(dep_ok(tr("d_dep_ok"), tr("d_dep"))
-                                  & Mux(tr("bc"), Cat(*bc_rd_ok).all(), own_rd))
+                                  & Mux(tr("bc"), Cat(*(bc_okr if LAG else bc_rd_ok)).all(),
+                                        own_rd))
             else:
                 m.d.comb += ok.eq(dep_ok(tr("d_dep_ok"), tr("d_dep")) & own_rd)
             go = Signal(name=f"lw_go{i}")
@@ -1129,6 +1178,7 @@ class Core(wiring.Component):
         # ---------------------------------------------------------- 4. issue
         any_last = [Signal(name=f"any_last{h}") for h in range(2)]
         cur_next = []
+        issue_next = []     # per lane: the issue, the pass and the oldest issue in the window
         lasts = [[], []]
         for i in range(R):
             s_hpos_n = Signal(range(SF), name=f"s_hpos_n{i}")
@@ -1290,17 +1340,18 @@ class Core(wiring.Component):
                 lasts[h].append(iss & fl[1] & (tr("half") == h))
             # the issue window: shift in this cycle's issue; the oldest valid entry
             # afterwards is next cycle's w_tile
+            old_any, old_tile = Const(0, 1), Const(0, TB)
+            for k in range(HW - 1):         # newest first: the last valid is oldest
+                v, t = hist_v[i][k], hist_t[i][k]
+                old_any, old_tile = v | old_any, Mux(v, t, old_tile)
             if HW:
                 with m.If(running):
                     newer = [(iss, ce)] + list(zip(hist_v[i], hist_t[i]))
                     for k in range(HW - 1):
                         m.d.sync += [hist_v[i][k].eq(newer[k][0]), hist_t[i][k].eq(newer[k][1])]
-                    old_any, old_tile = Const(0, 1), Const(0, TB)
-                    for k in range(HW - 1):         # newest first: the last valid is oldest
-                        v, t = hist_v[i][k], hist_t[i][k]
-                        old_any, old_tile = v | old_any, Mux(v, t, old_tile)
                     m.d.sync += [w_any[i].eq(old_any | iss),
                                  w_tile[i].eq(Mux(old_any, old_tile, ce))]
+            issue_next.append((iss, pas, old_any, old_tile))
             # stream FIFO flags and occupancy
             setb = Signal(SF, name=f"s_set{i}")
             clrb = Signal(SF, name=f"s_clr{i}")
@@ -1349,6 +1400,9 @@ class Core(wiring.Component):
                                                                 try_if[1][0]),
                                                    Mux(wb_fire, try_if[0][1], try_if[0][0])),
                                       start0 & try_if[0][0]))
+        if LAG:
+            self._load_checks(m, issue_next, own_okr, bc_okr, lw_walk, lw_tile, lw_step,
+                              cur, running, HW, TB)
         for h in range(2):
             m.d.comb += any_last[h].eq(Cat(*lasts[h]).any())
             with m.If(running & any_last[h]):
