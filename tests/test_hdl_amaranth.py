@@ -355,8 +355,11 @@ def test_lmem_monitor_sees_a_read_meeting_a_landing_write(collide):
 
 @pytest.mark.parametrize("cfg", [
     _cfg(rows=2, cols=3, lmem_depth=8, dram_latency_cycles=1),
-    _cfg(rows=3, cols=2, lmem_depth=4, dram_latency_cycles=2, dram_bytes_per_cycle=256)],
-    ids=["2x3", "3x2"])
+    _cfg(rows=3, cols=2, lmem_depth=4, dram_latency_cycles=2, dram_bytes_per_cycle=256),
+    # the load writer's reading checks registered (every lag >= 2)
+    _cfg(rows=3, cols=2, lmem_depth=4, dram_latency_cycles=2, dram_bytes_per_cycle=256,
+         request_lag_cycles=3, credit_lag_cycles=1)],
+    ids=["2x3", "3x2", "3x2-lag3c"])
 @pytest.mark.parametrize("order", ["a(xw)", "(ax)w"])
 def test_no_local_memory_read_meets_a_landing_write(cfg, order):
     # many small tiles, short latency: loads of the next tile of a bank follow its last
