@@ -291,6 +291,7 @@ class Core(wiring.Component):
         l_more = [Signal(name=f"l_more{i}") for i in range(R)]
         l_room = [Signal(name=f"l_room{i}") for i in range(R)]
         s_occ = [Signal(range(SF + 1), name=f"s_occ{i}") for i in range(R)]
+        s_free = [Signal(name=f"s_free{i}") for i in range(R)]     # s_occ < SF (lag)
         s_rpos = [Signal(range(SF), name=f"s_rpos{i}") for i in range(R)]
         s_hpos = [Signal(range(SF), name=f"s_hpos{i}") for i in range(R)]
         s_arr = [Signal(SF, name=f"s_arr{i}") for i in range(R)]
@@ -744,11 +745,13 @@ class Core(wiring.Component):
             # (take: from registers only, with a lag)
             take = Signal(name=f"s_take{i}")
             if LAG:
+                # the FIFO's room is a register (s_free, set with s_occ below) and the
+                # dependency is checked on both records side by side
                 m.d.comb += take.eq(
                     running & ~s_ref[i][0] & live_e & Mux(enter, fb("ne"), ~f_atend[i])
-                    & (s_occ[i] < SF)
-                    & dep_ok(Mux(enter, fb("s_dep_ok"), fa("s_dep_ok")),
-                             Mux(enter, fb("s_dep"), fa("s_dep"))))
+                    & s_free[i]
+                    & Mux(enter, dep_ok(fb("s_dep_ok"), fb("s_dep")),
+                          dep_ok(fa("s_dep_ok"), fa("s_dep"))))
                 mv = take
             else:
                 mv = fire
@@ -1366,8 +1369,18 @@ class Core(wiring.Component):
             m.d.comb += [room_a.eq(s_occ[i] < SF - 1), room_b.eq(s_occ[i] < SF),
                          s_room_if[i][0].eq(Mux(iss, room_b, room_a)),
                          s_room_if[i][1].eq(iss | room_b)]
-            with m.If(running):
-                m.d.sync += s_occ[i].eq(s_occ[i] - iss + s_fire[i][1 if LAG else 0])
+            if LAG:
+                # occupancy - issue + take, and whether it is below the depth, for the
+                # outcomes side by side (an issue leaves room: it frees an entry)
+                take = s_fire[i][1]
+                up, down = take & ~iss, iss & ~take
+                with m.If(running):
+                    m.d.sync += s_occ[i].eq(Mux(up, s_occ[i] + 1,
+                                                Mux(down, s_occ[i] - 1, s_occ[i])))
+                m.d.sync += s_free[i].eq(~running | Mux(up, room_a, down | room_b))
+            else:
+                with m.If(running):
+                    m.d.sync += s_occ[i].eq(s_occ[i] - iss + s_fire[i][1 if LAG else 0])
         # the writeback's wb_ready and wb_try of the next cycle, for both outcomes of this
         # cycle's last step (wb_fin: the block after this one) and step grant (wb_fire),
         # chosen by them last: the block may start when every lane is past its last tile

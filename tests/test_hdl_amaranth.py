@@ -118,6 +118,18 @@ def test_credit_lag_where_it_changes_the_cycles(case):
     assert cycles != before
 
 
+@pytest.mark.parametrize("lags", [(2, 0), (3, 1)])
+def test_full_stream_fifos_under_a_lag(lags):
+    # two-entry FIFOs, one-entry local memories and ample bandwidth: the stream walkers
+    # run ahead of the loads and find their FIFO full (the room the lag keeps as a
+    # register; letting one more element in hangs or corrupts this run)
+    lag, credit_lag = lags
+    cfg = HardwareConfig(rows=2, cols=2, lmem_depth=2, out_bank_depth=8, stream_fifo_depth=2,
+                         load_fifo_depth=2, dram_bytes_per_cycle=256, dram_latency_cycles=0,
+                         request_lag_cycles=lag, credit_lag_cycles=credit_lag)
+    amaranth_run(random_problem(11, 12, 14, 10, 8, dens_a=1.0), cfg, "a(xw)")
+
+
 # ------------------------------------------------------------------- parameters
 
 def test_core_rejects_bad_parameters():
