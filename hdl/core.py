@@ -689,7 +689,16 @@ class Core(wiring.Component):
             a = lambda field: f.get(ra, field)
             b = lambda field: f.get(rb, field)
             nxt = ((lambda field: f.get(na, field)), (lambda field: f.get(nb_, field)))
-            return a, b, (lambda field: Mux(step, b(field), a(field))), nxt
+            rd = lambda field: f.get(rp.data, field)
+            return a, b, (lambda field: Mux(step, b(field), a(field))), nxt, rd
+
+        def walk_regs(regs_a, regs_b, step, values):
+            """Registers that follow a tile walker's records a and b (:func:`tile_walk`,
+            with its ``step``), holding ``values`` of the record its port reads."""
+            for ra_, rb_, v in zip(regs_a, regs_b, values):
+                m.d.sync += [ra_.eq(Mux(running, Mux(step, rb_, ra_),
+                                        Mux(prime == 1, ra_, v))),
+                             rb_.eq(Mux(running, Mux(step, v, rb_), v))]
 
         if not CLAG:    # the credit lag keeps its own signed credit (below)
             credit0 = Signal(CR)
@@ -722,7 +731,7 @@ class Core(wiring.Component):
             te = Signal(TB, name=f"f_tile_e{i}")
             m.d.comb += te.eq(f_tile[i] + adv)
             ft_n = Signal(TB, name=f"f_tile_n{i}")
-            fa, fb, _, fnx = tile_walk("lane_ftile", i, f_tile[i], adv)
+            fa, fb, _, fnx, _ = tile_walk("lane_ftile", i, f_tile[i], adv)
             enter = Signal(name=f"f_enter{i}")
             m.d.comb += enter.eq(adv & f_live1[i])
             pe_, ee = Signal(EB, name=f"f_ptr_e{i}"), Signal(EB, name=f"f_end_e{i}")
@@ -1221,7 +1230,7 @@ class Core(wiring.Component):
             m.d.comb += ce.eq(cur[i] + pas)
             cur_n = Signal(TB, name=f"cur_n{i}")
             cur_next.append(cur_n)
-            ia, ib, tr, inx = tile_walk("lane_itile", i, cur[i], pas)
+            ia, ib, tr, inx, ird = tile_walk("lane_itile", i, cur[i], pas)
             enter = Signal(name=f"i_enter{i}")
             m.d.comb += enter.eq(pas & i_live1[i])
             re_ = Signal(EB, name=f"rem_e{i}")
@@ -1317,16 +1326,12 @@ class Core(wiring.Component):
                 # the tile's shift, bound and saturation flag kept for both tile records
                 # the issue looks at, from the records' next values (cycle-neutral; the
                 # lag-0 netlist computes them from the record the pass chooses)
-                consts = []
-                for x, rec in zip("ab", inx):
-                    amt_r = Signal(W.bit_length(), name=f"i_rq_amt{x}_{i}")
-                    hi_r = Signal(W, name=f"i_rq_hi{x}_{i}")
-                    on_r = Signal(name=f"i_rq_on{x}_{i}")
-                    h_, o_ = rq_bound(m, rec("s_rq_bits"), W)
-                    m.d.sync += [amt_r.eq(rq_scale_amount(m, rec("s_rq_shift"),
-                                                          rec("s_rq_bits"), W)),
-                                 hi_r.eq(h_), on_r.eq(o_)]
-                    consts.append((amt_r, hi_r, on_r))
+                consts = [(Signal(W.bit_length(), name=f"i_rq_amt{x}_{i}"),
+                           Signal(W, name=f"i_rq_hi{x}_{i}"), Signal(name=f"i_rq_on{x}_{i}"))
+                          for x in "ab"]
+                h_, o_ = rq_bound(m, ird("s_rq_bits"), W)
+                walk_regs(*consts, pas, (rq_scale_amount(m, ird("s_rq_shift"),
+                                                         ird("s_rq_bits"), W), h_, o_))
                 amt, hi_, on_ = (Mux(pas, b_, a_) for a_, b_ in zip(*consts))
             else:
                 hi_, on_ = rq_bound(m, tr("s_rq_bits"), W)
