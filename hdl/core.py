@@ -381,10 +381,18 @@ class Core(wiring.Component):
             rp = q.read_port(domain="comb")
             wptr = Signal(range(qd), name=f"{name}_qw")
             rptr = Signal(range(qd), name=f"{name}_qr")
-            m.d.comb += [wp.addr.eq(wptr), wp.data.eq(pos), wp.en.eq(fire), rp.addr.eq(rptr)]
+            rnext = Signal(range(qd), name=f"{name}_qr_n")
+            # the queue's head is read for the next cycle and registered (the entry written
+            # in this cycle taken straight from the request): the position a response
+            # fills comes from a register, not from the queue's memory
+            apos = Signal(range(depth), name=f"{name}_pos")
+            m.d.comb += [wp.addr.eq(wptr), wp.data.eq(pos), wp.en.eq(fire),
+                         rnext.eq(Mux(running, Mux(valid, inc(rptr, qd), rptr), 0)),
+                         rp.addr.eq(rnext)]
             m.d.sync += [wptr.eq(Mux(running, Mux(fire, inc(wptr, qd), wptr), 0)),
-                         rptr.eq(Mux(running, Mux(valid, inc(rptr, qd), rptr), 0))]
-            return rp.data
+                         rptr.eq(rnext),
+                         apos.eq(Mux(fire & (wptr == rnext), pos, rp.data))]
+            return apos
 
         def dep_ok(ok, q):
             return ~ok | ph_done.bit_select(q, 1)
