@@ -283,6 +283,7 @@ class Core(wiring.Component):
         f_ptr = [Signal(EB, name=f"f_ptr{i}") for i in range(R)]
         f_end = [Signal(EB, name=f"f_end{i}") for i in range(R)]
         f_atend = [Signal(name=f"f_atend{i}") for i in range(R)]
+        f_last = [Signal(name=f"f_last{i}") for i in range(R)]     # f_ptr + 1 == f_end (lag)
         f_live0 = [Signal(name=f"f_live0{i}") for i in range(R)]
         f_live1 = [Signal(name=f"f_live1{i}") for i in range(R)]
         i_live0 = [Signal(name=f"i_live0{i}") for i in range(R)]
@@ -784,7 +785,8 @@ class Core(wiring.Component):
             live0_n = Signal(name=f"f_live0_n{i}")
             live1_n = Signal(name=f"f_live1_n{i}")
             m.d.comb += [pe1.eq(Mux(enter, fb("rs0") + 1, f_ptr[i] + 1)),
-                         last_el.eq(Mux(enter, fb("one"), f_ptr[i] + 1 == f_end[i])),
+                         last_el.eq(Mux(enter, fb("one"),
+                                        f_last[i] if LAG else f_ptr[i] + 1 == f_end[i])),
                          ft_n.eq(Mux(running, te, 0)),
                          ptr_n.eq(Mux(running, Mux(mv, pe1, pe_), fa("rs0"))),
                          end_n.eq(Mux(running, ee, fa("rs1"))),
@@ -798,6 +800,15 @@ class Core(wiring.Component):
             m.d.sync += [f_tile[i].eq(ft_n), f_ptr[i].eq(ptr_n), f_end[i].eq(end_n),
                          f_atend[i].eq(atend_n), f_live0[i].eq(live0_n),
                          f_live1[i].eq(live1_n)]
+            if LAG:
+                # whether the walker is at its tile's last element (f_ptr + 1 == f_end), set for
+                # the outcomes of the move and the tile's end side by side (cycle-neutral;
+                # the lag-0 netlist compares the pointer with the end in the cycle)
+                m.d.sync += f_last[i].eq(Mux(
+                    running,
+                    Mux(mv, Mux(enter, fb("rs0") + 2 == fb("rs1"), f_ptr[i] + 2 == f_end[i]),
+                        Mux(enter, fb("one"), f_last[i])),
+                    fa("one")))
             # the element the fetch side will look at next cycle
             # its address for both outcomes of the grant, then the grant's choice
             nx = Signal(name=f"f_nx{i}")
