@@ -286,8 +286,10 @@ class Core(wiring.Component):
         f_last = [Signal(name=f"f_last{i}") for i in range(R)]     # f_ptr + 1 == f_end (lag)
         f_live0 = [Signal(name=f"f_live0{i}") for i in range(R)]
         f_live1 = [Signal(name=f"f_live1{i}") for i in range(R)]
+        f_live2 = [Signal(name=f"f_live2{i}") for i in range(R)]    # f_tile + 2 < nt (lag)
         i_live0 = [Signal(name=f"i_live0{i}") for i in range(R)]
         i_live1 = [Signal(name=f"i_live1{i}") for i in range(R)]
+        i_live2 = [Signal(name=f"i_live2{i}") for i in range(R)]    # cur + 2 < nt (lag)
         i_zero = [Signal(name=f"i_zero{i}") for i in range(R)]
         l_more = [Signal(name=f"l_more{i}") for i in range(R)]
         l_room = [Signal(name=f"l_room{i}") for i in range(R)]
@@ -795,8 +797,12 @@ class Core(wiring.Component):
                                                      Mux(enter, ~fb("ne"), f_atend[i])),
                                         ~fa("ne"))),
                          live0_n.eq(Mux(running, live_e, nt > 0)),
-                         live1_n.eq(Mux(running, Mux(adv, f_tile[i] + 2 < nt, f_live1[i]),
+                         live1_n.eq(Mux(running, Mux(adv, f_live2[i] if LAG else f_tile[i] + 2 < nt,
+                                                     f_live1[i]),
                                         nt > 1))]
+            if LAG:     # the live flags one tile further, so no comparison precedes the move
+                m.d.sync += f_live2[i].eq(Mux(running, Mux(adv, f_tile[i] + 3 < nt, f_live2[i]),
+                                              nt > 2))
             m.d.sync += [f_tile[i].eq(ft_n), f_ptr[i].eq(ptr_n), f_end[i].eq(end_n),
                          f_atend[i].eq(atend_n), f_live0[i].eq(live0_n),
                          f_live1[i].eq(live1_n)]
@@ -1301,7 +1307,8 @@ class Core(wiring.Component):
                                            Mux(enter, ~ib("ne"), i_zero[i])),
                                        ~ia("ne"))),
                          live0_n.eq(Mux(running, live_e, nt > 0)),
-                         live1_n.eq(Mux(running, Mux(pas, cur[i] + 2 < nt, i_live1[i]), nt > 1)),
+                         live1_n.eq(Mux(running, Mux(pas, i_live2[i] if LAG else cur[i] + 2 < nt,
+                                                     i_live1[i]), nt > 1)),
                          s_hpos_n.eq(Mux(running & iss, inc(s_hpos[i], SF),
                                          Mux(running, s_hpos[i], 0)))]
             if s_copies == 2:
@@ -1322,6 +1329,9 @@ class Core(wiring.Component):
             m.d.sync += [cur[i].eq(cur_n), rem[i].eq(rem_n), h_ptr[i].eq(hp_n),
                          s_hpos[i].eq(s_hpos_n), i_zero[i].eq(zero_n),
                          i_live0[i].eq(live0_n), i_live1[i].eq(live1_n)]
+            if LAG:
+                m.d.sync += i_live2[i].eq(Mux(running, Mux(pas, cur[i] + 3 < nt, i_live2[i]),
+                                              nt > 2))
             # the element's address for both outcomes of the issue, then the issue's choice
             nx = Signal(name=f"i_nx{i}")
             ia1, ia0 = Signal(EB, name=f"i_ea1_{i}"), Signal(EB, name=f"i_ea0_{i}")
