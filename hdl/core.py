@@ -1224,8 +1224,9 @@ class Core(wiring.Component):
             # under a lag a block-RAM FIFO keeps its head and the entry after it in
             # registers (s_hb), refilled from two copies read at registers (the positions
             # head + 2 and head + 3, s_hq), and an arrival for either goes straight in
-            hb = [Signal(signed(W), name=f"s_hb{k}_{i}") for k in range(2)]
-            hq = [Signal(range(SF), name=f"s_hq{k}_{i}") for k in (2, 3)]
+            if s_copies == 2:
+                hb = [Signal(signed(W), name=f"s_hb{k}_{i}") for k in range(2)]
+                hq = [Signal(range(SF), name=f"s_hq{k}_{i}") for k in (2, 3)]
             dq = []
             for k in range(s_copies):
                 mem = Memory(shape=signed(W), depth=SF, init=[],
