@@ -450,11 +450,25 @@ class Core(wiring.Component):
                 out = out | Mux(sel[q][i], v, 0)
             return out
 
+        def prefix(pre, tag, d=1, upto=R):
+            """Kogge-Stone levels over the values ``pre`` in position order, of span
+            ``d``, 2d, ... below ``upto``: after the level of span d, position q sums
+            q-2d+1..q (from ``d`` 1 and ``upto`` R: the whole prefix)."""
+            while d < upto:
+                nxt = list(pre[:d])
+                for q in range(d, R):
+                    v = Signal(p.grant_bits, name=f"{tag}_{d}_{q}")
+                    m.d.comb += v.eq(pre[q - d] + pre[q])
+                    nxt.append(v)
+                pre, d = nxt, 2 * d
+            return pre
+
         def position_sums(classes, sel, lone_first):
             """The positions of rule 0's priority order over ``classes`` (a list of
             ``(wants, bytes, rotating)``, ``bytes`` 0 where a requester does not want): for
             each class in turn, its lanes in the rotation ``sel`` if rotating, else its one
-            requester (``rotating`` "ordered": already in position order).  Each
+            requester (``rotating`` "ordered": already in position order; an int S:
+            ordered, and ``bytes`` already the sums over spans of S).  Each
             rotating class sums its own requests in a parallel prefix
             (log2 R adder levels), offset by the totals of the classes before it (one
             level more).  Returns ``(class, rotation position or None, want, bytes up to
@@ -480,20 +494,14 @@ class Core(wiring.Component):
                         pos.append((k, None, wants[0], tot, None))
                         offset = tot
                     continue
-                ordered = rotating == "ordered"
+                ordered = rotating is not True
+                span = rotating if type(rotating) is int else 1
                 pre = []
                 for q in range(R):
                     v = Signal(PW, name=f"arb_n{k}_{q}")
                     m.d.comb += v.eq(needs[q] if ordered else pick(needs, q, sel))
                     pre.append(v)
-                d = 1
-                while d < R:    # Kogge-Stone: after the level of span d, pre[q] sums q-2d+1..q
-                    nxt = list(pre[:d])
-                    for q in range(d, R):
-                        v = Signal(PW, name=f"arb_p{k}_{d}_{q}")
-                        m.d.comb += v.eq(pre[q - d] + pre[q])
-                        nxt.append(v)
-                    pre, d = nxt, 2 * d
+                pre = prefix(pre, f"arb_p{k}", span)
                 for q in range(R):
                     if offset is None:
                         tot = pre[q]
@@ -535,26 +543,32 @@ class Core(wiring.Component):
 
         def ordered_ahead(lanes):
             """The lanes' classes ``lanes`` (the requests arbitrated three cycles on) put
-            in the position order of that cycle and registered: the rotation's selection
-            gets a stage of its own."""
-            out = []
+            in the position order of that cycle, summed over spans of up to 4 (the first
+            two levels of the prefix) and registered: the rotation's selection and those
+            levels get a stage of their own."""
+            out, S = [], min(R, 4)
             for k, (wants, needs, _) in enumerate(lanes):
                 w_o = [Signal(name=f"arb_ow{k}_{q}") for q in range(R)]
                 n_o = [Signal(p.grant_bits, name=f"arb_on{k}_{q}") for q in range(R)]
+                picked = []
                 for q in range(R):
-                    m.d.sync += [w_o[q].eq(pick(wants, q, rot_next3_sel)),
-                                 n_o[q].eq(pick(needs, q, rot_next3_sel))]
-                out.append((w_o, n_o, "ordered"))
+                    v = Signal(p.grant_bits, name=f"arb_pk{k}_{q}")
+                    m.d.comb += v.eq(pick(needs, q, rot_next3_sel))
+                    picked.append(v)
+                spans = prefix(picked, f"arb_op{k}", 1, S)
+                m.d.sync += [w_o[q].eq(pick(wants, q, rot_next3_sel)) for q in range(R)]
+                m.d.sync += [n_o[q].eq(spans[q]) for q in range(R)]
+                out.append((w_o, n_o, S))
             return out
 
-        def arbitrate_ahead(classes, early2, avail, wb_take):
+        def arbitrate_ahead(classes, early2, limits, cap_, wb_take):
             """Rule 0 with the credit lag (``credit_lag_cycles`` 1): the grants of a cycle
             are registered.  The sums are made two cycles before the grant, from
             ``early2`` (the classes two register stages before) with that cycle's
             rotation, and registered; in the cycle before the grant they are compared
-            with the credit the grant is checked against, ``avail`` of this cycle's
-            credit less the writeback's bytes if ``wb_take`` (granted and fired), and the
-            fits are registered.  Returns the grants of each class, by lane, and the
+            with the credit the grant is checked against, the least of ``cap_`` and
+            ``limits[x]`` (this cycle's credit plus B, less the writeback's bytes if
+            ``wb_take`` (granted and fired), x = 1), and the fits are registered.  Returns the grants of each class, by lane, and the
             bytes they take (the sum at the last position that fits)."""
             PW = p.grant_bits
             pos = position_sums(early2, rot_next2_sel, False)
@@ -569,8 +583,10 @@ class Core(wiring.Component):
                              r2[q][0].eq(r1[q][0]), r2[q][1].eq(r1[q][1])]
                 # both outcomes of the writeback's grant compared, then chosen by it
                 fa_, fb_ = Signal(name=f"arb_fa{q}"), Signal(name=f"arb_fb{q}")
-                m.d.comb += [fa_.eq(r1[q][1] <= avail[0]), fb_.eq(r1[q][1] <= avail[1])]
-                m.d.sync += fit[q].eq(Mux(wb_take, fb_, fa_))
+                fc_ = Signal(name=f"arb_fc{q}")
+                m.d.comb += [fc_.eq(r1[q][1] <= cap_),
+                             fa_.eq(r1[q][1] <= limits[0]), fb_.eq(r1[q][1] <= limits[1])]
+                m.d.sync += fit[q].eq(fc_ & Mux(wb_take, fb_, fa_))
             grants, add, close = lane_grants(classes, True)
             taken = 0
             for q, (k, rq, *_) in enumerate(pos):
@@ -1018,25 +1034,30 @@ class Core(wiring.Component):
         if CLAG:
             # the credit at the start of this cycle, after its refill (below zero while
             # the stream and load grants of the cycle before overdraw it: never below
-            # B - cap); the grants of the next cycle are checked against it plus B, less
-            # the writeback's bytes if its grant fires now
-            kcr = Signal(signed(CR + 1), name="credit_k")
+            # B - cap), plus B: a register; the grants of the next cycle are checked
+            # against it, less the writeback's bytes if its grant fires now, and against
+            # the cap (no sum wider than the cap: copies of the cap and of cap + B in CR
+            # bits, written with the program's constant)
             kb = Signal(signed(CR + 2), name="credit_kb")
             kw = Signal(signed(CR + 2), name="credit_kw")
-            avail = [Signal(signed(CR + 2), name=f"credit_av{x}") for x in range(2)]
-            m.d.comb += [kb.eq(kcr + B), kw.eq(kb - wb_need),
-                         avail[0].eq(Mux(kb > cap, cap, kb)),
-                         avail[1].eq(Mux(kw > cap, cap, kw))]
+            cap0 = const_init[2] if len(const_init) > 2 else 0
+            capn = Signal(CR, name="credit_cap", init=cap0)
+            capb = Signal(CR + 1, name="credit_capb", init=cap0 + B)
+            with m.If(self.pl_en & (self.pl_table == self._ids["const"])
+                      & (self.pl_addr == 2)):
+                m.d.sync += [capn.eq(self.pl_data[:CR]), capb.eq(self.pl_data[:CR] + B)]
+            m.d.comb += kw.eq(kb - wb_need)
             # the lanes' requests put in position order a stage before the sums (LAG >= 4)
             lanes = ordered_ahead(lanes_back(4)) if LAG >= 4 else lanes_back(3)
             early2 = lanes + [([w_early2], [Mux(w_early2, srb("need"), 0)], False)]
-            (sg, l_grant, (wg,)), taken = arbitrate_ahead(classes, early2, avail, wb_fire)
+            (sg, l_grant, (wg,)), taken = arbitrate_ahead(classes, early2, (kb, kw), capn,
+                                                          wb_fire)
             kn = Signal(signed(CR + 2), name="credit_kn")
             m.d.comb += kn.eq(kb - Mux(ready, taken, 0))
             with m.If(running):
-                m.d.sync += kcr.eq(Mux(kn > cap, cap, kn))
+                m.d.sync += kb.eq(Mux(kn > capn, capb, kn + B))
             with m.If(prime == 1):
-                m.d.sync += kcr.eq(B)
+                m.d.sync += kb.eq(2 * B)
         else:
             (sg, l_grant, (wg,)), credit_n = arbitrate(
                 classes, credit0,
