@@ -1453,10 +1453,28 @@ class Core(wiring.Component):
             else:
                 m.d.comb += m_zero[h].eq(~running | (~any_last[h] & (m_wait[h] <= 1)))
         rdy_if, try_if = [], []
+        if LAG:
+            # every lane past the record's last tile next cycle, from the registers: the
+            # lane's tile and its pass side by side (cur + pass > last: cur >= last if it
+            # passes) instead of after the sum; the block count in the block index's
+            # width (a copy written with the program's constant; cycle-neutral, the
+            # lag-0 netlist compares as below)
+            nbn = Signal(len(wb_blk), name="wb_nb",
+                         init=const_init[1] if len(const_init) > 1 else 0)
+            with m.If(self.pl_en & (self.pl_table == self._ids["const"])
+                      & (self.pl_addr == 1)):
+                m.d.sync += nbn.eq(self.pl_data[:len(wb_blk)])
+            pas_i = [ne[1] for ne in issue_next]
         for f, rec in enumerate((br, bnx)):
             rdy = Signal(name=f"wb_ready_if{f}")
-            m.d.comb += rdy.eq((wb_blk + f < nb) & Array(m_zero)[wb_blk[0] ^ f]
-                               & Cat(*[cn > rec("last_tile") for cn in cur_next]).all())
+            if LAG:
+                lt = rec("last_tile")
+                past = [running & Mux(ps, cr >= lt, cr > lt) for ps, cr in zip(pas_i, cur)]
+                m.d.comb += rdy.eq((wb_blk + f < nbn) & Array(m_zero)[wb_blk[0] ^ f]
+                                   & Cat(*past).all())
+            else:
+                m.d.comb += rdy.eq((wb_blk + f < nb) & Array(m_zero)[wb_blk[0] ^ f]
+                                   & Cat(*[cn > rec("last_tile") for cn in cur_next]).all())
             rdy_if.append(rdy)
             try_if.append([Signal(name=f"wb_try_if{f}{g}") for g in range(2)])
             m.d.comb += [try_if[f][0].eq(rdy & (wb_cur < rec("s1"))),
