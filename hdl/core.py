@@ -251,8 +251,13 @@ class Core(wiring.Component):
                          wp.data.eq(Cat(*[full.get(self.pl_data, n) for n in names]))]
             return mem, sub
         const_init = list(self._image.consts) if self._image else []
-        consts = [Signal(32, name=f"const{k}", init=(const_init[k] if k < len(const_init) else 0))
-                  for k in range(3 + R)]
+        # with a request lag each constant has its own width (the tile and block counts,
+        # the cap, the lanes' load totals: :func:`hdl.image.pack` checks they fit), so no
+        # comparison with one is 32 bits wide; the lag-0 netlist keeps 32 bits
+        cwidths = ([p.tile_bits + 1, p.block_bits + 1, p.credit_bits] + [p.load_bits] * R
+                   if cfg.request_lag_cycles else [32] * (3 + R))
+        consts = [Signal(w, name=f"const{k}", init=(const_init[k] if k < len(const_init) else 0))
+                  for k, w in enumerate(cwidths)]
         with m.If(self.pl_en & (self.pl_table == self._ids["const"])):
             for k, s in enumerate(consts):
                 with m.If(self.pl_addr == k):
@@ -1036,26 +1041,23 @@ class Core(wiring.Component):
             # the stream and load grants of the cycle before overdraw it: never below
             # B - cap), plus B: a register; the grants of the next cycle are checked
             # against it, less the writeback's bytes if its grant fires now, and against
-            # the cap (no sum wider than the cap: copies of the cap and of cap + B in CR
-            # bits, written with the program's constant)
+            # the cap (cap + B is a register too, written with the program's constant)
             kb = Signal(signed(CR + 2), name="credit_kb")
             kw = Signal(signed(CR + 2), name="credit_kw")
-            cap0 = const_init[2] if len(const_init) > 2 else 0
-            capn = Signal(CR, name="credit_cap", init=cap0)
-            capb = Signal(CR + 1, name="credit_capb", init=cap0 + B)
+            capb = Signal(CR + 1, name="credit_capb",
+                          init=(const_init[2] if len(const_init) > 2 else 0) + B)
             with m.If(self.pl_en & (self.pl_table == self._ids["const"])
                       & (self.pl_addr == 2)):
-                m.d.sync += [capn.eq(self.pl_data[:CR]), capb.eq(self.pl_data[:CR] + B)]
+                m.d.sync += capb.eq(self.pl_data[:CR] + B)
             m.d.comb += kw.eq(kb - wb_need)
             # the lanes' requests put in position order a stage before the sums (LAG >= 4)
             lanes = ordered_ahead(lanes_back(4)) if LAG >= 4 else lanes_back(3)
             early2 = lanes + [([w_early2], [Mux(w_early2, srb("need"), 0)], False)]
-            (sg, l_grant, (wg,)), taken = arbitrate_ahead(classes, early2, (kb, kw), capn,
-                                                          wb_fire)
+            (sg, l_grant, (wg,)), taken = arbitrate_ahead(classes, early2, (kb, kw), cap, wb_fire)
             kn = Signal(signed(CR + 2), name="credit_kn")
             m.d.comb += kn.eq(kb - Mux(ready, taken, 0))
             with m.If(running):
-                m.d.sync += kb.eq(Mux(kn > capn, capb, kn + B))
+                m.d.sync += kb.eq(Mux(kn > cap, capb, kn + B))
             with m.If(prime == 1):
                 m.d.sync += kb.eq(2 * B)
         else:
@@ -1456,21 +1458,15 @@ class Core(wiring.Component):
         if LAG:
             # every lane past the record's last tile next cycle, from the registers: the
             # lane's tile and its pass side by side (cur + pass > last: cur >= last if it
-            # passes) instead of after the sum; the block count in the block index's
-            # width (a copy written with the program's constant; cycle-neutral, the
-            # lag-0 netlist compares as below)
-            nbn = Signal(len(wb_blk), name="wb_nb",
-                         init=const_init[1] if len(const_init) > 1 else 0)
-            with m.If(self.pl_en & (self.pl_table == self._ids["const"])
-                      & (self.pl_addr == 1)):
-                m.d.sync += nbn.eq(self.pl_data[:len(wb_blk)])
+            # passes) instead of after the sum (cycle-neutral; the lag-0 netlist compares
+            # as below)
             pas_i = [ne[1] for ne in issue_next]
         for f, rec in enumerate((br, bnx)):
             rdy = Signal(name=f"wb_ready_if{f}")
             if LAG:
                 lt = rec("last_tile")
                 past = [running & Mux(ps, cr >= lt, cr > lt) for ps, cr in zip(pas_i, cur)]
-                m.d.comb += rdy.eq((wb_blk + f < nbn) & Array(m_zero)[wb_blk[0] ^ f]
+                m.d.comb += rdy.eq((wb_blk + f < nb) & Array(m_zero)[wb_blk[0] ^ f]
                                    & Cat(*past).all())
             else:
                 m.d.comb += rdy.eq((wb_blk + f < nb) & Array(m_zero)[wb_blk[0] ^ f]
