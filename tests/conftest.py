@@ -73,12 +73,13 @@ _RTL_SLOW_ONLY = ("::test_int8_orders_give_order_specific_answers",)
 
 def pytest_collection_modifyitems(config, items):
     """At the Amaranth level keep the first parametrization of each contract-suite test in
-    the default run (every capability once); mark the others rtl_slow and leave them out
-    unless ``-m`` asks for them."""
+    the default run (every capability once), in each class (lag 0, the request lag, the
+    credit lag); mark the others rtl_slow and leave them out unless ``-m`` asks for
+    them."""
     seen = set()
     keep = []
     for item in items:
-        if "test_hdl_amaranth.py" in item.nodeid and "::TestAmaranthLevel::" in item.nodeid:
+        if "test_hdl_amaranth.py" in item.nodeid and "::TestAmaranthLevel" in item.nodeid:
             func = item.nodeid.split("[")[0]
             if func in seen or func.endswith(_RTL_SLOW_ONLY):
                 item.add_marker("rtl_slow")

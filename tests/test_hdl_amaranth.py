@@ -67,7 +67,9 @@ class TestAmaranthLevel(ContractSuite):
 class TestAmaranthLevelRequestLag2(TestAmaranthLevel):
     """The suite on the core whose requests are decided two cycles ahead
     (``request_lag_cycles`` 2, docs/machine.md rule 0): refused requests asked again out
-    of order, FIFOs filled out of order; cycles equal sim.simulate's at the same lag."""
+    of order, FIFOs filled out of order; cycles equal sim.simulate's at the same lag.
+    Like the other classes, the default run takes each test's first parametrization
+    (conftest; ``pytest -m rtl_slow`` runs the rest)."""
 
     def run(self, problem, config, order, **kw):
         return amaranth_run(problem, config.with_(request_lag_cycles=2), order, **kw)
