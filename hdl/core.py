@@ -264,6 +264,15 @@ class Core(wiring.Component):
                     m.d.sync += s.eq(self.pl_data[:32])
         nt, nb, cap = consts[0], consts[1], consts[2]
         lane_total = consts[3:]
+        # whether nt > k (k = 0, 1, 2), for the walkers' start: with a request lag
+        # registers written with the constant (cycle-neutral), else comparisons
+        nt_gt = [nt > k for k in range(3)]
+        if cfg.request_lag_cycles:
+            nt0 = const_init[0] if const_init else 0
+            nt_gt = [Signal(name=f"nt_gt{k}", init=int(nt0 > k)) for k in range(3)]
+            with m.If(self.pl_en & (self.pl_table == self._ids["const"])
+                      & (self.pl_addr == 0)):
+                m.d.sync += [g.eq(self.pl_data[:len(nt)] > k) for k, g in enumerate(nt_gt)]
 
         def port(name, addr_next):
             """Sync read port of table ``name`` addressed by ``addr_next``: a field getter
@@ -573,19 +582,22 @@ class Core(wiring.Component):
             rotation, and registered; in the cycle before the grant they are compared
             with the credit the grant is checked against, the least of ``cap_`` and
             ``limits[x]`` (this cycle's credit plus B, less the writeback's bytes if
-            ``wb_take`` (granted and fired), x = 1), and the fits are registered.  Returns the grants of each class, by lane, and the
-            bytes they take (the sum at the last position that fits)."""
+            ``wb_take`` (granted and fired), x = 1), and the fits are registered.
+            Returns the grants of each class, by lane, whether none fits, and for each
+            position whether it is the last that fits with its sum less B (the bytes
+            the granted take, less the refill: the caller forms the credit's update
+            from these side by side)."""
             PW = p.grant_bits
             pos = position_sums(early2, rot_next2_sel, False)
             N = len(pos)
             r1 = [(Signal(name=f"arb_rw{q}"), Signal(PW, name=f"arb_rs{q}"))
                   for q in range(N)]
-            r2 = [(Signal(name=f"arb_rrw{q}"), Signal(PW, name=f"arb_rrs{q}"))
+            r2 = [(Signal(name=f"arb_rrw{q}"), Signal(signed(PW + 1), name=f"arb_rrm{q}"))
                   for q in range(N)]
             fit = [Signal(name=f"arb_fit{q}") for q in range(N)]
             for q, (_, _, w, tot, _) in enumerate(pos):
                 m.d.sync += [r1[q][0].eq(w), r1[q][1].eq(tot),
-                             r2[q][0].eq(r1[q][0]), r2[q][1].eq(r1[q][1])]
+                             r2[q][0].eq(r1[q][0]), r2[q][1].eq(r1[q][1] - B)]
                 # both outcomes of the writeback's grant compared, then chosen by it
                 fa_, fb_ = Signal(name=f"arb_fa{q}"), Signal(name=f"arb_fb{q}")
                 fc_ = Signal(name=f"arb_fc{q}")
@@ -593,18 +605,17 @@ class Core(wiring.Component):
                              fa_.eq(r1[q][1] <= limits[0]), fb_.eq(r1[q][1] <= limits[1])]
                 m.d.sync += fit[q].eq(fc_ & Mux(wb_take, fb_, fa_))
             grants, add, close = lane_grants(classes, True)
-            taken = 0
+            lasts = []
             for q, (k, rq, *_) in enumerate(pos):
                 g = Signal(name=f"arb_g{q}")
                 m.d.comb += g.eq(r2[q][0] & fit[q])
                 add(k, rq, g)
                 # the sums rise with q: the last that fits is what the granted take
-                last = fit[q] & ~fit[q + 1] if q + 1 < N else fit[q]
-                taken = taken | Mux(last, r2[q][1], 0)
+                last = Signal(name=f"arb_last{q}")
+                m.d.comb += last.eq(fit[q] & ~fit[q + 1] if q + 1 < N else fit[q])
+                lasts.append((last, r2[q][1]))
             close()
-            tk = Signal(PW, name="arb_taken")
-            m.d.comb += tk.eq(taken)
-            return grants, tk
+            return grants, ~fit[0], lasts
 
         def arbitrate(classes, credit_in, early=None):
             """Rule 0's grants over one priority order (:func:`position_sums`): a
@@ -817,13 +828,13 @@ class Core(wiring.Component):
                          atend_n.eq(Mux(running, Mux(mv, last_el,
                                                      Mux(enter, ~fb("ne"), f_atend[i])),
                                         ~fa("ne"))),
-                         live0_n.eq(Mux(running, live_e, nt > 0)),
+                         live0_n.eq(Mux(running, live_e, nt_gt[0])),
                          live1_n.eq(Mux(running, Mux(adv, f_live2[i] if LAG else f_tile[i] + 2 < nt,
                                                      f_live1[i]),
-                                        nt > 1))]
+                                        nt_gt[1]))]
             if LAG:     # the live flags one tile further, so no comparison precedes the move
                 m.d.sync += f_live2[i].eq(Mux(running, Mux(adv, f_tile[i] + 3 < nt, f_live2[i]),
-                                              nt > 2))
+                                              nt_gt[2]))
             m.d.sync += [f_tile[i].eq(ft_n), f_ptr[i].eq(ptr_n), f_end[i].eq(end_n),
                          f_atend[i].eq(atend_n), f_live0[i].eq(live0_n),
                          f_live1[i].eq(live1_n)]
@@ -1041,25 +1052,39 @@ class Core(wiring.Component):
             # the stream and load grants of the cycle before overdraw it: never below
             # B - cap), plus B: a register; the grants of the next cycle are checked
             # against it, less the writeback's bytes if its grant fires now, and against
-            # the cap (cap + B is a register too, written with the program's constant)
+            # the cap.  Its update min(K - taken, cap) + B is formed for every position
+            # side by side from the sums less B (K - (sum - B), and whether it reaches
+            # cap + B: the sign of (K - B - cap) - (sum - B), with K - B - cap a
+            # register too) and the last that fits chooses; cap + B and B - cap are
+            # registers written with the program's constant
             kb = Signal(signed(CR + 2), name="credit_kb")
+            kc = Signal(signed(CR + 2), name="credit_kc")     # kb - B - cap
             kw = Signal(signed(CR + 2), name="credit_kw")
-            capb = Signal(CR + 1, name="credit_capb",
-                          init=(const_init[2] if len(const_init) > 2 else 0) + B)
+            cap0 = const_init[2] if len(const_init) > 2 else 0
+            capb = Signal(CR + 1, name="credit_capb", init=cap0 + B)
+            bmc = Signal(signed(CR + 2), name="credit_bmc", init=B - cap0)
             with m.If(self.pl_en & (self.pl_table == self._ids["const"])
                       & (self.pl_addr == 2)):
-                m.d.sync += capb.eq(self.pl_data[:CR] + B)
+                m.d.sync += [capb.eq(self.pl_data[:CR] + B), bmc.eq(B - self.pl_data[:CR])]
             m.d.comb += kw.eq(kb - wb_need)
             # the lanes' requests put in position order a stage before the sums (LAG >= 4)
             lanes = ordered_ahead(lanes_back(4)) if LAG >= 4 else lanes_back(3)
             early2 = lanes + [([w_early2], [Mux(w_early2, srb("need"), 0)], False)]
-            (sg, l_grant, (wg,)), taken = arbitrate_ahead(classes, early2, (kb, kw), cap, wb_fire)
-            kn = Signal(signed(CR + 2), name="credit_kn")
-            m.d.comb += kn.eq(kb - Mux(ready, taken, 0))
+            (sg, l_grant, (wg,)), none, lasts = arbitrate_ahead(classes, early2, (kb, kw),
+                                                                cap, wb_fire)
+            kb_n, kc_n = 0, 0
+            for q, (use, less) in enumerate([(none | ~ready, -B)]
+                                            + [(ready & lst, r) for lst, r in lasts]):
+                dk = Signal(signed(CR + 2), name=f"credit_dk{q}")
+                dc = kc - less
+                full = Signal(name=f"credit_full{q}")
+                m.d.comb += [dk.eq(kb - less), full.eq(dc >= 0)]
+                kb_n = kb_n | Mux(use, Mux(full, capb, dk), 0)
+                kc_n = kc_n | Mux(use, Mux(full, 0, dc), 0)
             with m.If(running):
-                m.d.sync += kb.eq(Mux(kn > cap, capb, kn + B))
+                m.d.sync += [kb.eq(kb_n), kc.eq(kc_n)]
             with m.If(prime == 1):
-                m.d.sync += kb.eq(2 * B)
+                m.d.sync += [kb.eq(2 * B), kc.eq(bmc)]
         else:
             (sg, l_grant, (wg,)), credit_n = arbitrate(
                 classes, credit0,
@@ -1330,9 +1355,9 @@ class Core(wiring.Component):
                                        Mux(iss, Mux(enter, ib("one"), rem[i] == 1),
                                            Mux(enter, ~ib("ne"), i_zero[i])),
                                        ~ia("ne"))),
-                         live0_n.eq(Mux(running, live_e, nt > 0)),
+                         live0_n.eq(Mux(running, live_e, nt_gt[0])),
                          live1_n.eq(Mux(running, Mux(pas, i_live2[i] if LAG else cur[i] + 2 < nt,
-                                                     i_live1[i]), nt > 1)),
+                                                     i_live1[i]), nt_gt[1])),
                          s_hpos_n.eq(Mux(running & iss, inc(s_hpos[i], SF),
                                          Mux(running, s_hpos[i], 0)))]
             if s_copies == 2:
@@ -1355,7 +1380,7 @@ class Core(wiring.Component):
                          i_live0[i].eq(live0_n), i_live1[i].eq(live1_n)]
             if LAG:
                 m.d.sync += i_live2[i].eq(Mux(running, Mux(pas, cur[i] + 3 < nt, i_live2[i]),
-                                              nt > 2))
+                                              nt_gt[2]))
             # the element's address for both outcomes of the issue, then the issue's choice
             nx = Signal(name=f"i_nx{i}")
             ia1, ia0 = Signal(EB, name=f"i_ea1_{i}"), Signal(EB, name=f"i_ea0_{i}")
