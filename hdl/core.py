@@ -22,7 +22,8 @@ from amaranth.lib.wiring import In, Out
 
 from .array import Array as PEArray
 from .image import (CYCLE_BITS, KIND_NONE, KIND_SLOT, CoreParams, Fields, HdlError, Image,
-                    copy_fields, fifo_async, layouts, mem_attrs, stream_fifo_copies, table_depth,
+                    copy_fields, fifo_async, layouts, mem_attrs, stream_fifo_copies, table_async,
+                    table_depth,
                     table_reads)
 from .pe import element_layout
 
@@ -250,6 +251,21 @@ class Core(wiring.Component):
                          wp.addr.eq(self.pl_addr),
                          wp.data.eq(Cat(*[full.get(self.pl_data, n) for n in names]))]
             return mem, sub
+        def read_next(mem, width, addr_next, tag):
+            """A read port of a program table: in each cycle the record at the address
+            ``addr_next`` had in the cycle before.  A synchronous read, or for a table
+            :func:`hdl.image.table_async` reads, an asynchronous one at a register that
+            takes ``addr_next``."""
+            if table_async(cfg, mem.depth, width):
+                rp = mem.read_port(domain="comb")
+                aq = Signal(len(rp.addr), name=f"{tag}_aq")
+                m.d.sync += aq.eq(addr_next)
+                m.d.comb += rp.addr.eq(aq)
+            else:
+                rp = mem.read_port()
+                m.d.comb += rp.addr.eq(addr_next)
+            return rp.data
+
         const_init = list(self._image.consts) if self._image else []
         # with a request lag each constant has its own width (the tile and block counts,
         # the cap, the lanes' load totals: :func:`hdl.image.pack` checks they fit), so no
@@ -278,9 +294,8 @@ class Core(wiring.Component):
             """Sync read port of table ``name`` addressed by ``addr_next``: a field getter
             of the record at that address, one cycle later."""
             mem, f = table_copy(name)
-            rp = mem.read_port()
-            m.d.comb += rp.addr.eq(addr_next)
-            return lambda field: f.get(rp.data, field)
+            data = read_next(mem, f.width, addr_next, f"pm_{name}_{n_copies[name]}")
+            return lambda field: f.get(data, field)
 
         # ---------------------------------------------------------- state
         running = Signal()
@@ -683,12 +698,12 @@ class Core(wiring.Component):
             cycle, so ``r`` holds record 0 from the cycle before cycle 0 and the port the
             record after it."""
             mem, f = table_copy(name)
-            rp = mem.read_port()
-            m.d.comb += rp.addr.eq(Mux(running, addr_next, prime == 1))
+            data = read_next(mem, f.width, Mux(running, addr_next, prime == 1),
+                             f"pm_{name}_{n_copies[name]}")
             r = Signal(f.width, name=f"{name}_r")
-            m.d.sync += r.eq(Mux(running, Mux(take, rp.data, r),
-                                 Mux(prime == 1, r, rp.data)))
-            return (lambda field: f.get(r, field)), (lambda field: f.get(rp.data, field))
+            m.d.sync += r.eq(Mux(running, Mux(take, data, r),
+                                 Mux(prime == 1, r, data)))
+            return (lambda field: f.get(r, field)), (lambda field: f.get(data, field))
 
         def ahead_pair(name, pos, take):
             """:func:`ahead` for a walker at ``pos`` whose port addresses must not wait
@@ -699,9 +714,9 @@ class Core(wiring.Component):
             ports = []
             for k in (1, 2):
                 mem, f = table_copy(name)
-                rp = mem.read_port()
-                m.d.comb += rp.addr.eq(Mux(running, pos + k, Mux(prime == 1, k, 0)))
-                ports.append(rp.data)
+                ports.append(read_next(mem, f.width,
+                                       Mux(running, pos + k, Mux(prime == 1, k, 0)),
+                                       f"pm_{name}_{n_copies[name]}"))
             took = Signal(name=f"{name}_took")
             m.d.sync += took.eq(running & take)
             nx = Signal(f.width, name=f"{name}_nx")
@@ -716,23 +731,23 @@ class Core(wiring.Component):
             registers) and of tile ``pos + step``.  One read port, at ``pos + 2`` of the
             next cycle, refills ``b`` (a block RAM's output feeds only registers)."""
             mem, f = table_copy(f"{name}{i}")
-            rp = mem.read_port()
             ra = Signal(f.width, name=f"{name}_a{i}")
             rb = Signal(f.width, name=f"{name}_b{i}")
             p2, p3 = Signal(TB, name=f"{name}_p2_{i}"), Signal(TB, name=f"{name}_p3_{i}")
-            m.d.comb += [p2.eq(pos + 2), p3.eq(pos + 3),
-                         rp.addr.eq(Mux(running, Mux(step, p3, p2),
-                                        Mux(prime == 2, 1, Mux(prime == 1, 2, 0))))]
+            m.d.comb += [p2.eq(pos + 2), p3.eq(pos + 3)]
+            rdata = read_next(mem, f.width, Mux(running, Mux(step, p3, p2),
+                                                Mux(prime == 2, 1, Mux(prime == 1, 2, 0))),
+                              f"pm_{name}{i}_{n_copies[name + str(i)]}")
             # idle: a takes record 0 until the last PRIME cycle, b record 1 in it
             na = Signal(f.width, name=f"{name}_a_n{i}")
             nb_ = Signal(f.width, name=f"{name}_b_n{i}")
-            m.d.comb += [na.eq(Mux(running, Mux(step, rb, ra), Mux(prime == 1, ra, rp.data))),
-                         nb_.eq(Mux(running, Mux(step, rp.data, rb), rp.data))]
+            m.d.comb += [na.eq(Mux(running, Mux(step, rb, ra), Mux(prime == 1, ra, rdata))),
+                         nb_.eq(Mux(running, Mux(step, rdata, rb), rdata))]
             m.d.sync += [ra.eq(na), rb.eq(nb_)]
             a = lambda field: f.get(ra, field)
             b = lambda field: f.get(rb, field)
             nxt = ((lambda field: f.get(na, field)), (lambda field: f.get(nb_, field)))
-            rd = lambda field: f.get(rp.data, field)
+            rd = lambda field: f.get(rdata, field)
             return a, b, (lambda field: Mux(step, b(field), a(field))), nxt, rd
 
         def walk_regs(regs_a, regs_b, step, values):
