@@ -251,12 +251,12 @@ class Core(wiring.Component):
                          wp.addr.eq(self.pl_addr),
                          wp.data.eq(Cat(*[full.get(self.pl_data, n) for n in names]))]
             return mem, sub
-        def read_next(mem, width, addr_next, tag):
+        def read_next(mem, name, width, addr_next, tag):
             """A read port of a program table: in each cycle the record at the address
             ``addr_next`` had in the cycle before.  A synchronous read, or for a table
             :func:`hdl.image.table_async` reads, an asynchronous one at a register that
             takes ``addr_next``."""
-            if table_async(cfg, mem.depth, width):
+            if table_async(cfg, name.rstrip("0123456789"), mem.depth, width):
                 rp = mem.read_port(domain="comb")
                 aq = Signal(len(rp.addr), name=f"{tag}_aq")
                 m.d.sync += aq.eq(addr_next)
@@ -294,7 +294,8 @@ class Core(wiring.Component):
             """Sync read port of table ``name`` addressed by ``addr_next``: a field getter
             of the record at that address, one cycle later."""
             mem, f = table_copy(name)
-            data = read_next(mem, f.width, addr_next, f"pm_{name}_{n_copies[name]}")
+            data = read_next(mem, name, f.width, addr_next,
+                             f"pm_{name}_{n_copies[name]}")
             return lambda field: f.get(data, field)
 
         # ---------------------------------------------------------- state
@@ -698,7 +699,8 @@ class Core(wiring.Component):
             cycle, so ``r`` holds record 0 from the cycle before cycle 0 and the port the
             record after it."""
             mem, f = table_copy(name)
-            data = read_next(mem, f.width, Mux(running, addr_next, prime == 1),
+            data = read_next(mem, name, f.width,
+                             Mux(running, addr_next, prime == 1),
                              f"pm_{name}_{n_copies[name]}")
             r = Signal(f.width, name=f"{name}_r")
             m.d.sync += r.eq(Mux(running, Mux(take, data, r),
@@ -714,7 +716,7 @@ class Core(wiring.Component):
             ports = []
             for k in (1, 2):
                 mem, f = table_copy(name)
-                ports.append(read_next(mem, f.width,
+                ports.append(read_next(mem, name, f.width,
                                        Mux(running, pos + k, Mux(prime == 1, k, 0)),
                                        f"pm_{name}_{n_copies[name]}"))
             took = Signal(name=f"{name}_took")
@@ -735,7 +737,7 @@ class Core(wiring.Component):
             rb = Signal(f.width, name=f"{name}_b{i}")
             p2, p3 = Signal(TB, name=f"{name}_p2_{i}"), Signal(TB, name=f"{name}_p3_{i}")
             m.d.comb += [p2.eq(pos + 2), p3.eq(pos + 3)]
-            rdata = read_next(mem, f.width, Mux(running, Mux(step, p3, p2),
+            rdata = read_next(mem, name, f.width, Mux(running, Mux(step, p3, p2),
                                                 Mux(prime == 2, 1, Mux(prime == 1, 2, 0))),
                               f"pm_{name}{i}_{n_copies[name + str(i)]}")
             # idle: a takes record 0 until the last PRIME cycle, b record 1 in it

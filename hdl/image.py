@@ -289,15 +289,17 @@ def fifo_async(config, depth: int, width: int) -> bool:
     return config.request_lag_cycles >= 2 and ram_style(depth, width) != "block"
 
 
-def table_async(config, depth: int, width: int) -> bool:
-    """Whether the core reads a program table of ``depth`` × ``width`` bits
+def table_async(config, kind: str, depth: int, width: int) -> bool:
+    """Whether the core reads a program table ``kind`` of ``depth`` × ``width`` bits
     asynchronously at a register that takes the read address, instead of synchronously:
     under a request lag, for a table in distributed RAM (as :func:`fifo_async`).  A
     table is written only while idle, so both give the record at the address of the
     cycle before; the register moves from the record to the address, so no walker's
     decision reaches a distributed RAM's read (cycle-neutral; the lag-0 netlist keeps
-    its form)."""
-    return fifo_async(config, depth, width)
+    its form).  The issue walker's tile table keeps the synchronous read: the record
+    its port reads feeds the requantizer's constants, which would follow the read in
+    the same cycle."""
+    return kind != "lane_itile" and fifo_async(config, depth, width)
 
 
 def stream_fifo_copies(config) -> int:
@@ -396,7 +398,7 @@ def core_memories(p: CoreParams) -> list[dict]:
         for k, fields in enumerate(reads):
             depth, width = table_depth(p, name), _copy_width(L[name], fields)
             rows.append((f"{name}[{k}]", count, depth, width,
-                         not table_async(c, depth, width)))
+                         not table_async(c, name, depth, width)))
     return [dict(name=n, count=k, depth=d, width=w, sync=sy, ports=1)
             for n, k, d, w, sy in rows if k]
 
