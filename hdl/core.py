@@ -1337,7 +1337,9 @@ class Core(wiring.Component):
                 # wbprev) for the tiles a and b, next cycle's chosen by the block's end
                 dif = Signal(signed(TB + 1), name=f"i_ld_dif{i}")
                 ld_ge = [None] + [Signal(name=f"i_ld_ge{k}_{i}") for k in (1, 2)]
-                m.d.sync += dif.eq(Mux(running, dif + lw_step[i] - pas, 0))
+                # dif + step - pass, the sums formed beside the step and the pass
+                m.d.sync += dif.eq(Mux(running, Mux(lw_step[i], Mux(pas, dif, dif + 1),
+                                                    Mux(pas, dif - 1, dif)), 0))
                 for k in (1, 2):
                     m.d.sync += ld_ge[k].eq(running & Mux(
                         lw_step[i], Mux(pas, dif >= k, dif >= k - 1),
