@@ -251,20 +251,28 @@ class Core(wiring.Component):
                          wp.addr.eq(self.pl_addr),
                          wp.data.eq(Cat(*[full.get(self.pl_data, n) for n in names]))]
             return mem, sub
-        def read_next(mem, name, width, addr_next, tag):
-            """A read port of a program table: in each cycle the record at the address
-            ``addr_next`` had in the cycle before.  A synchronous read, or for a table
+
+        def read_next(mem, f, name, addr_next):
+            """A read port on ``mem``, copy of table ``name`` with fields ``f``
+            (:func:`table_copy`): in each cycle the record at the address ``addr_next``
+            had in the cycle before.  A synchronous read, or for a table
             :func:`hdl.image.table_async` reads, an asynchronous one at a register that
             takes ``addr_next``."""
-            if table_async(cfg, name.rstrip("0123456789"), mem.depth, width):
+            if table_async(cfg, name.rstrip("0123456789"), mem.depth, f.width):
                 rp = mem.read_port(domain="comb")
-                aq = Signal(len(rp.addr), name=f"{tag}_aq")
+                aq = Signal(len(rp.addr), name=f"pm_{name}_{n_copies[name]}_aq")
                 m.d.sync += aq.eq(addr_next)
                 m.d.comb += rp.addr.eq(aq)
             else:
                 rp = mem.read_port()
                 m.d.comb += rp.addr.eq(addr_next)
             return rp.data
+
+        def table_read(name, addr_next):
+            """:func:`read_next` on the next copy of table ``name``: the record and its
+            fields."""
+            mem, f = table_copy(name)
+            return read_next(mem, f, name, addr_next), f
 
         const_init = list(self._image.consts) if self._image else []
         # with a request lag each constant has its own width (the tile and block counts,
@@ -280,22 +288,25 @@ class Core(wiring.Component):
                     m.d.sync += s.eq(self.pl_data[:32])
         nt, nb, cap = consts[0], consts[1], consts[2]
         lane_total = consts[3:]
-        # whether nt > k (k = 0, 1, 2), for the walkers' start: with a request lag
-        # registers written with the constant (cycle-neutral), else comparisons
-        nt_gt = [nt > k for k in range(3)]
-        if cfg.request_lag_cycles:
-            nt0 = const_init[0] if const_init else 0
-            nt_gt = [Signal(name=f"nt_gt{k}", init=int(nt0 > k)) for k in range(3)]
+
+        def const_reg(k, name, shape, fn):
+            """A register holding ``fn`` of constant k, written with the constant (its
+            reset value from the image): never a cycle stale."""
+            v0 = const_init[k] if k < len(const_init) else 0
+            reg = Signal(shape, name=name, init=int(fn(v0)))
             with m.If(self.pl_en & (self.pl_table == self._ids["const"])
-                      & (self.pl_addr == 0)):
-                m.d.sync += [g.eq(self.pl_data[:len(nt)] > k) for k, g in enumerate(nt_gt)]
+                      & (self.pl_addr == k)):
+                m.d.sync += reg.eq(fn(self.pl_data[:len(consts[k])]))
+            return reg
+        # whether nt > k (k = 0, 1, 2), for the walkers' start: with a request lag
+        # registers (cycle-neutral), else comparisons
+        nt_gt = ([const_reg(0, f"nt_gt{k}", 1, lambda v, k=k: v > k) for k in range(3)]
+                 if cfg.request_lag_cycles else [nt > k for k in range(3)])
 
         def port(name, addr_next):
             """Sync read port of table ``name`` addressed by ``addr_next``: a field getter
             of the record at that address, one cycle later."""
-            mem, f = table_copy(name)
-            data = read_next(mem, name, f.width, addr_next,
-                             f"pm_{name}_{n_copies[name]}")
+            data, f = table_read(name, addr_next)
             return lambda field: f.get(data, field)
 
         # ---------------------------------------------------------- state
@@ -698,10 +709,7 @@ class Core(wiring.Component):
             ``take``.  While idle the port reads record 0, then record 1 in the last PRIME
             cycle, so ``r`` holds record 0 from the cycle before cycle 0 and the port the
             record after it."""
-            mem, f = table_copy(name)
-            data = read_next(mem, name, f.width,
-                             Mux(running, addr_next, prime == 1),
-                             f"pm_{name}_{n_copies[name]}")
+            data, f = table_read(name, Mux(running, addr_next, prime == 1))
             r = Signal(f.width, name=f"{name}_r")
             m.d.sync += r.eq(Mux(running, Mux(take, data, r),
                                  Mux(prime == 1, r, data)))
@@ -715,10 +723,8 @@ class Core(wiring.Component):
             it.  Returns getters of the current record ``r`` and of the next, ``nx``."""
             ports = []
             for k in (1, 2):
-                mem, f = table_copy(name)
-                ports.append(read_next(mem, name, f.width,
-                                       Mux(running, pos + k, Mux(prime == 1, k, 0)),
-                                       f"pm_{name}_{n_copies[name]}"))
+                data, f = table_read(name, Mux(running, pos + k, Mux(prime == 1, k, 0)))
+                ports.append(data)
             took = Signal(name=f"{name}_took")
             m.d.sync += took.eq(running & take)
             nx = Signal(f.width, name=f"{name}_nx")
@@ -737,9 +743,9 @@ class Core(wiring.Component):
             rb = Signal(f.width, name=f"{name}_b{i}")
             p2, p3 = Signal(TB, name=f"{name}_p2_{i}"), Signal(TB, name=f"{name}_p3_{i}")
             m.d.comb += [p2.eq(pos + 2), p3.eq(pos + 3)]
-            rdata = read_next(mem, name, f.width, Mux(running, Mux(step, p3, p2),
-                                                Mux(prime == 2, 1, Mux(prime == 1, 2, 0))),
-                              f"pm_{name}{i}_{n_copies[name + str(i)]}")
+            rdata = read_next(mem, f, f"{name}{i}", Mux(running, Mux(step, p3, p2),
+                                                        Mux(prime == 2, 1,
+                                                            Mux(prime == 1, 2, 0))))
             # idle: a takes record 0 until the last PRIME cycle, b record 1 in it
             na = Signal(f.width, name=f"{name}_a_n{i}")
             nb_ = Signal(f.width, name=f"{name}_b_n{i}")
@@ -1077,12 +1083,8 @@ class Core(wiring.Component):
             kb = Signal(signed(CR + 2), name="credit_kb")
             kc = Signal(signed(CR + 2), name="credit_kc")     # kb - B - cap
             kw = Signal(signed(CR + 2), name="credit_kw")
-            cap0 = const_init[2] if len(const_init) > 2 else 0
-            capb = Signal(CR + 1, name="credit_capb", init=cap0 + B)
-            bmc = Signal(signed(CR + 2), name="credit_bmc", init=B - cap0)
-            with m.If(self.pl_en & (self.pl_table == self._ids["const"])
-                      & (self.pl_addr == 2)):
-                m.d.sync += [capb.eq(self.pl_data[:CR] + B), bmc.eq(B - self.pl_data[:CR])]
+            capb = const_reg(2, "credit_capb", CR + 1, lambda v: v + B)
+            bmc = const_reg(2, "credit_bmc", signed(CR + 2), lambda v: B - v)
             m.d.comb += kw.eq(kb - wb_need)
             # the lanes' requests put in position order a stage before the sums (LAG >= 4)
             lanes = ordered_ahead(lanes_back(4)) if LAG >= 4 else lanes_back(3)
@@ -1499,22 +1501,16 @@ class Core(wiring.Component):
             else:
                 m.d.comb += m_zero[h].eq(~running | (~any_last[h] & (m_wait[h] <= 1)))
         rdy_if, try_if = [], []
-        if LAG:
-            # every lane past the record's last tile next cycle, from the registers: the
-            # lane's tile and its pass side by side (cur + pass > last: cur >= last if it
-            # passes) instead of after the sum (cycle-neutral; the lag-0 netlist compares
-            # as below)
-            pas_i = [ne[1] for ne in issue_next]
         for f, rec in enumerate((br, bnx)):
             rdy = Signal(name=f"wb_ready_if{f}")
-            if LAG:
-                lt = rec("last_tile")
-                past = [running & Mux(ps, cr >= lt, cr > lt) for ps, cr in zip(pas_i, cur)]
-                m.d.comb += rdy.eq((wb_blk + f < nb) & Array(m_zero)[wb_blk[0] ^ f]
-                                   & Cat(*past).all())
-            else:
-                m.d.comb += rdy.eq((wb_blk + f < nb) & Array(m_zero)[wb_blk[0] ^ f]
-                                   & Cat(*[cn > rec("last_tile") for cn in cur_next]).all())
+            lt = rec("last_tile")
+            # every lane past the record's last tile next cycle; with a lag from the
+            # registers: the lane's tile and its pass side by side (cur + pass > last:
+            # cur >= last if it passes) instead of after the sum (cycle-neutral)
+            past = ([running & Mux(ne[1], cr >= lt, cr > lt) for ne, cr in zip(issue_next, cur)]
+                    if LAG else [cn > lt for cn in cur_next])
+            m.d.comb += rdy.eq((wb_blk + f < nb) & Array(m_zero)[wb_blk[0] ^ f]
+                               & Cat(*past).all())
             rdy_if.append(rdy)
             try_if.append([Signal(name=f"wb_try_if{f}{g}") for g in range(2)])
             m.d.comb += [try_if[f][0].eq(rdy & (wb_cur < rec("s1"))),
