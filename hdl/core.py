@@ -1189,22 +1189,60 @@ class Core(wiring.Component):
             bc_rd_ok.append(ok)
         lw_en = [[Signal(name=f"lw_en{i}_{b}") for b in range(2)] for i in range(R)]
         lw_go_bc = Signal()
+
+        def lw_flags(i, wr, at_end):
+            """Under a request lag, lane i's load-writer flags for this cycle as registers
+            set in the cycle before (cycle-neutral; the lag-0 netlist compares in the
+            cycle): its tile is live (``lw_tile < nt``), the tile's data dependency is met,
+            and ``at_end`` (the count at the tile's end, and one short of it).  Each is
+            formed for the records a and b of the walker, the outcomes of the write and
+            the writeback's grant side by side, and chosen by the step, the write and the
+            grant last; while idle, the values of cycle 0 (tile 0, count 0, no phase
+            done).  Returns (live, dependency met)."""
+            ra_, rb_, _, (na_, _), _ = lw_walk[i]
+            t, cnt, step = lw_tile[i], lw_cnt[i], lw_step[i]
+            live = Signal(name=f"lw_live{i}")
+            dep = Signal(name=f"lw_dep{i}")
+            m.d.sync += live.eq(Mux(running, Mux(step, t + 1 < nt, t < nt), nt_gt[0]))
+            dn = {(r, x): dep_ok_n(rec("d_dep_ok"), rec("d_dep"), x)
+                  for r, rec in enumerate((ra_, rb_)) for x in range(2)}
+            m.d.sync += dep.eq(Mux(running, Mux(step, Mux(wb_fire, dn[1, 1], dn[1, 0]),
+                                                Mux(wb_fire, dn[0, 1], dn[0, 0])),
+                                   ~na_("d_dep_ok")))
+            # cnt + k >= the end of record b (k = 0..2) and of a (k = 2; 0 and 1 are at_end)
+            gb = [Signal(name=f"lw_gb{k}_{i}") for k in range(3)]
+            g2a = Signal(name=f"lw_ga2_{i}")
+            m.d.comb += [g.eq(cnt + k >= rb_("ld_end")) for k, g in enumerate(gb)]
+            m.d.comb += g2a.eq(cnt + 2 >= ra_("ld_end"))
+            ga = [at_end[0], at_end[1], g2a]
+            for k in range(2):
+                m.d.sync += at_end[k].eq(Mux(
+                    running, Mux(step, Mux(wr, gb[k + 1], gb[k]), Mux(wr, ga[k + 1], ga[k])),
+                    k >= na_("ld_end")))
+            return live, dep
         lw_ports = []
         for i in range(R):
             # a lane other than 0 waits at a broadcast tile; it moves past it at the end
             # of the cycle lane 0 finishes it (rule 2)
             t, started, tr = lw_tile[i], lw_started[i], lwa[i]
+            wr = Signal(name=f"lw_wr{i}")
+            at_end = [Signal(name=f"lw_end{k}_{i}") for k in range(2)]
+            if LAG:
+                # the tile's live flag, its data dependency and its end for both outcomes
+                # of the write are registers, set the cycle before (lw_flags)
+                live, dep = lw_flags(i, wr, at_end)
+            else:
+                live, dep = t < nt, dep_ok(tr("d_dep_ok"), tr("d_dep"))
             active = Signal(name=f"lw_active{i}")
-            m.d.comb += active.eq(running & (t < nt) & (~tr("bc") if i else 1))
+            m.d.comb += active.eq(running & live & (~tr("bc") if i else 1))
             ok = Signal(name=f"lw_ok{i}")
             # under a lag both reading checks are registers, set the cycle before (below)
             own_rd = own_okr[i] if LAG else (~tr("prev_ok")) | read_done(i, tr("prev"))
             if i == 0:
-                m.d.comb += ok.eq(dep_ok(tr("d_dep_ok"), tr("d_dep"))
-                                  & Mux(tr("bc"), Cat(*(bc_okr if LAG else bc_rd_ok)).all(),
-                                        own_rd))
+                m.d.comb += ok.eq(dep & Mux(tr("bc"), Cat(*(bc_okr if LAG else bc_rd_ok)).all(),
+                                            own_rd))
             else:
-                m.d.comb += ok.eq(dep_ok(tr("d_dep_ok"), tr("d_dep")) & own_rd)
+                m.d.comb += ok.eq(dep & own_rd)
             go = Signal(name=f"lw_go{i}")
             m.d.comb += go.eq(active & (started | ok))
             if LAG:
@@ -1221,11 +1259,10 @@ class Core(wiring.Component):
                 ld = port(f"lane_load{i}", lw_cnt_n[i])
             # the write and the tile's end for both outcomes of it, side by side: the
             # head's arrival is a register (l_head, below), the counts compare in parallel
-            wr = Signal(name=f"lw_wr{i}")
-            at_end = [Signal(name=f"lw_end{k}_{i}") for k in range(2)]
-            m.d.comb += [at_end[0].eq(lw_cnt[i] >= tr("ld_end")),
-                         at_end[1].eq(lw_cnt[i] + 1 >= tr("ld_end")),
-                         wr.eq(go & ~at_end[0] & l_head[i]), l_wr[i].eq(wr)]
+            if not LAG:
+                m.d.comb += [at_end[0].eq(lw_cnt[i] >= tr("ld_end")),
+                             at_end[1].eq(lw_cnt[i] + 1 >= tr("ld_end"))]
+            m.d.comb += [wr.eq(go & ~at_end[0] & l_head[i]), l_wr[i].eq(wr)]
             fin = Signal(name=f"lw_fin{i}")
             m.d.comb += fin.eq(go & Mux(wr, at_end[1], at_end[0]))
             mask = Signal(C, name=f"lw_mask{i}")
