@@ -311,6 +311,18 @@ class Core(wiring.Component):
 
         # ---------------------------------------------------------- state
         running = Signal()
+        run_copies = {}
+
+        def lane_run(i, part):
+            """``running`` for lane i's ``part`` of the machine (f: stream fetch, l: load
+            requests, w: load writes, i: issue).  With a request lag a copy of its own
+            (cycle-neutral: set and cleared with ``running``, below), so that no one
+            register drives every lane's logic across the device; else ``running``."""
+            if not cfg.request_lag_cycles:
+                return running
+            if (part, i) not in run_copies:
+                run_copies[part, i] = Signal(name=f"run_{part}{i}")
+            return run_copies[part, i]
         idle = Signal()
         m.d.comb += idle.eq(~running)
         c = Signal(CYCLE_BITS)
@@ -379,19 +391,22 @@ class Core(wiring.Component):
         # the cycle before less only its writeback grant (with LAG >= 3, CoreParams)
         CLAG = cfg.credit_lag_cycles
 
-        def lag_pipe(name, d0, widths):
+        # The helpers below that build a lane's logic take ``run``, that lane's copy of
+        # ``running`` (lane_run); ``running`` itself when it is None.
+        def lag_pipe(name, d0, widths, run=None):
             """Registers ``name``_k for k = 1..LAG taking ``d0`` (a list of values of
             ``widths``) one stage a cycle, all 0 while idle: returns the stages."""
+            run = running if run is None else run
             stages, prev = [], d0
             for k in range(1, LAG + 1):
                 regs = [Signal(w, name=f"{name}_{f}{k}") for f, w in enumerate(widths)]
-                m.d.sync += [r.eq(Mux(running, v, 0)) for r, v in zip(regs, prev)]
+                m.d.sync += [r.eq(Mux(run, v, 0)) for r, v in zip(regs, prev)]
                 stages.append(regs)
                 prev = regs
             return stages
 
         def lag_request(tag, i, ref, take, need, addr, wpos, depth, want_o, need_o, addr_o,
-                        fire, valid):
+                        fire, valid, run):
             """A lane's request with a lag: the refused one (``ref``: valid, bytes,
             address, position) again, else the taken element or entry (``need``,
             ``addr`` at the reserved position ``wpos``), through :func:`lag_pipe` onto
@@ -402,19 +417,20 @@ class Core(wiring.Component):
             stg = lag_pipe(f"{tag}_req{i}", [
                 rv | take, Mux(rv, rneed, Mux(take, need, 0)),
                 Mux(rv, raddr, addr), Mux(rv, rpos, wpos)],
-                [1, len(rneed), len(raddr), len(rpos)])
+                [1, len(rneed), len(raddr), len(rpos)], run=run)
             last = stg[-1]
             m.d.comb += [want_o.eq(last[0]), need_o.eq(last[1]), addr_o.eq(last[2])]
-            m.d.sync += [rv.eq(running & last[0] & ~fire), rneed.eq(last[1]),
+            m.d.sync += [rv.eq(run & last[0] & ~fire), rneed.eq(last[1]),
                          raddr.eq(last[2]), rpos.eq(last[3]),
-                         wpos.eq(Mux(running, Mux(take, inc(wpos, depth), wpos), 0))]
+                         wpos.eq(Mux(run, Mux(take, inc(wpos, depth), wpos), 0))]
             return [g[:2] for g in stg], arrival_pos(f"{tag}_arrive{i}", depth, fire, last[3],
-                                                     valid)
+                                                     valid, run=run)
 
-        def arrival_pos(name, depth, fire, pos, valid):
+        def arrival_pos(name, depth, fire, pos, valid, run=None):
             """The FIFO position a response fills: that of the request it answers,
             ``dram_latency_cycles`` after it fired (responses come in request order); for
             latency 0 the request's own, else from a queue of the fired positions."""
+            run = running if run is None else run
             if cfg.dram_latency_cycles == 0:
                 return pos
             qd = min(depth, cfg.dram_latency_cycles + 1)
@@ -431,9 +447,9 @@ class Core(wiring.Component):
             # fills comes from a register, not from the queue's memory
             apos = Signal(range(depth), name=f"{name}_pos")
             m.d.comb += [wp.addr.eq(wptr), wp.data.eq(pos), wp.en.eq(fire),
-                         rnext.eq(Mux(running, Mux(valid, inc(rptr, qd), rptr), 0)),
+                         rnext.eq(Mux(run, Mux(valid, inc(rptr, qd), rptr), 0)),
                          rp.addr.eq(rnext)]
-            m.d.sync += [wptr.eq(Mux(running, Mux(fire, inc(wptr, qd), wptr), 0)),
+            m.d.sync += [wptr.eq(Mux(run, Mux(fire, inc(wptr, qd), wptr), 0)),
                          rptr.eq(rnext),
                          apos.eq(Mux(fire & (wptr == rnext), pos, rp.data))]
             return apos
@@ -449,17 +465,19 @@ class Core(wiring.Component):
         end_phase = Signal(p.phase_bits)
         wb_fire = Signal()
 
-        def dep_ok_n(ok, q, x):
+        def dep_ok_n(ok, q, x, run=None):
             """``dep_ok`` of the next cycle if the writeback's grant is ``x`` (the phases
             done then; while idle, those of cycle 0: none)."""
-            return Mux(running, ~ok | ph_done.bit_select(q, 1) | (pe_if[x] & (q == end_phase)),
+            run = running if run is None else run
+            return Mux(run, ~ok | ph_done.bit_select(q, 1) | (pe_if[x] & (q == end_phase)),
                        ~ok)
 
-        def request_next(fire, cand, idle):
+        def request_next(fire, cand, idle, run=None):
             """The next cycle's value of a registered request: ``cand(f, x)`` if this
             requester's grant is ``f`` and the writeback's ``x`` (both late: selected
             last), ``idle`` for cycle 0 (while idle), 0 when the machine stops."""
-            return Mux(running,
+            run = running if run is None else run
+            return Mux(run,
                        Mux(wb_fire, Mux(rn_if[1], Mux(fire, cand(1, 1), cand(0, 1)), 0),
                            Mux(rn_if[0], Mux(fire, cand(1, 0), cand(0, 0)), 0)),
                        Mux((prime == 1) & (nb != 0), idle, 0))
@@ -467,13 +485,14 @@ class Core(wiring.Component):
         def inc(sig, depth):
             return Mux(sig == depth - 1, 0, sig + 1)
 
-        def head_next(arr, rpos, arrive, hpos, depth, take):
+        def head_next(arr, rpos, arrive, hpos, depth, take, run=None):
             """Whether a FIFO's head (the entry at ``hpos``) has arrived next cycle: the
             entry after it if this cycle takes the head, else it (depth >= 2, so taking
             clears neither), counting this cycle's arrival at ``rpos``; 0 while idle."""
+            run = running if run is None else run
             def arrived(pos):
                 return arr.bit_select(pos, 1) | (arrive & (rpos == pos))
-            return running & Mux(take, arrived(inc(hpos, depth)), arrived(hpos))
+            return run & Mux(take, arrived(inc(hpos, depth)), arrived(hpos))
 
         # rotating priority: position q of a class's order is lane (c + q) mod R, that is
         # rot_oh (one-hot of c mod R, a register) turned by q: a selection by AND-OR
@@ -701,7 +720,7 @@ class Core(wiring.Component):
             m.d.comb += cr.eq(cr_)
             return grants, cr
 
-        def ahead(name, addr_next, take):
+        def ahead(name, addr_next, take, run=None):
             """A table walked one record at a time, read one record ahead: returns a getter
             of the record ``r`` held in a register (the current one) and of the port's
             record ``nx`` (the one after it).  The port is addressed with the position
@@ -709,9 +728,10 @@ class Core(wiring.Component):
             ``take``.  While idle the port reads record 0, then record 1 in the last PRIME
             cycle, so ``r`` holds record 0 from the cycle before cycle 0 and the port the
             record after it."""
-            data, f = table_read(name, Mux(running, addr_next, prime == 1))
+            run = running if run is None else run
+            data, f = table_read(name, Mux(run, addr_next, prime == 1))
             r = Signal(f.width, name=f"{name}_r")
-            m.d.sync += r.eq(Mux(running, Mux(take, data, r),
+            m.d.sync += r.eq(Mux(run, Mux(take, data, r),
                                  Mux(prime == 1, r, data)))
             return (lambda field: f.get(r, field)), (lambda field: f.get(data, field))
 
@@ -733,24 +753,25 @@ class Core(wiring.Component):
             m.d.sync += r.eq(Mux(running, Mux(take, nx, r), Mux(prime == 1, r, ports[0])))
             return (lambda field: f.get(r, field)), (lambda field: f.get(nx, field))
 
-        def tile_walk(name, i, pos, step):
+        def tile_walk(name, i, pos, step, run=None):
             """For a walker at tile ``pos`` that moves to ``pos + 1`` when ``step``: getters
             of the records of its tiles ``pos`` and ``pos + 1`` (``a`` and ``b``, both
             registers) and of tile ``pos + step``.  One read port, at ``pos + 2`` of the
             next cycle, refills ``b`` (a block RAM's output feeds only registers)."""
+            run = running if run is None else run
             mem, f = table_copy(f"{name}{i}")
             ra = Signal(f.width, name=f"{name}_a{i}")
             rb = Signal(f.width, name=f"{name}_b{i}")
             p2, p3 = Signal(TB, name=f"{name}_p2_{i}"), Signal(TB, name=f"{name}_p3_{i}")
             m.d.comb += [p2.eq(pos + 2), p3.eq(pos + 3)]
-            rdata = read_next(mem, f, f"{name}{i}", Mux(running, Mux(step, p3, p2),
+            rdata = read_next(mem, f, f"{name}{i}", Mux(run, Mux(step, p3, p2),
                                                         Mux(prime == 2, 1,
                                                             Mux(prime == 1, 2, 0))))
             # idle: a takes record 0 until the last PRIME cycle, b record 1 in it
             na = Signal(f.width, name=f"{name}_a_n{i}")
             nb_ = Signal(f.width, name=f"{name}_b_n{i}")
-            m.d.comb += [na.eq(Mux(running, Mux(step, rb, ra), Mux(prime == 1, ra, rdata))),
-                         nb_.eq(Mux(running, Mux(step, rdata, rb), rdata))]
+            m.d.comb += [na.eq(Mux(run, Mux(step, rb, ra), Mux(prime == 1, ra, rdata))),
+                         nb_.eq(Mux(run, Mux(step, rdata, rb), rdata))]
             m.d.sync += [ra.eq(na), rb.eq(nb_)]
             a = lambda field: f.get(ra, field)
             b = lambda field: f.get(rb, field)
@@ -758,13 +779,14 @@ class Core(wiring.Component):
             rd = lambda field: f.get(rdata, field)
             return a, b, (lambda field: Mux(step, b(field), a(field))), nxt, rd
 
-        def walk_regs(regs_a, regs_b, step, values):
+        def walk_regs(regs_a, regs_b, step, values, run=None):
             """Registers that follow a tile walker's records a and b (:func:`tile_walk`,
             with its ``step``), holding ``values`` of the record its port reads."""
+            run = running if run is None else run
             for ra_, rb_, v in zip(regs_a, regs_b, values):
-                m.d.sync += [ra_.eq(Mux(running, Mux(step, rb_, ra_),
+                m.d.sync += [ra_.eq(Mux(run, Mux(step, rb_, ra_),
                                         Mux(prime == 1, ra_, v))),
-                             rb_.eq(Mux(running, Mux(step, v, rb_), v))]
+                             rb_.eq(Mux(run, Mux(step, v, rb_), v))]
 
         if not CLAG:    # the credit lag keeps its own signed credit (below)
             credit0 = Signal(CR)
@@ -786,6 +808,7 @@ class Core(wiring.Component):
         s_early = []    # each lane's request stages (want, bytes), first register first
         s_apos = list(s_rpos)
         for i in range(R):
+            run = lane_run(i, "f")
             # flags for this cycle, registered: f_atend (f_ptr >= f_end), f_live0/1
             # (f_tile < nt, f_tile + 1 < nt); the walk needs no comparison of its own
             # (with a lag the walker holds while the lane asks again)
@@ -797,7 +820,7 @@ class Core(wiring.Component):
             te = Signal(TB, name=f"f_tile_e{i}")
             m.d.comb += te.eq(f_tile[i] + adv)
             ft_n = Signal(TB, name=f"f_tile_n{i}")
-            fa, fb, _, fnx, _ = tile_walk("lane_ftile", i, f_tile[i], adv)
+            fa, fb, _, fnx, _ = tile_walk("lane_ftile", i, f_tile[i], adv, run=run)
             enter = Signal(name=f"f_enter{i}")
             m.d.comb += enter.eq(adv & f_live1[i])
             pe_, ee = Signal(EB, name=f"f_ptr_e{i}"), Signal(EB, name=f"f_end_e{i}")
@@ -812,6 +835,7 @@ class Core(wiring.Component):
         s_grant = [Signal(name=f"s_grant{i}") for i in range(R)]   # rule 0, below
         s_fire = []
         for i in range(R):
+            run = lane_run(i, "f")
             te, pe_, ee, ft_n, fa, fb, adv, enter, live_e, fnx = s_fin[i]
             m.d.comb += self.sreq_valid[i].eq(s_grant[i])
             fire = Signal(name=f"s_fire{i}")
@@ -823,7 +847,7 @@ class Core(wiring.Component):
                 # the FIFO's room is a register (s_free, set with s_occ below) and the
                 # dependency is checked on both records side by side
                 m.d.comb += take.eq(
-                    running & ~s_ref[i][0] & live_e & Mux(enter, fb("ne"), ~f_atend[i])
+                    run & ~s_ref[i][0] & live_e & Mux(enter, fb("ne"), ~f_atend[i])
                     & s_free[i]
                     & Mux(enter, dep_ok(fb("s_dep_ok"), fb("s_dep")),
                           dep_ok(fa("s_dep_ok"), fa("s_dep"))))
@@ -844,19 +868,19 @@ class Core(wiring.Component):
             m.d.comb += [pe1.eq(Mux(enter, fb("rs0") + 1, f_ptr[i] + 1)),
                          last_el.eq(Mux(enter, fb("one"),
                                         f_last[i] if LAG else f_ptr[i] + 1 == f_end[i])),
-                         ft_n.eq(Mux(running, te, 0)),
-                         ptr_n.eq(Mux(running, Mux(mv, pe1, pe_), fa("rs0"))),
-                         end_n.eq(Mux(running, ee, fa("rs1"))),
-                         nrs0_n.eq(Mux(running & adv, fb("nrs0"), fa("nrs0"))),
-                         atend_n.eq(Mux(running, Mux(mv, last_el,
+                         ft_n.eq(Mux(run, te, 0)),
+                         ptr_n.eq(Mux(run, Mux(mv, pe1, pe_), fa("rs0"))),
+                         end_n.eq(Mux(run, ee, fa("rs1"))),
+                         nrs0_n.eq(Mux(run & adv, fb("nrs0"), fa("nrs0"))),
+                         atend_n.eq(Mux(run, Mux(mv, last_el,
                                                      Mux(enter, ~fb("ne"), f_atend[i])),
                                         ~fa("ne"))),
-                         live0_n.eq(Mux(running, live_e, nt_gt[0])),
-                         live1_n.eq(Mux(running, Mux(adv, f_live2[i] if LAG else f_tile[i] + 2 < nt,
+                         live0_n.eq(Mux(run, live_e, nt_gt[0])),
+                         live1_n.eq(Mux(run, Mux(adv, f_live2[i] if LAG else f_tile[i] + 2 < nt,
                                                      f_live1[i]),
                                         nt_gt[1]))]
             if LAG:     # the live flags one tile further, so no comparison precedes the move
-                m.d.sync += f_live2[i].eq(Mux(running, Mux(adv, f_tile[i] + 3 < nt, f_live2[i]),
+                m.d.sync += f_live2[i].eq(Mux(run, Mux(adv, f_tile[i] + 3 < nt, f_live2[i]),
                                               nt_gt[2]))
             m.d.sync += [f_tile[i].eq(ft_n), f_ptr[i].eq(ptr_n), f_end[i].eq(end_n),
                          f_atend[i].eq(atend_n), f_live0[i].eq(live0_n),
@@ -866,7 +890,7 @@ class Core(wiring.Component):
                 # the outcomes of the move and the tile's end side by side (cycle-neutral;
                 # the lag-0 netlist compares the pointer with the end in the cycle)
                 m.d.sync += f_last[i].eq(Mux(
-                    running,
+                    run,
                     Mux(mv, Mux(enter, fb("rs0") + 2 == fb("rs1"), f_ptr[i] + 2 == f_end[i]),
                         Mux(enter, fb("one"), f_last[i])),
                     fa("one")))
@@ -877,14 +901,14 @@ class Core(wiring.Component):
             m.d.comb += [nx.eq(live0_n & live1_n),
                          ea1.eq(Mux(last_el & nx, nrs0_n, pe1)),
                          ea0.eq(Mux(Mux(enter, ~fb("ne"), f_atend[i]) & nx, nrs0_n, pe_))]
-            el = port(f"lane_elem{i}", Mux(running, Mux(mv, ea1, ea0),
+            el = port(f"lane_elem{i}", Mux(run, Mux(mv, ea1, ea0),
                                            Mux(~fa("ne") & nx, nrs0_n, fa("rs0"))))
             if LAG:
                 # the request: the refused one again, else the element taken; d registers
                 early, s_apos[i] = lag_request(
                     "s", i, s_ref[i], take, Mux(enter, fb("s_bytes"), fa("s_bytes")),
                     el("src"), s_wpos[i], SF, s_want[i], s_need[i], self.sreq_addr[i], fire,
-                    self.srsp_valid[i])
+                    self.srsp_valid[i], run)
                 s_early.append(early)
                 continue
             m.d.comb += self.sreq_addr[i].eq(el("src"))
@@ -894,8 +918,8 @@ class Core(wiring.Component):
             oka = [Signal(name=f"s_oka{x}_{i}") for x in range(2)]
             okb = [Signal(name=f"s_okb{x}_{i}") for x in range(2)]
             for x in range(2):
-                m.d.comb += [oka[x].eq(dep_ok_n(na("s_dep_ok"), na("s_dep"), x)),
-                             okb[x].eq(dep_ok_n(nb_("s_dep_ok"), nb_("s_dep"), x))]
+                m.d.comb += [oka[x].eq(dep_ok_n(na("s_dep_ok"), na("s_dep"), x, run=run)),
+                             okb[x].eq(dep_ok_n(nb_("s_dep_ok"), nb_("s_dep"), x, run=run))]
             room1, room0 = s_room_if[i]
             adv_f = [Signal(name=f"s_adv{f}_{i}") for f in range(2)]
             m.d.comb += [adv_f[1].eq(last_el & live0_n),
@@ -911,8 +935,8 @@ class Core(wiring.Component):
             adv_i = Signal(name=f"s_advi_{i}")
             m.d.comb += adv_i.eq(~fa("ne") & live0_n)
             wi, ni = want_of(adv_i, 1, 0, "i")
-            m.d.sync += [s_want[i].eq(request_next(fire, lambda f, x: cands[f, x][0], wi)),
-                         s_need[i].eq(request_next(fire, lambda f, x: cands[f, x][1], ni))]
+            m.d.sync += [s_want[i].eq(request_next(fire, lambda f, x: cands[f, x][0], wi, run=run)),
+                         s_need[i].eq(request_next(fire, lambda f, x: cands[f, x][1], ni, run=run))]
 
         # ---------------------------------------------------------- 3. writeback
         wb_blk_n = Signal.like(wb_blk)
@@ -1039,6 +1063,7 @@ class Core(wiring.Component):
         l_early = []
         l_apos = list(l_rpos)
         for i in range(R):
+            run = lane_run(i, "l")
             lr_n = Signal(p.load_bits, name=f"lr_cnt_n{i}")
             lfire = Signal(name=f"l_fire{i}")
             # the count moves on a grant (lag 0) or on the decision to ask for the entry
@@ -1046,17 +1071,17 @@ class Core(wiring.Component):
             lmv = ltake if LAG else lfire
             lr2 = Signal(p.load_bits, name=f"lr_cnt2_{i}")
             m.d.comb += lr2.eq(lr_cnt[i] + 2)
-            ld, ld_nx = ahead(f"lane_load{i}", Mux(lmv, lr2, lr_cnt[i] + 1), lmv)
+            ld, ld_nx = ahead(f"lane_load{i}", Mux(lmv, lr2, lr_cnt[i] + 1), lmv, run=run)
             # the request is a register, set in the cycle before (below)
             w = Signal(name=f"l_want{i}")
             n = Signal(Lt["lane_load"].width_of("bytes"), name=f"l_need{i}")
             l_want.append(w); l_need.append(n); l_ports.append((lr_n, lfire, ld, ld_nx, lmv))
             if LAG:
-                m.d.comb += ltake.eq(running & ~l_ref[i][0] & l_more[i] & l_room[i]
+                m.d.comb += ltake.eq(run & ~l_ref[i][0] & l_more[i] & l_room[i]
                                      & dep_ok(ld("dep_ok"), ld("dep")))
                 early, l_apos[i] = lag_request(
                     "l", i, l_ref[i], ltake, ld("bytes"), ld("row"), l_resv[i], LF, w, n,
-                    self.lreq_addr[i], lfire, self.lrsp_valid[i])
+                    self.lreq_addr[i], lfire, self.lrsp_valid[i], run)
                 l_early.append(early)
             else:
                 m.d.comb += self.lreq_addr[i].eq(ld("row"))
@@ -1113,6 +1138,7 @@ class Core(wiring.Component):
                 m.d.sync += credit.eq(Mux(ready, credit_n, credit0))
         m.d.comb += [a.eq(b) for a, b in zip(s_grant, sg)] + [wb_grant.eq(wg)]
         for i in range(R):
+            run = lane_run(i, "l")
             m.d.comb += self.lreq_valid[i].eq(l_grant[i])
             # l_more / l_room for the next cycle, for both outcomes of the grant
             lr_n, lfire, ld, ld_nx, lmv = l_ports[i]
@@ -1120,11 +1146,11 @@ class Core(wiring.Component):
             lr1 = Signal(p.load_bits, name=f"lr_cnt1_{i}")
             dl = Signal(p.load_bits, name=f"l_inflight{i}")     # requested, not written
             m.d.comb += [lr1.eq(lr_cnt[i] + 1), dl.eq(lr_cnt[i] - lw_cnt[i]),
-                         lr_n.eq(Mux(running, Mux(lmv, lr1, lr_cnt[i]), 0))]
+                         lr_n.eq(Mux(run, Mux(lmv, lr1, lr_cnt[i]), 0))]
             m.d.sync += [lr_cnt[i].eq(lr_n),
-                         l_more[i].eq(Mux(running, Mux(lmv, lr1 < lane_total[i], l_more[i]),
+                         l_more[i].eq(Mux(run, Mux(lmv, lr1 < lane_total[i], l_more[i]),
                                           lane_total[i] > 0)),
-                         l_room[i].eq(~running | Mux(lmv & ~l_wr[i], dl < LF - 1,
+                         l_room[i].eq(~run | Mux(lmv & ~l_wr[i], dl < LF - 1,
                                                      (~lmv & l_wr[i]) | l_room[i]))]
             if LAG:
                 continue
@@ -1138,14 +1164,14 @@ class Core(wiring.Component):
                 for f, (more_v, room_v, rec) in enumerate(
                         [(l_more[i], l_wr[i] | l_room[i], ld), (more1, room1, ld_nx)]):
                     wv = Signal(name=f"l_w{f}{x}_{i}")
-                    m.d.comb += wv.eq(more_v & room_v & dep_ok_n(rec("dep_ok"), rec("dep"), x))
+                    m.d.comb += wv.eq(more_v & room_v & dep_ok_n(rec("dep_ok"), rec("dep"), x, run=run))
                     lw[f, x] = (wv, Mux(wv, rec("bytes"), 0))
             lwi = Signal(name=f"l_wi_{i}")
-            m.d.comb += lwi.eq((lane_total[i] > 0) & dep_ok_n(ld("dep_ok"), ld("dep"), 0))
+            m.d.comb += lwi.eq((lane_total[i] > 0) & dep_ok_n(ld("dep_ok"), ld("dep"), 0, run=run))
             m.d.sync += [
-                l_want[i].eq(request_next(lfire, lambda f, x: lw[f, x][0], lwi)),
+                l_want[i].eq(request_next(lfire, lambda f, x: lw[f, x][0], lwi, run=run)),
                 l_need[i].eq(request_next(lfire, lambda f, x: lw[f, x][1],
-                                          Mux(lwi, ld("bytes"), 0)))]
+                                          Mux(lwi, ld("bytes"), 0), run=run))]
 
         # ---------------------------------------------------------- 2b. load writes
         def read_done(i, tile):
@@ -1155,7 +1181,8 @@ class Core(wiring.Component):
         lw_tile_n = [Signal(TB, name=f"lw_tile_n{i}") for i in range(R)]
         # each lane's load tile and the next one in registers; it steps when it finishes
         lw_step = [Signal(name=f"lw_step{i}") for i in range(R)]
-        lw_walk = [tile_walk("lane_ltile", i, lw_tile[i], lw_step[i]) for i in range(R)]
+        lw_walk = [tile_walk("lane_ltile", i, lw_tile[i], lw_step[i], run=lane_run(i, "w"))
+                   for i in range(R)]
         lwa = [w[0] for w in lw_walk]
         t0 = lw_tile[0]
         tr0 = lwa[0]
@@ -1199,14 +1226,15 @@ class Core(wiring.Component):
             the writeback's grant side by side, and chosen by the step, the write and the
             grant last; while idle, the values of cycle 0 (tile 0, count 0, no phase
             done).  Returns (live, dependency met)."""
+            run = lane_run(i, "w")
             ra_, rb_, _, (na_, _), _ = lw_walk[i]
             t, cnt, step = lw_tile[i], lw_cnt[i], lw_step[i]
             live = Signal(name=f"lw_live{i}")
             dep = Signal(name=f"lw_dep{i}")
-            m.d.sync += live.eq(Mux(running, Mux(step, t + 1 < nt, t < nt), nt_gt[0]))
-            dn = {(r, x): dep_ok_n(rec("d_dep_ok"), rec("d_dep"), x)
+            m.d.sync += live.eq(Mux(run, Mux(step, t + 1 < nt, t < nt), nt_gt[0]))
+            dn = {(r, x): dep_ok_n(rec("d_dep_ok"), rec("d_dep"), x, run=run)
                   for r, rec in enumerate((ra_, rb_)) for x in range(2)}
-            m.d.sync += dep.eq(Mux(running, Mux(step, Mux(wb_fire, dn[1, 1], dn[1, 0]),
+            m.d.sync += dep.eq(Mux(run, Mux(step, Mux(wb_fire, dn[1, 1], dn[1, 0]),
                                                 Mux(wb_fire, dn[0, 1], dn[0, 0])),
                                    ~na_("d_dep_ok")))
             # cnt + k >= the end of record b (k = 0..2) and of a (k = 2; 0 and 1 are at_end)
@@ -1217,11 +1245,12 @@ class Core(wiring.Component):
             ga = [at_end[0], at_end[1], g2a]
             for k in range(2):
                 m.d.sync += at_end[k].eq(Mux(
-                    running, Mux(step, Mux(wr, gb[k + 1], gb[k]), Mux(wr, ga[k + 1], ga[k])),
+                    run, Mux(step, Mux(wr, gb[k + 1], gb[k]), Mux(wr, ga[k + 1], ga[k])),
                     k >= na_("ld_end")))
             return live, dep
         lw_ports = []
         for i in range(R):
+            run = lane_run(i, "w")
             # a lane other than 0 waits at a broadcast tile; it moves past it at the end
             # of the cycle lane 0 finishes it (rule 2)
             t, started, tr = lw_tile[i], lw_started[i], lwa[i]
@@ -1234,7 +1263,7 @@ class Core(wiring.Component):
             else:
                 live, dep = t < nt, dep_ok(tr("d_dep_ok"), tr("d_dep"))
             active = Signal(name=f"lw_active{i}")
-            m.d.comb += active.eq(running & live & (~tr("bc") if i else 1))
+            m.d.comb += active.eq(run & live & (~tr("bc") if i else 1))
             ok = Signal(name=f"lw_ok{i}")
             # under a lag both reading checks are registers, set the cycle before (below)
             own_rd = own_okr[i] if LAG else (~tr("prev_ok")) | read_done(i, tr("prev"))
@@ -1250,7 +1279,7 @@ class Core(wiring.Component):
                 # chosen by the cycle before's write (cycle-neutral; the lag-0 netlist
                 # addresses one port with the next count)
                 lwr_p = Signal(name=f"lw_wr_p{i}")
-                m.d.sync += lwr_p.eq(running & l_wr[i])
+                m.d.sync += lwr_p.eq(run & l_wr[i])
                 ld_a = port(f"lane_load{i}", lw_cnt[i])
                 ld_b = port(f"lane_load{i}", lw_cnt[i] + 1)
                 ld = (lambda ga, gb, sel: lambda field: Mux(sel, gb(field), ga(field)))(
@@ -1274,14 +1303,14 @@ class Core(wiring.Component):
             for b in range(2):
                 m.d.comb += lw_en[i][b].eq(wr & (bank == b) & (~tr("bc") if i == 0 else 1))
             lw_ports.append((wr, bank, ld("addr"), mask, lfifo[i]))
-            m.d.comb += [lw_cnt_n[i].eq(Mux(running, lw_cnt[i] + wr, 0)),
-                         l_wpos_n[i].eq(Mux(running & wr, inc(l_wpos[i], LF),
-                                            Mux(running, l_wpos[i], 0))),
+            m.d.comb += [lw_cnt_n[i].eq(Mux(run, lw_cnt[i] + wr, 0)),
+                         l_wpos_n[i].eq(Mux(run & wr, inc(l_wpos[i], LF),
+                                            Mux(run, l_wpos[i], 0))),
                          lw_step[i].eq(fin | (bc_fin if i else 0)),
-                         lw_tile_n[i].eq(Mux(running, Mux(lw_step[i], t + 1, t), 0))]
+                         lw_tile_n[i].eq(Mux(run, Mux(lw_step[i], t + 1, t), 0))]
             m.d.sync += [lw_cnt[i].eq(lw_cnt_n[i]), l_wpos[i].eq(l_wpos_n[i]),
                          lw_tile[i].eq(lw_tile_n[i])]
-            with m.If(running):
+            with m.If(run):
                 with m.If(fin | (bc_fin if i else 0)):
                     m.d.sync += lw_started[i].eq(0)
                 with m.Elif(go):
@@ -1290,10 +1319,10 @@ class Core(wiring.Component):
             setb = Signal(LF, name=f"l_set{i}")
             clrb = Signal(LF, name=f"l_clr{i}")
             m.d.comb += [setb.eq(Mux(self.lrsp_valid[i], Const(1, LF) << l_apos[i], 0)),
-                         clrb.eq(Mux(wr & running, Const(1, LF) << l_wpos[i], 0))]
+                         clrb.eq(Mux(wr & run, Const(1, LF) << l_wpos[i], 0))]
             m.d.sync += l_arr[i].eq((l_arr[i] & ~clrb) | setb)
             m.d.sync += l_head[i].eq(head_next(l_arr[i], l_apos[i], self.lrsp_valid[i],
-                                               l_wpos[i], LF, wr))
+                                               l_wpos[i], LF, wr, run=run))
         # local-memory write ports of the array: a broadcast write from lane 0 goes to every
         # lane; a lane's own write to a tile of the other bank can share the cycle
         wr0, bank0, addr0, mask0, data0 = lw_ports[0]
@@ -1322,6 +1351,7 @@ class Core(wiring.Component):
         issue_next = []     # per lane: the issue, the pass and the oldest issue in the window
         lasts = [[], []]
         for i in range(R):
+            run = lane_run(i, "i")
             s_hpos_n = Signal(range(SF), name=f"s_hpos_n{i}")
             s_async = fifo_async(cfg, SF, W)
             s_copies = stream_fifo_copies(cfg)
@@ -1354,13 +1384,13 @@ class Core(wiring.Component):
             # cur + 1 < nt) and i_zero (rem == 0)
             pas = Signal(name=f"pass{i}")
             live_e = Signal(name=f"i_live_e{i}")
-            m.d.comb += [pas.eq(running & i_live0[i] & i_zero[i]),
+            m.d.comb += [pas.eq(run & i_live0[i] & i_zero[i]),
                          live_e.eq(Mux(pas, i_live1[i], i_live0[i]))]
             ce = Signal(TB, name=f"cur_e{i}")
             m.d.comb += ce.eq(cur[i] + pas)
             cur_n = Signal(TB, name=f"cur_n{i}")
             cur_next.append(cur_n)
-            ia, ib, tr, inx, ird = tile_walk("lane_itile", i, cur[i], pas)
+            ia, ib, tr, inx, ird = tile_walk("lane_itile", i, cur[i], pas, run=run)
             enter = Signal(name=f"i_enter{i}")
             m.d.comb += enter.eq(pas & i_live1[i])
             re_ = Signal(EB, name=f"rem_e{i}")
@@ -1377,10 +1407,10 @@ class Core(wiring.Component):
                 dif = Signal(signed(TB + 1), name=f"i_ld_dif{i}")
                 ld_ge = [None] + [Signal(name=f"i_ld_ge{k}_{i}") for k in (1, 2)]
                 # dif + step - pass, the sums formed beside the step and the pass
-                m.d.sync += dif.eq(Mux(running, Mux(lw_step[i], Mux(pas, dif, dif + 1),
+                m.d.sync += dif.eq(Mux(run, Mux(lw_step[i], Mux(pas, dif, dif + 1),
                                                     Mux(pas, dif - 1, dif)), 0))
                 for k in (1, 2):
-                    m.d.sync += ld_ge[k].eq(running & Mux(
+                    m.d.sync += ld_ge[k].eq(run & Mux(
                         lw_step[i], Mux(pas, dif >= k, dif >= k - 1),
                         Mux(pas, dif >= k + 1, dif >= k)))
                 m.d.comb += ld_ok.eq(Mux(pas, ld_ge[2], ld_ge[1]))
@@ -1389,14 +1419,14 @@ class Core(wiring.Component):
                     cand = [Signal(name=f"{reg.name}_if{f}") for f in range(2)]
                     for f in range(2):
                         m.d.comb += cand[f].eq(~rec("wbprev_ok") | (
-                            Mux(running, wb_blk + f, 0) > rec("wbprev")))
-                    m.d.sync += reg.eq(Mux(running & wb_fin, cand[1], cand[0]))
+                            Mux(run, wb_blk + f, 0) > rec("wbprev")))
+                    m.d.sync += reg.eq(Mux(run & wb_fin, cand[1], cand[0]))
                 half_ok = Mux(pas, hf[1], hf[0])
             else:
                 m.d.comb += ld_ok.eq(Mux(pas, lw_tile[i] > cur[i] + 1, lw_tile[i] > cur[i]))
                 half_ok = ~tr("wbprev_ok") | (wb_blk > tr("wbprev"))
             iss = Signal(name=f"issue{i}")
-            m.d.comb += iss.eq(running & live_e & Mux(enter, ib("ne"), ~i_zero[i]) & ld_ok
+            m.d.comb += iss.eq(run & live_e & Mux(enter, ib("ne"), ~i_zero[i]) & ld_ok
                                & half_ok & s_head[i])
             rem_n = Signal(EB, name=f"rem_n{i}")
             hp_n = Signal(EB, name=f"h_ptr_n{i}")
@@ -1404,22 +1434,22 @@ class Core(wiring.Component):
             zero_n = Signal(name=f"i_zero_n{i}")
             live0_n = Signal(name=f"i_live0_n{i}")
             live1_n = Signal(name=f"i_live1_n{i}")
-            m.d.comb += [cur_n.eq(Mux(running, ce, 0)),
-                         rem_n.eq(Mux(running, Mux(iss, re_ - 1, re_), ia("n"))),
-                         hp_n.eq(Mux(running, Mux(iss, Mux(enter, ib("rs0") + 1, h_ptr[i] + 1),
+            m.d.comb += [cur_n.eq(Mux(run, ce, 0)),
+                         rem_n.eq(Mux(run, Mux(iss, re_ - 1, re_), ia("n"))),
+                         hp_n.eq(Mux(run, Mux(iss, Mux(enter, ib("rs0") + 1, h_ptr[i] + 1),
                                                   he), ia("rs0"))),
-                         nrs0_n.eq(Mux(running & pas, ib("nrs0"), ia("nrs0"))),
-                         zero_n.eq(Mux(running,
+                         nrs0_n.eq(Mux(run & pas, ib("nrs0"), ia("nrs0"))),
+                         zero_n.eq(Mux(run,
                                        Mux(iss, Mux(enter, ib("one"), rem[i] == 1),
                                            Mux(enter, ~ib("ne"), i_zero[i])),
                                        ~ia("ne"))),
-                         live0_n.eq(Mux(running, live_e, nt_gt[0])),
-                         live1_n.eq(Mux(running, Mux(pas, i_live2[i] if LAG else cur[i] + 2 < nt,
+                         live0_n.eq(Mux(run, live_e, nt_gt[0])),
+                         live1_n.eq(Mux(run, Mux(pas, i_live2[i] if LAG else cur[i] + 2 < nt,
                                                      i_live1[i]), nt_gt[1])),
-                         s_hpos_n.eq(Mux(running & iss, inc(s_hpos[i], SF),
-                                         Mux(running, s_hpos[i], 0)))]
+                         s_hpos_n.eq(Mux(run & iss, inc(s_hpos[i], SF),
+                                         Mux(run, s_hpos[i], 0)))]
             if s_copies == 2:
-                take = running & iss
+                take = run & iss
                 iss_q = Signal(name=f"s_iss_q{i}")
                 hit = [Signal(name=f"s_hit{k}_{i}") for k in range(3)]
                 m.d.comb += [hit[k].eq(self.srsp_valid[i] & (s_apos[i] == q)) for k, q in
@@ -1432,12 +1462,12 @@ class Core(wiring.Component):
                                           Mux(take, third, hb[1])))]
                 for k in range(2):
                     m.d.sync += hq[k].eq(Mux(take, inc(hq[k], SF),
-                                             Mux(running, hq[k], (k + 2) % SF)))
+                                             Mux(run, hq[k], (k + 2) % SF)))
             m.d.sync += [cur[i].eq(cur_n), rem[i].eq(rem_n), h_ptr[i].eq(hp_n),
                          s_hpos[i].eq(s_hpos_n), i_zero[i].eq(zero_n),
                          i_live0[i].eq(live0_n), i_live1[i].eq(live1_n)]
             if LAG:
-                m.d.sync += i_live2[i].eq(Mux(running, Mux(pas, cur[i] + 3 < nt, i_live2[i]),
+                m.d.sync += i_live2[i].eq(Mux(run, Mux(pas, cur[i] + 3 < nt, i_live2[i]),
                                               nt_gt[2]))
             # the element's address for both outcomes of the issue, then the issue's choice
             nx = Signal(name=f"i_nx{i}")
@@ -1446,7 +1476,7 @@ class Core(wiring.Component):
                          ia1.eq(Mux(Mux(enter, ib("one"), rem[i] == 1) & nx, nrs0_n,
                                     Mux(enter, ib("rs0") + 1, h_ptr[i] + 1))),
                          ia0.eq(Mux(Mux(enter, ~ib("ne"), i_zero[i]) & nx, nrs0_n, he))]
-            el = port(f"lane_elem{i}", Mux(running, Mux(iss, ia1, ia0),
+            el = port(f"lane_elem{i}", Mux(run, Mux(iss, ia1, ia0),
                                            Mux(~ia("ne") & nx, nrs0_n, ia("rs0"))))
             fl = el("flags")
             # the tile's requantization is split around the issue register: the value is
@@ -1467,7 +1497,7 @@ class Core(wiring.Component):
                           for x in "ab"]
                 h_, o_ = rq_bound(m, ird("s_rq_bits"), W)
                 walk_regs(*consts, pas, (rq_scale_amount(m, ird("s_rq_shift"),
-                                                         ird("s_rq_bits"), W), h_, o_))
+                                                         ird("s_rq_bits"), W), h_, o_), run=run)
                 amt, hi_, on_ = (Mux(pas, b_, a_) for a_, b_ in zip(*consts))
             else:
                 hi_, on_ = rq_bound(m, tr("s_rq_bits"), W)
@@ -1489,7 +1519,7 @@ class Core(wiring.Component):
                 v, t = hist_v[i][k], hist_t[i][k]
                 old_any, old_tile = v | old_any, Mux(v, t, old_tile)
             if HW:
-                with m.If(running):
+                with m.If(run):
                     newer = [(iss, ce)] + list(zip(hist_v[i], hist_t[i]))
                     for k in range(HW - 1):
                         m.d.sync += [hist_v[i][k].eq(newer[k][0]), hist_t[i][k].eq(newer[k][1])]
@@ -1503,7 +1533,7 @@ class Core(wiring.Component):
                          clrb.eq(Mux(iss, Const(1, SF) << s_hpos[i], 0))]
             m.d.sync += s_arr[i].eq((s_arr[i] & ~clrb) | setb)
             m.d.sync += s_head[i].eq(head_next(s_arr[i], s_apos[i], self.srsp_valid[i],
-                                               s_hpos[i], SF, iss))
+                                               s_hpos[i], SF, iss, run=run))
             # the room next cycle (occupancy - issue + grant < SF), compared before the
             # issue is known and then chosen by it
             room_a, room_b = Signal(name=f"s_room_a{i}"), Signal(name=f"s_room_b{i}")
@@ -1515,12 +1545,12 @@ class Core(wiring.Component):
                 # outcomes side by side (an issue leaves room: it frees an entry)
                 take = s_fire[i][1]
                 up, down = take & ~iss, iss & ~take
-                with m.If(running):
+                with m.If(run):
                     m.d.sync += s_occ[i].eq(Mux(up, s_occ[i] + 1,
                                                 Mux(down, s_occ[i] - 1, s_occ[i])))
-                m.d.sync += s_free[i].eq(~running | Mux(up, room_a, down | room_b))
+                m.d.sync += s_free[i].eq(~run | Mux(up, room_a, down | room_b))
             else:
-                with m.If(running):
+                with m.If(run):
                     m.d.sync += s_occ[i].eq(s_occ[i] - iss + s_fire[i][1 if LAG else 0])
         # the writeback's wb_ready and wb_try of the next cycle, for both outcomes of this
         # cycle's last step (wb_fin: the block after this one) and step grant (wb_fire),
@@ -1590,4 +1620,11 @@ class Core(wiring.Component):
             # the last block's writeback ends (running, wb_blk < nb)
             with m.If(wb_fin & last_blk):
                 m.d.sync += [running.eq(0), self.done.eq(1)]
+        # the lanes' copies: each is cleared under its own value, so no two have the same
+        # inputs and Yosys keeps them apart (it merges flip-flops with equal inputs)
+        for r in run_copies.values():
+            with m.If(prime == 1):
+                m.d.sync += r.eq(nb != 0)
+            with m.Elif(r & wb_fin & last_blk):
+                m.d.sync += r.eq(0)
         return m
