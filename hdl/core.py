@@ -24,7 +24,7 @@ from .array import Array as PEArray
 from .image import (CYCLE_BITS, KIND_NONE, KIND_SLOT, CoreParams, Fields, HdlError, Image,
                     copy_fields, fifo_async, layouts, mem_attrs, stream_fifo_copies, table_async,
                     table_depth,
-                    table_reads)
+                    table_reads, step_chain)
 from .pe import element_layout
 
 __all__ = ["Core", "table_ids", "LANE_TABLES", "PRIME"]
@@ -482,6 +482,21 @@ class Core(wiring.Component):
                            Mux(rn_if[0], Mux(fire, cand(1, 0), cand(0, 0)), 0)),
                        Mux((prime == 1) & (nb != 0), idle, 0))
 
+        def dep_reg(name, step, now, after, idle, okf, depf, run):
+            """Under a request lag, a register holding ``dep_ok`` of the record a walker
+            holds (fields ``okf``, ``depf``): next cycle the record ``after`` if it
+            steps, else ``now`` (getters), both for the writeback's grant side by side
+            and chosen last; while idle, of the record ``idle`` in cycle 0 (no phase
+            done).  Cycle-neutral: the lag-0 netlist looks the phase up in the cycle."""
+            reg = Signal(name=name)
+
+            def dn(rec, x):
+                return dep_ok_n(rec(okf), rec(depf), x, run=run)
+            m.d.sync += reg.eq(Mux(run, Mux(step, Mux(wb_fire, dn(after, 1), dn(after, 0)),
+                                            Mux(wb_fire, dn(now, 1), dn(now, 0))),
+                                   ~idle(okf)))
+            return reg
+
         def inc(sig, depth):
             return Mux(sig == depth - 1, 0, sig + 1)
 
@@ -753,16 +768,19 @@ class Core(wiring.Component):
             m.d.sync += r.eq(Mux(running, Mux(take, nx, r), Mux(prime == 1, r, ports[0])))
             return (lambda field: f.get(r, field)), (lambda field: f.get(nx, field))
 
-        def tile_walk(name, i, pos, step, run=None):
+        def tile_walk(name, i, pos, step, run=None, bits=None):
             """For a walker at tile ``pos`` that moves to ``pos + 1`` when ``step``: getters
             of the records of its tiles ``pos`` and ``pos + 1`` (``a`` and ``b``, both
             registers) and of tile ``pos + step``.  One read port, at ``pos + 2`` of the
-            next cycle, refills ``b`` (a block RAM's output feeds only registers)."""
+            next cycle, refills ``b`` (a block RAM's output feeds only registers).  Any
+            table walked one record at a time will do (``bits``: the positions' width, the
+            tile index's by default)."""
             run = running if run is None else run
+            bits = TB if bits is None else bits
             mem, f = table_copy(f"{name}{i}")
             ra = Signal(f.width, name=f"{name}_a{i}")
             rb = Signal(f.width, name=f"{name}_b{i}")
-            p2, p3 = Signal(TB, name=f"{name}_p2_{i}"), Signal(TB, name=f"{name}_p3_{i}")
+            p2, p3 = Signal(bits, name=f"{name}_p2_{i}"), Signal(bits, name=f"{name}_p3_{i}")
             m.d.comb += [p2.eq(pos + 2), p3.eq(pos + 3)]
             rdata = read_next(mem, f, f"{name}{i}", Mux(run, Mux(step, p3, p2),
                                                         Mux(prime == 2, 1,
@@ -806,6 +824,7 @@ class Core(wiring.Component):
                   Signal(range(SF), name=f"s_ref_pos{i}")] for i in range(R)]
         s_wpos = [Signal(range(SF), name=f"s_wpos{i}") for i in range(R)]
         s_early = []    # each lane's request stages (want, bytes), first register first
+        s_deps = []     # with a lag, the dependency of each walker's records a and b
         s_apos = list(s_rpos)
         for i in range(R):
             run = lane_run(i, "f")
@@ -820,7 +839,7 @@ class Core(wiring.Component):
             te = Signal(TB, name=f"f_tile_e{i}")
             m.d.comb += te.eq(f_tile[i] + adv)
             ft_n = Signal(TB, name=f"f_tile_n{i}")
-            fa, fb, _, fnx, _ = tile_walk("lane_ftile", i, f_tile[i], adv, run=run)
+            fa, fb, _, fnx, frd = tile_walk("lane_ftile", i, f_tile[i], adv, run=run)
             enter = Signal(name=f"f_enter{i}")
             m.d.comb += enter.eq(adv & f_live1[i])
             pe_, ee = Signal(EB, name=f"f_ptr_e{i}"), Signal(EB, name=f"f_end_e{i}")
@@ -832,6 +851,11 @@ class Core(wiring.Component):
             need = Signal(Lt["lane_ftile"].width_of("s_bytes"), name=f"s_need{i}")
             s_want.append(w); s_need.append(need)
             s_fin.append((te, pe_, ee, ft_n, fa, fb, adv, enter, live_e, fnx))
+            if LAG:
+                # the dependency of the records a and b, registers (dep_reg)
+                s_deps.append((
+                    dep_reg(f"s_dep_a{i}", adv, fa, fb, fnx[0], "s_dep_ok", "s_dep", run),
+                    dep_reg(f"s_dep_b{i}", adv, fb, frd, fnx[1], "s_dep_ok", "s_dep", run)))
         s_grant = [Signal(name=f"s_grant{i}") for i in range(R)]   # rule 0, below
         s_fire = []
         for i in range(R):
@@ -849,8 +873,7 @@ class Core(wiring.Component):
                 m.d.comb += take.eq(
                     run & ~s_ref[i][0] & live_e & Mux(enter, fb("ne"), ~f_atend[i])
                     & s_free[i]
-                    & Mux(enter, dep_ok(fb("s_dep_ok"), fb("s_dep")),
-                          dep_ok(fa("s_dep_ok"), fa("s_dep"))))
+                    & Mux(enter, s_deps[i][1], s_deps[i][0]))
                 mv = take
             else:
                 mv = fire
@@ -971,8 +994,26 @@ class Core(wiring.Component):
             m.d.comb += ask.eq(running & ~wref_v & wb_ready & (wb_next < br("s1")))
             d0 = [wref_v | ask, Mux(wref_v, wref_step, wb_next)]
             stages = [d0] + lag_pipe("wb_req", d0, [1, len(wb_cur)])
-            sr = port("step", stages[LAG - 1][1])
-            sra = port("step", stages[LAG - 2][1])
+            if step_chain(CLAG, LAG):
+                # one port, two stages before the earliest stage read (the stage before
+                # the grant, or two before with the credit lag): its record lands in a
+                # register and moves down one stage a cycle, as the request does
+                # (cycle-neutral: the stages are 0 while idle, so by cycle 0 each register
+                # but the grant stage's holds step 0's record; the grant stage holds no
+                # request in cycle 0, and its record is used only with a grant)
+                first = LAG - 2 if CLAG else LAG - 1
+                sdata, sf = table_read("step", stages[first - 2][1])
+                chain = {}
+                for k in range(first, LAG + 1):
+                    chain[k] = Signal(sf.width, name=f"wb_rec{k}")
+                    m.d.sync += chain[k].eq(chain[k - 1] if k > first else sdata)
+                srec = (lambda k: lambda field: sf.get(chain[k], field))
+                sr, sra = srec(LAG), srec(LAG - 1)
+                if CLAG:
+                    srb = srec(LAG - 2)
+            else:
+                sr = port("step", stages[LAG - 1][1])
+                sra = port("step", stages[LAG - 2][1])
             wb_need = Signal(Lt["step"].width_of("need"), name="wb_need")
             m.d.sync += wb_need.eq(sra("need"))
             m.d.comb += wb_try.eq(stages[LAG][0])
@@ -980,7 +1021,8 @@ class Core(wiring.Component):
             if CLAG:
                 # and from the request three stages before the grant (bytes, for the sums
                 # made two cycles ahead)
-                srb = port("step", stages[LAG - 3][1])
+                if not step_chain(CLAG, LAG):
+                    srb = port("step", stages[LAG - 3][1])
                 w_early2 = stages[LAG - 2][0]
             m.d.sync += [wref_v.eq(running & stages[LAG][0] & ~wb_fire),
                          wref_step.eq(stages[LAG][1]),
@@ -1077,8 +1119,10 @@ class Core(wiring.Component):
             n = Signal(Lt["lane_load"].width_of("bytes"), name=f"l_need{i}")
             l_want.append(w); l_need.append(n); l_ports.append((lr_n, lfire, ld, ld_nx, lmv))
             if LAG:
-                m.d.comb += ltake.eq(run & ~l_ref[i][0] & l_more[i] & l_room[i]
-                                     & dep_ok(ld("dep_ok"), ld("dep")))
+                ld_idle = (lambda ld, ld_nx: lambda field: Mux(prime == 1, ld(field),
+                                                               ld_nx(field)))(ld, ld_nx)
+                l_dep = dep_reg(f"l_dep{i}", lmv, ld, ld_nx, ld_idle, "dep_ok", "dep", run)
+                m.d.comb += ltake.eq(run & ~l_ref[i][0] & l_more[i] & l_room[i] & l_dep)
                 early, l_apos[i] = lag_request(
                     "l", i, l_ref[i], ltake, ld("bytes"), ld("row"), l_resv[i], LF, w, n,
                     self.lreq_addr[i], lfire, self.lrsp_valid[i], run)
@@ -1230,13 +1274,8 @@ class Core(wiring.Component):
             ra_, rb_, _, (na_, _), _ = lw_walk[i]
             t, cnt, step = lw_tile[i], lw_cnt[i], lw_step[i]
             live = Signal(name=f"lw_live{i}")
-            dep = Signal(name=f"lw_dep{i}")
             m.d.sync += live.eq(Mux(run, Mux(step, t + 1 < nt, t < nt), nt_gt[0]))
-            dn = {(r, x): dep_ok_n(rec("d_dep_ok"), rec("d_dep"), x, run=run)
-                  for r, rec in enumerate((ra_, rb_)) for x in range(2)}
-            m.d.sync += dep.eq(Mux(run, Mux(step, Mux(wb_fire, dn[1, 1], dn[1, 0]),
-                                                Mux(wb_fire, dn[0, 1], dn[0, 0])),
-                                   ~na_("d_dep_ok")))
+            dep = dep_reg(f"lw_dep{i}", step, ra_, rb_, na_, "d_dep_ok", "d_dep", run)
             # cnt + k >= the end of record b (k = 0..2) and of a (k = 2; 0 and 1 are at_end)
             gb = [Signal(name=f"lw_gb{k}_{i}") for k in range(3)]
             g2a = Signal(name=f"lw_ga2_{i}")
@@ -1275,15 +1314,11 @@ class Core(wiring.Component):
             go = Signal(name=f"lw_go{i}")
             m.d.comb += go.eq(active & (started | ok))
             if LAG:
-                # the entry at the count and the one after it, read from registers and
-                # chosen by the cycle before's write (cycle-neutral; the lag-0 netlist
-                # addresses one port with the next count)
-                lwr_p = Signal(name=f"lw_wr_p{i}")
-                m.d.sync += lwr_p.eq(run & l_wr[i])
-                ld_a = port(f"lane_load{i}", lw_cnt[i])
-                ld_b = port(f"lane_load{i}", lw_cnt[i] + 1)
-                ld = (lambda ga, gb, sel: lambda field: Mux(sel, gb(field), ga(field)))(
-                    ld_a, ld_b, lwr_p)
+                # the entry at the count in a register, walked as a tile table is (the
+                # port's record, a block RAM's output, feeds only that walk's registers;
+                # cycle-neutral: the lag-0 netlist addresses one port with the next count)
+                ld = tile_walk("lane_load", i, lw_cnt[i], wr, run=run,
+                               bits=p.load_bits + 1)[0]
             else:
                 ld = port(f"lane_load{i}", lw_cnt_n[i])
             # the write and the tile's end for both outcomes of it, side by side: the

@@ -18,6 +18,7 @@ from accel.program import Program
 
 __all__ = ["HdlError", "Fields", "CoreParams", "Image", "pack", "layouts", "CYCLE_BITS",
            "LUTRAM_MAX_BITS", "BRAM_MIN_DEPTH", "ram_style", "mem_attrs", "core_memories", "table_reads",
+           "step_chain",
            "AllBut", "copy_fields",
            "table_depth", "DSP_PRIMITIVES", "check_multipliers"]
 
@@ -329,21 +330,28 @@ def table_reads(rows: int, credit_lag: int = 0, lag: int = 0) -> dict:
     those).  The core stores one copy of a table per read port holding just those fields (a
     one-write one-read memory, as a block RAM has them).  With ``credit_lag`` the
     writeback reads its steps' byte counts once more, a step earlier (the sums made two
-    cycles ahead); with a request ``lag`` the load writer reads the entry it is at and
-    the one after it, from two copies."""
+    cycles ahead); with :func:`step_chain` the writeback reads each step once."""
     slots = tuple(f"slot{i}" for i in range(rows))
     return {
         "lane_ftile": [None], "lane_itile": [None],
         "lane_ltile": [None],
         "lane_elem": [("src",), ("addr", "slot", "flags")],
-        "lane_load": [("row", "dep_ok", "dep", "bytes"), ("addr", "ncols")]
-        + ([("addr", "ncols")] if lag else []),
+        "lane_load": [("row", "dep_ok", "dep", "bytes"), ("addr", "ncols")],
         "block": [None, None],    # the block after the current one and the one after it
         # the writeback's requests and bank reads use the step after the current one too:
         # its slots and byte count are read one ahead, the rest of the step is not
-        "step": [AllBut(slots + ("need",)), slots + ("need",)]
-        + ([("need",)] if credit_lag else []),
+        "step": [None] if step_chain(credit_lag, lag) else
+        [AllBut(slots + ("need",)), slots + ("need",)] + ([("need",)] if credit_lag else []),
     }
+
+
+def step_chain(credit_lag: int, lag: int) -> bool:
+    """Whether the writeback reads its steps from one port two request stages before the
+    earliest stage whose record it uses (the stage before the grant, or two before with
+    ``credit_lag``), the record landing in a register and moving down the stages with its
+    request: a block RAM's output then feeds only a register.  It needs a request
+    ``lag`` of 3, or 4 with the credit lag."""
+    return lag >= (4 if credit_lag else 3)
 
 
 class AllBut(tuple):

@@ -44,14 +44,20 @@ def _wrap(v: int, bits: int) -> int:
 def run_amaranth(program: Program, memory: list, *, stall_permille: int = 0,
                  stall_seed: int = 1, params: CoreParams | None = None,
                  max_cycles: int = 2_000_000, vcd: str | None = None,
-                 check_lmem: bool = False, write_cycles: list | None = None):
+                 check_lmem: bool = False, write_cycles: list | None = None,
+                 runs: int = 1):
     """Simulate; return ``(memory after the run (list of 2-D arrays), cycles)``.
 
     ``check_lmem`` also watches every PE's local memory and raises
     :class:`LmemCollision` if an element reads an address in the cycle a write to it
     lands (the PEs register their writes: one driven in cycle w lands in w + 1; PE(i, j)
     sees the element issued to row i j cycles after PE(i, 0)).  ``write_cycles``, a list,
-    gets the cycle of every writeback step the memory takes (one with a write)."""
+    gets the cycle of every writeback step the memory takes (one with a write).  With
+    ``runs`` > 1 the core is started again after each run, without a new program load
+    (each run with the same stalls), and every run must take the same cycles: a state
+    left over from a run shows as a difference."""
+    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
+        raise HdlError(f"runs must be a positive integer, got {runs!r}")
     img = pack(program, memory, params)
     core = Core(img.params, img)
     cfg = program.config
@@ -68,6 +74,14 @@ def run_amaranth(program: Program, memory: list, *, stall_permille: int = 0,
                     raise HdlError(f"core raised {name}[{k}] while not busy ({when})")
 
     async def bench(ctx):
+        for r in range(runs):
+            await one_run(ctx)
+            cycles = result.setdefault("each", [])
+            cycles.append(result["cycles"])
+            if cycles[-1] != cycles[0]:
+                raise HdlError(f"run {r + 1} took {cycles[-1]} cycles, run 1 {cycles[0]}")
+
+    async def one_run(ctx):
         stalls = stall_sequence(stall_seed)
         ctx.set(core.start, 1)
         await ctx.tick()

@@ -132,6 +132,33 @@ def test_full_stream_fifos_under_a_lag(lags):
     amaranth_run(random_problem(11, 12, 14, 10, 8, dens_a=1.0), cfg, "a(xw)")
 
 
+@pytest.mark.parametrize("lags", [(0, 0), (4, 1), (3, 0)])
+def test_a_second_run_from_the_same_load_is_the_same(lags):
+    # start again after done, without a new program load: every run takes the cycles of
+    # the first (run_amaranth checks) and the memory ends as the simulator's; a state a
+    # run leaves behind (a lane's copy of running, a step record in the writeback's
+    # registers) shows here
+    lag, credit_lag = lags
+    problem = random_problem(5, 9, 8, 5, 4)
+    cfg = HardwareConfig(rows=2, cols=2, lmem_depth=8, out_bank_depth=8,
+                         stream_fifo_depth=8, load_fifo_depth=8, dram_bytes_per_cycle=4,
+                         dram_latency_cycles=2, request_lag_cycles=lag,
+                         credit_lag_cycles=credit_lag)
+    prog = compile_problem(problem, cfg, "a(xw)")
+    mem = build_memory(problem, prog)
+    out, cycles = run_amaranth(prog, mem, stall_permille=200, runs=3)
+    want = engine.simulate(prog, mem, stall_permille=200)
+    assert cycles == want.cycles
+    np.testing.assert_array_equal(out[prog.tensor_id("Y")], want.memory[prog.tensor_id("Y")])
+
+
+def test_runs_is_checked():
+    problem = random_problem(5, 3, 3, 3, 3)
+    prog = compile_problem(problem, _cfg(), "a(xw)")
+    with pytest.raises(HdlError, match="^runs must be a positive integer, got 0$"):
+        run_amaranth(prog, build_memory(problem, prog), runs=0)
+
+
 # ------------------------------------------------------------------- parameters
 
 def test_core_rejects_bad_parameters():
