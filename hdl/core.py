@@ -412,18 +412,27 @@ class Core(wiring.Component):
             ``addr`` at the reserved position ``wpos``), through :func:`lag_pipe` onto
             the arbitrated ``want_o``/``need_o``/``addr_o``.  Returns the stages
             (want, bytes) from the first register on, and the position each response
-            fills."""
+            fills.  The address enters a stage later: the first register takes
+            ``addr`` as it is (a table's output: a block RAM's feeds only a register),
+            with the refused address and the choice beside it, and the second chooses."""
             rv, rneed, raddr, rpos = ref
             stg = lag_pipe(f"{tag}_req{i}", [
-                rv | take, Mux(rv, rneed, Mux(take, need, 0)),
-                Mux(rv, raddr, addr), Mux(rv, rpos, wpos)],
-                [1, len(rneed), len(raddr), len(rpos)], run=run)
+                rv | take, Mux(rv, rneed, Mux(take, need, 0)), Mux(rv, rpos, wpos)],
+                [1, len(rneed), len(rpos)], run=run)
+            a1, r1 = Signal.like(raddr, name=f"{tag}_req{i}_a1"), Signal(name=f"{tag}_req{i}_r1")
+            ra1 = Signal.like(raddr, name=f"{tag}_req{i}_ra1")
+            m.d.sync += [a1.eq(addr), r1.eq(rv), ra1.eq(raddr)]
+            prev = Mux(r1, ra1, a1)
+            for k in range(2, LAG + 1):
+                ak = Signal.like(raddr, name=f"{tag}_req{i}_a{k}")
+                m.d.sync += ak.eq(Mux(run, prev, 0))
+                prev = ak
             last = stg[-1]
-            m.d.comb += [want_o.eq(last[0]), need_o.eq(last[1]), addr_o.eq(last[2])]
+            m.d.comb += [want_o.eq(last[0]), need_o.eq(last[1]), addr_o.eq(prev)]
             m.d.sync += [rv.eq(run & last[0] & ~fire), rneed.eq(last[1]),
-                         raddr.eq(last[2]), rpos.eq(last[3]),
+                         raddr.eq(prev), rpos.eq(last[2]),
                          wpos.eq(Mux(run, Mux(take, inc(wpos, depth), wpos), 0))]
-            return [g[:2] for g in stg], arrival_pos(f"{tag}_arrive{i}", depth, fire, last[3],
+            return [g[:2] for g in stg], arrival_pos(f"{tag}_arrive{i}", depth, fire, last[2],
                                                      valid, run=run)
 
         def arrival_pos(name, depth, fire, pos, valid, run=None):
@@ -1036,7 +1045,14 @@ class Core(wiring.Component):
                      wb_blk_n.eq(Mux(running, Mux(wb_fin, wb_blk + 1, wb_blk), 0))]
         m.d.sync += [wb_cur.eq(wb_cur_n), wb_blk.eq(wb_blk_n)]
         last_blk = Signal()
-        m.d.comb += [end_phase.eq(br("phase")), last_blk.eq(wb_blk + 1 == nb)]
+        if LAG:
+            # a register, set for both outcomes of the block's end side by side
+            # (cycle-neutral; the lag-0 netlist compares in the cycle)
+            m.d.comb += end_phase.eq(br("phase"))
+            m.d.sync += last_blk.eq(Mux(running, Mux(wb_fin, wb_blk + 2 == nb,
+                                                     wb_blk + 1 == nb), nb == 1))
+        else:
+            m.d.comb += [end_phase.eq(br("phase")), last_blk.eq(wb_blk + 1 == nb)]
         for x in range(2):
             m.d.comb += [pe_if[x].eq(running & fin_if[x] & br("last_of_phase")),
                          rn_if[x].eq(~(fin_if[x] & last_blk))]
@@ -1111,16 +1127,20 @@ class Core(wiring.Component):
             # the count moves on a grant (lag 0) or on the decision to ask for the entry
             ltake = Signal(name=f"l_take{i}")
             lmv = ltake if LAG else lfire
-            lr2 = Signal(p.load_bits, name=f"lr_cnt2_{i}")
-            m.d.comb += lr2.eq(lr_cnt[i] + 2)
-            ld, ld_nx = ahead(f"lane_load{i}", Mux(lmv, lr2, lr_cnt[i] + 1), lmv, run=run)
+            if LAG:
+                # walked as a tile table: the entry and the one after it in registers
+                # (their dependencies too, dep_reg: no block RAM's output before them)
+                lwk = tile_walk("lane_load", i, lr_cnt[i], lmv, run=run, bits=p.load_bits + 1)
+                ld, ld_nx, ld_idle = lwk[0], lwk[1], lwk[3][0]
+            else:
+                lr2 = Signal(p.load_bits, name=f"lr_cnt2_{i}")
+                m.d.comb += lr2.eq(lr_cnt[i] + 2)
+                ld, ld_nx = ahead(f"lane_load{i}", Mux(lmv, lr2, lr_cnt[i] + 1), lmv, run=run)
             # the request is a register, set in the cycle before (below)
             w = Signal(name=f"l_want{i}")
             n = Signal(Lt["lane_load"].width_of("bytes"), name=f"l_need{i}")
             l_want.append(w); l_need.append(n); l_ports.append((lr_n, lfire, ld, ld_nx, lmv))
             if LAG:
-                ld_idle = (lambda ld, ld_nx: lambda field: Mux(prime == 1, ld(field),
-                                                               ld_nx(field)))(ld, ld_nx)
                 l_dep = dep_reg(f"l_dep{i}", lmv, ld, ld_nx, ld_idle, "dep_ok", "dep", run)
                 m.d.comb += ltake.eq(run & ~l_ref[i][0] & l_more[i] & l_room[i] & l_dep)
                 early, l_apos[i] = lag_request(
