@@ -132,6 +132,10 @@ def cmd_hdl(args) -> int:
               f"bram {res['bram']}, {timing}")
         if res["lut_multipliers"]:
             print(f"multipliers  {res['lut_multipliers']} of {cfg.pes} PEs in logic")
+        slow = [k for k, v in res["bram_outputs"].items() if v["logic"]]
+        if slow:
+            print(f"bram outputs {len(slow)} of {len(res['bram_outputs'])} block RAMs feed logic "
+                  f"before a register (synth.json: bram_outputs)")
         print(f"capacities   {caps}")
         print(f"synth.json   {out / 'synth.json'}")
     return EXIT_OK

@@ -35,7 +35,8 @@ from accel.fileio import atomic_write_text
 from .bundle import CORE, component_verilog, core_verilog
 from .image import CoreParams
 
-__all__ = ["synthesize", "synth_params", "DEVICES", "SYNTH_CAPACITIES", "SynthError", "TOPS"]
+__all__ = ["synthesize", "synth_params", "bram_outputs", "DEVICES", "SYNTH_CAPACITIES",
+           "SynthError", "TOPS"]
 
 
 class SynthError(AxwError):
@@ -188,6 +189,41 @@ def _yosys_cells(stat_text: str) -> dict:
     return cells
 
 
+def bram_outputs(netlist: dict, top: str, bram=("DP16KD",), ff=("TRELLIS_FF",)) -> dict:
+    """What the data outputs of each block RAM drive in Yosys's JSON ``netlist`` of
+    module ``top``: ``{memory: {"ff": n, "logic": n}}`` over the cells named after the
+    memory (the cell name without its trailing ``.<n>`` indices; cell types ``bram``),
+    counting each input a data output bit reaches: a flip-flop's data input (cell types
+    ``ff``: nothing between the RAM and a register) or anything else (``logic``).  A block RAM's read is slow from the
+    clock to its output (5.8 ns for an ECP5 DP16KD in nextpnr's model), so one followed
+    by logic starts a long path (docs/rtl.md, *Timing inside the core*)."""
+    mods = netlist.get("modules", {}) if isinstance(netlist, dict) else {}
+    if top not in mods:
+        raise SynthError(f"netlist has no module {top!r}")
+    cells = mods[top].get("cells", {})
+    sinks = {}
+    for name, c in cells.items():
+        dirs = c.get("port_directions", {})
+        for port, bits in c.get("connections", {}).items():
+            if dirs.get(port) == "input":
+                for b in bits:
+                    if isinstance(b, int):
+                        sinks.setdefault(b, []).append((c["type"], port))
+    out = {}
+    for name, c in cells.items():
+        if c["type"] not in bram:
+            continue
+        row = out.setdefault(re.sub(r"(\.\d+)+$", "", name), {"ff": 0, "logic": 0})
+        dirs = c.get("port_directions", {})
+        for port, bits in c.get("connections", {}).items():
+            if dirs.get(port) != "output":
+                continue
+            for b in bits:
+                for typ, sp in sinks.get(b, []) if isinstance(b, int) else []:
+                    row["ff" if typ in ff and sp in ("D", "DI") else "logic"] += 1
+    return dict(sorted(out.items()))
+
+
 def _critical_path(log_text: str) -> dict:
     """Source, sink and logic/routing split of the last critical-path report of a nextpnr
     log (the one after routing)."""
@@ -276,6 +312,8 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
     if code != 0:
         raise SynthError(_failure(cmd, work / "yosys.log", text, code))
     res["yosys_cells"] = _yosys_cells((work / "yosys_stat.txt").read_text())
+    res["bram_outputs"] = bram_outputs(json.loads((work / netlist).read_text()), name,
+                                       _CELLS[target]["bram"], _CELLS[target]["ff"])
     freq = freq_mhz or config.clock_mhz
     res["target_mhz"] = freq
     if not place:

