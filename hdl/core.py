@@ -806,6 +806,12 @@ class Core(wiring.Component):
             rd = lambda field: f.get(rdata, field)
             return a, b, (lambda field: Mux(step, b(field), a(field))), nxt, rd
 
+        def walk_idle(walk):
+            """Getters of the records a and b of a :func:`tile_walk` take in a cycle
+            while idle: formed without its step, for registers set the cycle before."""
+            a, _, _, _, rd = walk
+            return (lambda field: Mux(prime == 1, a(field), rd(field))), rd
+
         def walk_regs(regs_a, regs_b, step, values, run=None):
             """Registers that follow a tile walker's records a and b (:func:`tile_walk`,
             with its ``step``), holding ``values`` of the record its port reads."""
@@ -848,7 +854,8 @@ class Core(wiring.Component):
             te = Signal(TB, name=f"f_tile_e{i}")
             m.d.comb += te.eq(f_tile[i] + adv)
             ft_n = Signal(TB, name=f"f_tile_n{i}")
-            fa, fb, _, fnx, frd = tile_walk("lane_ftile", i, f_tile[i], adv, run=run)
+            fwalk = tile_walk("lane_ftile", i, f_tile[i], adv, run=run)
+            fa, fb, _, fnx, frd = fwalk
             enter = Signal(name=f"f_enter{i}")
             m.d.comb += enter.eq(adv & f_live1[i])
             pe_, ee = Signal(EB, name=f"f_ptr_e{i}"), Signal(EB, name=f"f_end_e{i}")
@@ -863,8 +870,10 @@ class Core(wiring.Component):
             if LAG:
                 # the dependency of the records a and b, registers (dep_reg)
                 s_deps.append((
-                    dep_reg(f"s_dep_a{i}", adv, fa, fb, fnx[0], "s_dep_ok", "s_dep", run),
-                    dep_reg(f"s_dep_b{i}", adv, fb, frd, fnx[1], "s_dep_ok", "s_dep", run)))
+                    dep_reg(f"s_dep_a{i}", adv, fa, fb, walk_idle(fwalk)[0], "s_dep_ok",
+                            "s_dep", run),
+                    dep_reg(f"s_dep_b{i}", adv, fb, frd, walk_idle(fwalk)[1], "s_dep_ok",
+                            "s_dep", run)))
         s_grant = [Signal(name=f"s_grant{i}") for i in range(R)]   # rule 0, below
         s_fire = []
         for i in range(R):
@@ -1131,7 +1140,7 @@ class Core(wiring.Component):
                 # walked as a tile table: the entry and the one after it in registers
                 # (their dependencies too, dep_reg: no block RAM's output before them)
                 lwk = tile_walk("lane_load", i, lr_cnt[i], lmv, run=run, bits=p.load_bits + 1)
-                ld, ld_nx, ld_idle = lwk[0], lwk[1], lwk[3][0]
+                ld, ld_nx, ld_idle = lwk[0], lwk[1], walk_idle(lwk)[0]
             else:
                 lr2 = Signal(p.load_bits, name=f"lr_cnt2_{i}")
                 m.d.comb += lr2.eq(lr_cnt[i] + 2)
@@ -1291,7 +1300,8 @@ class Core(wiring.Component):
             grant last; while idle, the values of cycle 0 (tile 0, count 0, no phase
             done).  Returns (live, dependency met)."""
             run = lane_run(i, "w")
-            ra_, rb_, _, (na_, _), _ = lw_walk[i]
+            ra_, rb_ = lw_walk[i][:2]
+            na_ = walk_idle(lw_walk[i])[0]
             t, cnt, step = lw_tile[i], lw_cnt[i], lw_step[i]
             live = Signal(name=f"lw_live{i}")
             m.d.sync += live.eq(Mux(run, Mux(step, t + 1 < nt, t < nt), nt_gt[0]))
