@@ -392,11 +392,10 @@ class Core(wiring.Component):
         CLAG = cfg.credit_lag_cycles
 
         # The helpers below that build a lane's logic take ``run``, that lane's copy of
-        # ``running`` (lane_run); ``running`` itself when it is None.
-        def lag_pipe(name, d0, widths, run=None):
+        # ``running`` (lane_run); ``running`` itself by default.
+        def lag_pipe(name, d0, widths, run=running):
             """Registers ``name``_k for k = 1..LAG taking ``d0`` (a list of values of
             ``widths``) one stage a cycle, all 0 while idle: returns the stages."""
-            run = running if run is None else run
             stages, prev = [], d0
             for k in range(1, LAG + 1):
                 regs = [Signal(w, name=f"{name}_{f}{k}") for f, w in enumerate(widths)]
@@ -435,11 +434,10 @@ class Core(wiring.Component):
             return [g[:2] for g in stg], arrival_pos(f"{tag}_arrive{i}", depth, fire, last[2],
                                                      valid, run=run)
 
-        def arrival_pos(name, depth, fire, pos, valid, run=None):
+        def arrival_pos(name, depth, fire, pos, valid, run=running):
             """The FIFO position a response fills: that of the request it answers,
             ``dram_latency_cycles`` after it fired (responses come in request order); for
             latency 0 the request's own, else from a queue of the fired positions."""
-            run = running if run is None else run
             if cfg.dram_latency_cycles == 0:
                 return pos
             qd = min(depth, cfg.dram_latency_cycles + 1)
@@ -474,18 +472,16 @@ class Core(wiring.Component):
         end_phase = Signal(p.phase_bits)
         wb_fire = Signal()
 
-        def dep_ok_n(ok, q, x, run=None):
+        def dep_ok_n(ok, q, x, run=running):
             """``dep_ok`` of the next cycle if the writeback's grant is ``x`` (the phases
             done then; while idle, those of cycle 0: none)."""
-            run = running if run is None else run
             return Mux(run, ~ok | ph_done.bit_select(q, 1) | (pe_if[x] & (q == end_phase)),
                        ~ok)
 
-        def request_next(fire, cand, idle, run=None):
+        def request_next(fire, cand, idle, run=running):
             """The next cycle's value of a registered request: ``cand(f, x)`` if this
             requester's grant is ``f`` and the writeback's ``x`` (both late: selected
             last), ``idle`` for cycle 0 (while idle), 0 when the machine stops."""
-            run = running if run is None else run
             return Mux(run,
                        Mux(wb_fire, Mux(rn_if[1], Mux(fire, cand(1, 1), cand(0, 1)), 0),
                            Mux(rn_if[0], Mux(fire, cand(1, 0), cand(0, 0)), 0)),
@@ -509,11 +505,10 @@ class Core(wiring.Component):
         def inc(sig, depth):
             return Mux(sig == depth - 1, 0, sig + 1)
 
-        def head_next(arr, rpos, arrive, hpos, depth, take, run=None):
+        def head_next(arr, rpos, arrive, hpos, depth, take, run=running):
             """Whether a FIFO's head (the entry at ``hpos``) has arrived next cycle: the
             entry after it if this cycle takes the head, else it (depth >= 2, so taking
             clears neither), counting this cycle's arrival at ``rpos``; 0 while idle."""
-            run = running if run is None else run
             def arrived(pos):
                 return arr.bit_select(pos, 1) | (arrive & (rpos == pos))
             return run & Mux(take, arrived(inc(hpos, depth)), arrived(hpos))
@@ -744,7 +739,7 @@ class Core(wiring.Component):
             m.d.comb += cr.eq(cr_)
             return grants, cr
 
-        def ahead(name, addr_next, take, run=None):
+        def ahead(name, addr_next, take, run=running):
             """A table walked one record at a time, read one record ahead: returns a getter
             of the record ``r`` held in a register (the current one) and of the port's
             record ``nx`` (the one after it).  The port is addressed with the position
@@ -752,7 +747,6 @@ class Core(wiring.Component):
             ``take``.  While idle the port reads record 0, then record 1 in the last PRIME
             cycle, so ``r`` holds record 0 from the cycle before cycle 0 and the port the
             record after it."""
-            run = running if run is None else run
             data, f = table_read(name, Mux(run, addr_next, prime == 1))
             r = Signal(f.width, name=f"{name}_r")
             m.d.sync += r.eq(Mux(run, Mux(take, data, r),
@@ -777,14 +771,13 @@ class Core(wiring.Component):
             m.d.sync += r.eq(Mux(running, Mux(take, nx, r), Mux(prime == 1, r, ports[0])))
             return (lambda field: f.get(r, field)), (lambda field: f.get(nx, field))
 
-        def tile_walk(name, i, pos, step, run=None, bits=None):
+        def tile_walk(name, i, pos, step, run=running, bits=None):
             """For a walker at tile ``pos`` that moves to ``pos + 1`` when ``step``: getters
             of the records of its tiles ``pos`` and ``pos + 1`` (``a`` and ``b``, both
             registers) and of tile ``pos + step``.  One read port, at ``pos + 2`` of the
             next cycle, refills ``b`` (a block RAM's output feeds only registers).  Any
             table walked one record at a time will do (``bits``: the positions' width, the
             tile index's by default)."""
-            run = running if run is None else run
             bits = TB if bits is None else bits
             mem, f = table_copy(f"{name}{i}")
             ra = Signal(f.width, name=f"{name}_a{i}")
@@ -808,14 +801,14 @@ class Core(wiring.Component):
 
         def walk_idle(walk):
             """Getters of the records a and b of a :func:`tile_walk` take in a cycle
-            while idle: formed without its step, for registers set the cycle before."""
+            while idle (the idle branch of its ``na`` and ``nb_``, formed without its
+            step), for registers set the cycle before."""
             a, _, _, _, rd = walk
             return (lambda field: Mux(prime == 1, a(field), rd(field))), rd
 
-        def walk_regs(regs_a, regs_b, step, values, run=None):
+        def walk_regs(regs_a, regs_b, step, values, run=running):
             """Registers that follow a tile walker's records a and b (:func:`tile_walk`,
             with its ``step``), holding ``values`` of the record its port reads."""
-            run = running if run is None else run
             for ra_, rb_, v in zip(regs_a, regs_b, values):
                 m.d.sync += [ra_.eq(Mux(run, Mux(step, rb_, ra_),
                                         Mux(prime == 1, ra_, v))),
@@ -1032,8 +1025,12 @@ class Core(wiring.Component):
             else:
                 sr = port("step", stages[LAG - 1][1])
                 sra = port("step", stages[LAG - 2][1])
-            wb_need = Signal(Lt["step"].width_of("need"), name="wb_need")
-            m.d.sync += wb_need.eq(sra("need"))
+            if step_chain(CLAG, LAG):
+                # the grant stage's record is the register that would hold sra's bytes
+                wb_need = sr("need")
+            else:
+                wb_need = Signal(Lt["step"].width_of("need"), name="wb_need")
+                m.d.sync += wb_need.eq(sra("need"))
             m.d.comb += wb_try.eq(stages[LAG][0])
             w_early = stages[LAG - 1][0]
             if CLAG:
