@@ -13,8 +13,9 @@ from .fileio import read_toml
 
 __all__ = ["HardwareConfig", "PRESETS", "preset", "load_config"]
 
-#: Pipeline depth of a PE: local-memory read, registered operands, registered partial
-#: products, registered product, accumulate.
+#: Pipeline depth of a PE whose local-memory data goes straight to the operand selects
+#: (``lmem_read_cycles`` 1): local-memory read, registered operands, registered partial
+#: products, registered product, accumulate.  Each further ``lmem_read_cycles`` adds one.
 PE_LATENCY_CYCLES = 5
 #: Output-bank read (registered, with forwarding) and read-modify-write of the bank.
 MERGE_LATENCY_CYCLES = 2
@@ -26,8 +27,12 @@ _LIMITS = {
     "lmem_depth": (1, 1 << 20), "out_bank_depth": (1, 1 << 22),
     "stream_fifo_depth": (2, 1 << 16), "load_fifo_depth": (2, 1 << 16), "wb_vectors": (0, 257),
     "dram_bytes_per_cycle": (1, 1 << 20), "dram_latency_cycles": (0, 1 << 16),
-    "request_lag_cycles": (0, 16), "credit_lag_cycles": (0, 1),
+    "request_lag_cycles": (0, 16), "credit_lag_cycles": (0, 1), "lmem_read_cycles": (1, 2),
 }
+
+#: Fields added after configurations were first written: left out of the id while at
+#: their default, so those configurations keep their ids.
+_LATE_DEFAULTS = {"request_lag_cycles": 0, "credit_lag_cycles": 0, "lmem_read_cycles": 1}
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,11 @@ class HardwareConfig:
         load grants are not yet counted (the credit may then go below zero, never below
         ``B − cap``); the hardware can register the grants and take the credit loop out
         of the arbitration's cycle.
+    lmem_read_cycles : 1 or 2, cycles from a PE's local-memory read to the operand
+        registers.  With 1 the memory's output goes through the bank and operand selects
+        into them; with 2 it is registered first, so a block RAM drives only a register
+        (its 5.8 ns clock-to-output on the ECP5 leaves room for no logic at 125 MHz), and
+        ``pe_latency_cycles`` is one more.
     clock_mhz : clock used to turn cycles into seconds.
     """
 
@@ -79,6 +89,7 @@ class HardwareConfig:
     clock_mhz: float = 200.0
     request_lag_cycles: int = 0
     credit_lag_cycles: int = 0
+    lmem_read_cycles: int = 1
 
     def __post_init__(self):
         for f in fields(self):
@@ -156,7 +167,7 @@ class HardwareConfig:
 
     @property
     def pe_latency_cycles(self) -> int:
-        return PE_LATENCY_CYCLES
+        return PE_LATENCY_CYCLES + self.lmem_read_cycles - 1
 
     @property
     def merge_latency_cycles(self) -> int:
@@ -186,12 +197,12 @@ class HardwareConfig:
 
     @property
     def id(self) -> str:
-        """Stable id: hash of the canonical JSON of the fields (``request_lag_cycles`` and
-        ``credit_lag_cycles`` left out while 0, so configurations written before they
-        existed keep their ids)."""
+        """Stable id: hash of the canonical JSON of the fields (those added later,
+        ``_LATE_DEFAULTS``, left out while at their defaults, so configurations written
+        before they existed keep their ids)."""
         d = self.to_dict()
-        for late in ("request_lag_cycles", "credit_lag_cycles"):
-            if d[late] == 0:
+        for late, default in _LATE_DEFAULTS.items():
+            if d[late] == default:
                 del d[late]
         canon = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canon.encode()).hexdigest()[:12]

@@ -174,7 +174,8 @@ def _model_points(stats_list, cfgs: list, ids: list, order: str) -> list[dict]:
         # the resource estimate does not depend on the bandwidth, latency or clock
         key = (cfg.rows, cfg.cols, cfg.operand_bits, cfg.acc_bits, cfg.lmem_depth,
                cfg.out_bank_depth, cfg.stream_fifo_depth, cfg.load_fifo_depth,
-               cfg.writeback_vectors, cfg.request_lag_cycles, cfg.credit_lag_cycles)
+               cfg.writeback_vectors, cfg.request_lag_cycles, cfg.credit_lag_cycles,
+               cfg.lmem_read_cycles)
         res = res_of.get(key)
         if res is None:
             res = res_of[key] = estimate_resources(cfg)

@@ -827,7 +827,7 @@ def evaluate_many(stats: ProblemStats | Problem, configs, order: str = "auto") -
     """:func:`evaluate` for many configurations at once, in their order.
 
     Configurations that share the array and its memories (rows, cols, lmem_depth,
-    out_bank_depth) share the compiler's candidates and the schedules' shapes; their
+    out_bank_depth, the PE's latency) share the compiler's candidates and the schedules' shapes; their
     bandwidths and latencies are evaluated together as arrays, and the unit recurrence of
     every phase of every configuration runs as one array loop.  Each element goes through
     the same arithmetic as a configuration evaluated alone, so the results equal
@@ -842,7 +842,8 @@ def evaluate_many(stats: ProblemStats | Problem, configs, order: str = "auto") -
             raise ModelError(f"contract {k.name} ({k.operand.name}/{k.acc.name}) does not "
                              f"match the hardware (s{cfg.operand_bits}/s{cfg.acc_bits})")
         groups.setdefault((cfg.rows, cfg.cols, cfg.lmem_depth, cfg.out_bank_depth,
-                           cfg.writeback_vectors, cfg.stream_fifo_rate, cfg.load_fifo_rate),
+                           cfg.writeback_vectors, cfg.stream_fifo_rate, cfg.load_fifo_rate,
+                           cfg.pe_latency_cycles),
                           []).append(i)
     n = len(configs)
     Ball = np.array([c.dram_bytes_per_cycle for c in configs], float)

@@ -16,6 +16,10 @@ x+5   bank data registered (0 for FRESH; forwarded from the merges of the two el
 x+6   on LAST, write ``bank + acc`` to the output bank
 ====  ================================================================================
 
+With ``lmem_read_cycles`` 2 the local memory's data and the element are registered once
+more between x and x+1 (the memory's output drives only that register), and every stage
+from x+1 on is a cycle later: ``pe_latency_cycles`` is 6.
+
 So the merge of a LAST element issued to its row at cycle ``i`` is written in PE column
 ``j`` at ``i + 1 + j + 6 = i + j + PE_LATENCY_CYCLES + MERGE_LATENCY_CYCLES``.
 """
@@ -195,6 +199,13 @@ class PE(wiring.Component):
             lr.append(rp.data)
         m.d.sync += self.eo.eq(self.ei)
         e1 = self.eo
+        for k in range(cfg.lmem_read_cycles - 1):
+            # the memories' outputs and the element, registered once more
+            lr_q = [Signal(signed(W), name=f"lr_q{k}_{b}") for b in range(2)]
+            e_q = Signal(element_layout(cfg), name=f"e_q{k}")
+            m.d.sync += [q.eq(d) for q, d in zip(lr_q, lr)]
+            m.d.sync += e_q.eq(e1)
+            lr, e1 = lr_q, e_q
         ctl = data.StructLayout({"valid": 1, "slot": unsigned(cfg.slot_bits), "half": 1,
                                  "first": 1, "last": 1, "fresh": 1})
 

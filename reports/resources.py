@@ -59,8 +59,8 @@ from hdl.image import CoreParams, core_memories, ram_style
 from hdl.synth import SYNTH_CAPACITIES
 
 __all__ = ["ResourceModelError", "load_coefficients", "estimate_resources", "features",
-           "bram_blocks", "calibrate", "stated_error", "error_text", "DEVICE_NAME",
-           "DEVICE_LIMITS"]
+           "pe_read_register_bits", "bram_blocks", "calibrate", "stated_error", "error_text",
+           "DEVICE_NAME", "DEVICE_LIMITS"]
 
 #: one DP16KD's aspect ratios (depth, width)
 _ASPECTS = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
@@ -141,6 +141,13 @@ def features(cfg: HardwareConfig, coeffs: dict | None = None) -> dict:
                    "flag_bits": flags}}
 
 
+def pe_read_register_bits(cfg: HardwareConfig) -> int:
+    """Flip-flops a PE adds per further ``lmem_read_cycles``: both local-memory banks'
+    data (``acc_bits`` each) and the element's value, ``sel``, ``bank``, slot, half and
+    flags (its local address is used only before)."""
+    return 3 * cfg.acc_bits + cfg.slot_bits + 7
+
+
 def _fmax_terms(cfg: HardwareConfig) -> dict:
     return {"base": 1.0, "rows": cfg.rows, "log2_cols": math.log2(cfg.cols)}
 
@@ -151,17 +158,21 @@ def estimate_resources(cfg: HardwareConfig, coeffs: dict | None = None) -> dict:
     the lag-0 core (``request_lag_cycles`` and ``credit_lag_cycles`` 0): for another lag
     ``fmax_mhz`` is None
     (not calibrated), and the other figures are those of lag 0 (the lag adds d request
-    registers and a position queue per lane, which the model does not count)."""
+    registers and a position queue per lane, which the model does not count).  So is it
+    for ``lmem_read_cycles`` 2, whose FFs are those of 1 plus the registers it adds (the
+    two memories' outputs and the element's fields used after them, in every PE)."""
     k = coeffs or _default()
     f = features(cfg, k)
     lut = sum(k[f"lut_{n}"] * v for n, v in f["lut"].items())
     ff = sum(k[f"ff_{n}"] * v for n, v in f["ff"].items())
+    ff += cfg.pes * (cfg.lmem_read_cycles - 1) * pe_read_register_bits(cfg)
     dsp = cfg.pes * len(cfg.wide_chunks)
     bram, _ = _memories(cfg, k)
     ns = sum(k[f"fmax_ns_{n}"] * v for n, v in _fmax_terms(cfg).items())
     out = {"lut": round(lut), "ff": round(ff), "dsp": int(dsp), "bram": int(bram),
            "fmax_mhz": round(1000.0 / ns, 1)
-           if ns > 0 and cfg.request_lag_cycles == cfg.credit_lag_cycles == 0 else None}
+           if ns > 0 and cfg.request_lag_cycles == cfg.credit_lag_cycles == 0
+           and cfg.lmem_read_cycles == 1 else None}
     out["fits_device"] = all(out[r] <= lim for r, lim in DEVICE_LIMITS.items())
     out["resources_calibrated"] = bool(k.get("calibrated"))
     return out

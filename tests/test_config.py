@@ -74,23 +74,37 @@ def test_derived_sizes():
 
 # ------------------------------------------------------------ id and JSON
 
+_LATE = {"request_lag_cycles": (0, 1), "credit_lag_cycles": (0, 1),
+         "lmem_read_cycles": (1, 2)}      # field: (default, another value)
+
+
 def test_id_is_the_hash_of_the_canonical_fields():
-    cfg = HardwareConfig(rows=4, request_lag_cycles=1, credit_lag_cycles=1)
+    late = {f: other for f, (_, other) in _LATE.items()}
+    cfg = HardwareConfig(rows=4, **late)
     canon = json.dumps(dataclasses.asdict(cfg), sort_keys=True, separators=(",", ":"))
     assert cfg.id == hashlib.sha256(canon.encode()).hexdigest()[:12]
-    assert HardwareConfig(rows=4, request_lag_cycles=1, credit_lag_cycles=1).id == cfg.id
+    assert HardwareConfig(rows=4, **late).id == cfg.id
 
 
-@pytest.mark.parametrize("late", [(), ("request_lag_cycles",), ("credit_lag_cycles",)])
-def test_id_leaves_out_the_lags_while_zero(late):
+@pytest.mark.parametrize("late", [(), ("request_lag_cycles",), ("credit_lag_cycles",),
+                                  ("lmem_read_cycles",)])
+def test_id_leaves_out_the_late_fields_at_their_defaults(late):
     # configurations from before the fields existed keep their ids
-    cfg = HardwareConfig(rows=4, **{f: 1 for f in late})
+    cfg = HardwareConfig(rows=4, **{f: _LATE[f][1] for f in late})
     d = dataclasses.asdict(cfg)
-    for f in ("request_lag_cycles", "credit_lag_cycles"):
+    for f in _LATE:
         if f not in late:
             del d[f]
     canon = json.dumps(d, sort_keys=True, separators=(",", ":"))
     assert cfg.id == hashlib.sha256(canon.encode()).hexdigest()[:12]
+
+
+def test_lmem_read_cycles_add_to_the_pe_latency():
+    assert HardwareConfig().pe_latency_cycles == 5
+    assert HardwareConfig(lmem_read_cycles=2).pe_latency_cycles == 6
+    for bad in (0, 3):
+        with pytest.raises(ConfigError, match=rf"^lmem_read_cycles must be in 1\.\.2, got {bad}$"):
+            HardwareConfig(lmem_read_cycles=bad)
 
 
 def test_credit_lag_is_zero_or_one():
@@ -102,7 +116,8 @@ def test_credit_lag_is_zero_or_one():
 _OTHER = {"rows": 3, "cols": 5, "operand_bits": 6, "acc_bits": 40, "lmem_depth": 77,
           "out_bank_depth": 33, "stream_fifo_depth": 9, "load_fifo_depth": 11,
           "dram_bytes_per_cycle": 7, "dram_latency_cycles": 13, "wb_vectors": 2,
-          "clock_mhz": 150.5, "request_lag_cycles": 2, "credit_lag_cycles": 1}
+          "clock_mhz": 150.5, "request_lag_cycles": 2, "credit_lag_cycles": 1,
+          "lmem_read_cycles": 2}
 
 
 def test_id_changes_with_every_field():

@@ -86,16 +86,50 @@ class TestAmaranthLevelCreditLag(TestAmaranthLevel):
                             order, **kw)
 
 
-_CREDIT_LAG_KEEP = {"test_random_problems_exact", "test_random_problems_int8",
-                    "test_a_request_that_does_not_fit_stops_the_later_ones",
-                    "test_a_refused_request_stops_the_other_classes",
-                    "test_memory_stalls_change_time_not_results",
-                    "test_writeback_steps_of_few_vectors", "test_k_tiles_and_row_blocks",
-                    "test_long_row_is_split_across_pe_rows", "test_empty_rows_and_columns",
-                    "test_conv2d_int8_requantizes_the_intermediate"}
-for _name in dir(TestAmaranthLevelCreditLag):
-    if _name.startswith("test_") and _name not in _CREDIT_LAG_KEEP:
-        setattr(TestAmaranthLevelCreditLag, _name, None)     # not collected
+def _keep_only(cls, names):
+    """Collect only the tests ``names`` of the suite class ``cls``."""
+    for name in dir(cls):
+        if name.startswith("test_") and name not in names:
+            setattr(cls, name, None)     # not collected
+
+
+# the suite's random problems and the cases that exercise the whole machine
+_PART = {"test_random_problems_exact", "test_random_problems_int8",
+         "test_memory_stalls_change_time_not_results",
+         "test_writeback_steps_of_few_vectors", "test_k_tiles_and_row_blocks",
+         "test_long_row_is_split_across_pe_rows", "test_empty_rows_and_columns",
+         "test_conv2d_int8_requantizes_the_intermediate"}
+_keep_only(TestAmaranthLevelCreditLag,
+           _PART | {"test_a_request_that_does_not_fit_stops_the_later_ones",
+                    "test_a_refused_request_stops_the_other_classes"})
+
+
+class TestAmaranthLevelLmemRead2(TestAmaranthLevel):
+    """Part of the suite on the PE whose local-memory data is registered before the
+    operand selects (``lmem_read_cycles`` 2: one cycle more PE latency, which the
+    simulator and the compiler take from the HardwareConfig)."""
+
+    def run(self, problem, config, order, **kw):
+        return amaranth_run(problem, config.with_(lmem_read_cycles=2), order, **kw)
+
+
+_keep_only(TestAmaranthLevelLmemRead2, _PART)
+
+
+@pytest.mark.parametrize("lags", [(0, 0), (4, 1)])
+def test_lmem_read_cycles_change_the_cycles_as_the_simulator_does(lags):
+    # the extra PE stage delays the writeback of every block (rule 3's wait), alone and
+    # with the pipelined requests; the core must take exactly the simulator's cycles
+    lag, credit_lag = lags
+    problem = random_problem(7, 11, 9, 6, 5, dens_a=0.4)
+    cfg = HardwareConfig(rows=3, cols=2, lmem_depth=8, out_bank_depth=4, stream_fifo_depth=8,
+                         load_fifo_depth=8, dram_bytes_per_cycle=16, dram_latency_cycles=2,
+                         request_lag_cycles=lag, credit_lag_cycles=credit_lag,
+                         lmem_read_cycles=2)
+    prog1 = compile_problem(problem, cfg.with_(lmem_read_cycles=1), "a(xw)")
+    before = engine.simulate(prog1, build_memory(problem, prog1), stall_permille=200).cycles
+    _, cycles = amaranth_run(problem, cfg, "a(xw)", stall_permille=200)
+    assert cycles > before
 
 
 @pytest.mark.parametrize("case", [

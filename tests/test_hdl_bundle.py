@@ -170,6 +170,14 @@ def test_verilator_with_a_credit_lag(tmp_path):
     _check(_run_verilator(tmp_path), tmp_path, prog, want.cycles, y)
 
 
+def test_verilator_with_registered_local_memory_reads(tmp_path):
+    # lmem_read_cycles 2 (one PE stage more) with the pipelined requests
+    build, cfg, order, kw = CASES["split-long-row"]
+    cfg = cfg.with_(request_lag_cycles=4, credit_lag_cycles=1, lmem_read_cycles=2)
+    prog, want, y = _bundle(tmp_path, build(), cfg, order, stall_permille=200, **kw)
+    _check(_run_verilator(tmp_path), tmp_path, prog, want.cycles, y)
+
+
 def test_verilator_with_a_request_lag(tmp_path):
     build, cfg, order, kw = CASES["split-long-row"]
     cfg = cfg.with_(request_lag_cycles=2)

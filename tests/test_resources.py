@@ -167,3 +167,14 @@ def test_no_fmax_for_a_request_lag_the_rtl_does_not_build():
         assert base["fmax_mhz"] is not None and lagged["fmax_mhz"] is None
         assert {n: lagged[n] for n in ("lut", "ff", "dsp", "bram")} == \
             {n: base[n] for n in ("lut", "ff", "dsp", "bram")}
+
+
+def test_lmem_read_cycles_add_the_pe_registers_and_no_fmax():
+    # the calibration is of lmem_read_cycles 1; 2 adds counted registers to every PE
+    k = rs.load_coefficients()
+    base = rs.estimate_resources(HardwareConfig(rows=4, cols=2), k)
+    two = rs.estimate_resources(HardwareConfig(rows=4, cols=2, lmem_read_cycles=2), k)
+    assert base["fmax_mhz"] is not None and two["fmax_mhz"] is None
+    assert two["ff"] - base["ff"] in range(8 * (3 * 32 + 9 + 7) - 1, 8 * (3 * 32 + 9 + 7) + 2)
+    assert {n: two[n] for n in ("lut", "dsp", "bram")} == \
+        {n: base[n] for n in ("lut", "dsp", "bram")}
