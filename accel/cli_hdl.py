@@ -136,6 +136,11 @@ def cmd_hdl(args) -> int:
         if slow:
             print(f"bram outputs {len(slow)} of {len(res['bram_outputs'])} block RAMs feed logic "
                   f"before a register (synth.json: bram_outputs)")
+        ld = res["logic_depth"]
+        deep = ", ".join(g["name"] for g in ld["groups"] if g["over"])
+        print(f"logic depth  max {ld['max']} levels; {ld['over']} of {ld['endpoints']} endpoints "
+              f"deeper than {ld['threshold']}" + (f" ({deep})" if deep else "")
+              + " (synth.json: logic_depth)")
         print(f"capacities   {caps}")
         print(f"synth.json   {out / 'synth.json'}")
     return EXIT_OK

@@ -35,7 +35,7 @@ from accel.fileio import atomic_write_text
 from .bundle import CORE, component_verilog, core_verilog
 from .image import CoreParams
 
-__all__ = ["synthesize", "synth_params", "bram_outputs", "DEVICES", "SYNTH_CAPACITIES",
+__all__ = ["synthesize", "synth_params", "bram_outputs", "logic_depth", "DEVICES", "SYNTH_CAPACITIES",
            "SynthError", "TOPS"]
 
 
@@ -224,6 +224,131 @@ def bram_outputs(netlist: dict, top: str, bram=("DP16KD",), ff=("TRELLIS_FF",)) 
     return dict(sorted(out.items()))
 
 
+#: Combinational cells of each target for :func:`logic_depth`: type -> {input port:
+#: levels it adds}.  A LUT is a level; a carry chain is one level where it is entered and
+#: none along it; the ECP5 slice muxes that build wide LUTs add none past their select; a
+#: distributed RAM's read is a level (its write ports are clocked endpoints).  Every
+#: other cell is clocked: its outputs start paths, its inputs end them.
+_COMB_CELLS = {
+    "ecp5": {"LUT4": dict.fromkeys("ABCD", 1),
+             "CCU2C": {**{f"{x}{k}": 1 for x in "ABCD" for k in "01"}, "CIN": 0},
+             "PFUMX": {"ALUT": 0, "BLUT": 0, "C0": 1},
+             "L6MUX21": {"D0": 0, "D1": 0, "SD": 1},
+             "TRELLIS_DPR16X4": {f"RAD{k}": 1 for k in range(4)} | {"RAD": 1}},
+    "ice40": {"SB_LUT4": {f"I{k}": 1 for k in range(4)},
+              "SB_CARRY": {"I0": 1, "I1": 1, "CI": 0}},
+}
+#: Clock inputs, which end no path.
+_CLOCK_PORTS = {"CLK", "CLKA", "CLKB", "CLK0", "CLK1", "CLK2", "CLK3", "WCK", "C", "RCLK",
+                "WCLK", "RCLKN", "WCLKN"}
+
+
+def _group(cell_name: str) -> str:
+    """An endpoint's signal from its cell's name: Yosys's suffixes dropped, every run of
+    digits (lane, PE, bit) written ``#``."""
+    name = re.sub(r"(_TRELLIS_FF|_SB_DFF\w*)_Q.*$|(\.\d+)+$", "", cell_name.lstrip("\\"))
+    return re.sub(r"\d+", "#", name)
+
+
+def logic_depth(netlist: dict, top: str, target: str = "ecp5", over: int = 4,
+                groups: int = 20) -> dict:
+    """Logic levels before every clocked endpoint of Yosys's JSON ``netlist`` of ``top``
+    (levels as :data:`_COMB_CELLS` counts them, from a clocked output or a port): a
+    placement-free measure of how long the core's paths are, which a change can be
+    judged by without the spread of placement seeds.  Returns ``max``, ``endpoints``,
+    ``over`` (endpoints deeper than ``over``; ``threshold`` is ``over``), ``histogram``
+    (endpoints per depth), ``groups`` (the ``groups`` deepest signals: name, levels,
+    endpoints deeper than the threshold) and ``deepest`` (its endpoint and the nets of
+    its path, from the endpoint back)."""
+    mods = netlist.get("modules", {}) if isinstance(netlist, dict) else {}
+    if top not in mods:
+        raise SynthError(f"netlist has no module {top!r}")
+    if target not in _COMB_CELLS:
+        raise SynthError(f"unknown synthesis target {target!r}; known: {', '.join(_COMB_CELLS)}")
+    comb = _COMB_CELLS[target]
+    cells = mods[top].get("cells", {})
+    names = {}
+    for n, info in mods[top].get("netnames", {}).items():
+        for b in info.get("bits", []):
+            if isinstance(b, int) and (b not in names or not info.get("hide_name")):
+                names[b] = n
+    driver = {}
+    for cn, c in cells.items():
+        if c["type"] in comb:
+            dirs = c.get("port_directions", {})
+            for port, bits in c.get("connections", {}).items():
+                if dirs.get(port) == "output":
+                    for b in bits:
+                        if isinstance(b, int):
+                            driver[b] = cn
+    depth, prev = {}, {}
+
+    def inputs(b):
+        c = cells[driver[b]]
+        return [(ib, comb[c["type"]][port]) for port, bits in c["connections"].items()
+                if port in comb[c["type"]] for ib in bits if isinstance(ib, int)]
+
+    def level(bit):
+        """Depth of ``bit``, depth first without recursion (the chains are thousands of
+        cells long); an edge back into the path being walked (a combinational loop,
+        which Yosys would have reported) counts as depth 0."""
+        walking = set()
+        stack = [bit]
+        while stack:
+            b = stack[-1]
+            if b in depth:
+                stack.pop()
+                continue
+            if b not in driver:
+                depth[b] = 0
+                stack.pop()
+                continue
+            if b not in walking:
+                walking.add(b)
+                stack.extend(ib for ib, _ in inputs(b) if ib not in depth and ib not in walking)
+                continue
+            best, src = 0, None
+            for ib, add in inputs(b):
+                if depth.get(ib, 0) + add > best:
+                    best, src = depth.get(ib, 0) + add, ib
+            depth[b], prev[b] = best, src
+            walking.discard(b)
+            stack.pop()
+        return depth[bit]
+
+    hist, by_group, deepest = {}, {}, None
+    for cn, c in cells.items():
+        ins = comb.get(c["type"])
+        dirs = c.get("port_directions", {})
+        for port, bits in c.get("connections", {}).items():
+            if dirs.get(port) != "input" or port in _CLOCK_PORTS or (ins and port in ins):
+                continue
+            if ins is None and c["type"] in comb:
+                continue
+            for b in bits:
+                if not isinstance(b, int):
+                    continue
+                d = level(b)
+                hist[d] = hist.get(d, 0) + 1
+                g = by_group.setdefault(_group(cn), [0, 0])
+                g[0] = max(g[0], d)
+                g[1] += d > over
+                if deepest is None or d > deepest[0]:
+                    deepest = (d, f"{cn}.{port}", b)
+    path = []
+    b = deepest[2] if deepest else None
+    while b is not None and len(path) < 200:
+        path.append(names.get(b, str(b)))
+        b = prev.get(b)
+    top_groups = sorted(by_group.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))
+    return {"max": deepest[0] if deepest else 0, "endpoints": sum(hist.values()),
+            "threshold": over, "over": sum(n for d, n in hist.items() if d > over),
+            "histogram": {str(d): hist[d] for d in sorted(hist)},
+            "groups": [{"name": g, "levels": v[0], "over": v[1]}
+                       for g, v in top_groups[:groups]],
+            "deepest": {"endpoint": deepest[1] if deepest else None, "path": path}}
+
+
 def _critical_path(log_text: str) -> dict:
     """Source, sink and logic/routing split of the last critical-path report of a nextpnr
     log (the one after routing)."""
@@ -312,8 +437,10 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
     if code != 0:
         raise SynthError(_failure(cmd, work / "yosys.log", text, code))
     res["yosys_cells"] = _yosys_cells((work / "yosys_stat.txt").read_text())
-    res["bram_outputs"] = bram_outputs(json.loads((work / netlist).read_text()), name,
-                                       _CELLS[target]["bram"], _CELLS[target]["ff"])
+    net = json.loads((work / netlist).read_text())
+    res["bram_outputs"] = bram_outputs(net, name, _CELLS[target]["bram"], _CELLS[target]["ff"])
+    res["logic_depth"] = logic_depth(net, name, target)
+    del net
     freq = freq_mhz or config.clock_mhz
     res["target_mhz"] = freq
     if not place:

