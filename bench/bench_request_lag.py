@@ -1,12 +1,14 @@
 """What deciding memory requests ahead costs in cycles (``request_lag_cycles`` and
-``credit_lag_cycles``, rule 0).
+``credit_lag_cycles``, rule 0), and registering the PEs' local-memory reads
+(``lmem_read_cycles`` 2: one more cycle of PE latency).
 
 A lag of d lets the hardware register every request d times before its arbitration; the
 machine pays for it where a request waits on a grant it does not know yet.  A credit lag
 (grants decided against the credit of the cycle before) lets it register the grants; the
 machine pays for it where the bandwidth binds.  For each built-in workload's first
 problem, bandwidth and memory-stall rate, simulates lags 0..4 and lags 3 and 4 with the
-credit lag ("3c", "4c") on the default 8×8 configuration (and on one with 8-entry FIFOs,
+credit lag ("3c", "4c"), and lags 0 and 4c with ``lmem_read_cycles`` 2 ("0r", "4cr"), on
+the default 8×8 configuration (and on one with 8-entry FIFOs,
 whose round trip the lag lengthens) and prints one JSON line per case: the cycles per
 lag, and the ratio to lag 0; then the largest and smallest ratio per lag and FIFO depth.
 
@@ -29,8 +31,9 @@ from accel.workloads import get_workload  # noqa: E402
 from sim import simulate  # noqa: E402
 
 WORKLOADS = ("gcn-cora-like", "gat-cora-like", "resnet18-conv2_1a")
-LAGS = {"0": (0, 0), "1": (1, 0), "2": (2, 0), "3": (3, 0), "4": (4, 0),
-        "3c": (3, 1), "4c": (4, 1)}     # name: (request_lag_cycles, credit_lag_cycles)
+# name: (request_lag_cycles, credit_lag_cycles, lmem_read_cycles)
+LAGS = {"0": (0, 0, 1), "1": (1, 0, 1), "2": (2, 0, 1), "3": (3, 0, 1), "4": (4, 0, 1),
+        "3c": (3, 1, 1), "4c": (4, 1, 1), "0r": (0, 0, 2), "4cr": (4, 1, 2)}
 
 
 def main(argv=None) -> int:
@@ -48,10 +51,10 @@ def main(argv=None) -> int:
             for B in bands:
                 for pm in stalls:
                     cycles = {}
-                    for lag, (d, k) in LAGS.items():
+                    for lag, (d, k, r) in LAGS.items():
                         cfg = HardwareConfig(dram_bytes_per_cycle=B, stream_fifo_depth=fifo,
                                              load_fifo_depth=fifo, request_lag_cycles=d,
-                                             credit_lag_cycles=k)
+                                             credit_lag_cycles=k, lmem_read_cycles=r)
                         prog = compile_problem(problem, cfg, "a(xw)")
                         cycles[lag] = simulate(prog, build_memory(problem, prog),
                                                stall_permille=pm).cycles

@@ -24,6 +24,8 @@ class Array(wiring.Component):
     Members (per PE row ``i``)
     --------------------------
     e[i] : In(element_layout)   element issued to PE(i, 0)
+    v[i] : In(signed(acc_bits)) with ``lmem_read_cycles`` 2 only: the value of the element
+        issued two cycles before (its ``e[i].value`` is then unused)
     lw_en[i][b], lw_addr[i][b] : In; lw_data[i][b][j], lw_mask[i][b] : In
         write of bank b of row i's local memories (column j gets ``lw_data[i][b][j]``
         if bit j of ``lw_mask[i][b]`` is set)
@@ -45,6 +47,8 @@ class Array(wiring.Component):
             "lw_data": In(signed(W)).array(R, 2, C), "lw_mask": In(C).array(R, 2),
             "wb_half": In(1).array(R), "wb_addr": In(config.slot_bits).array(R),
             "wb_data": Out(signed(W)).array(R, C),
+            # with lmem_read_cycles 2 each row's values come apart from its elements
+            **({"v": In(signed(W)).array(R)} if config.lmem_read_cycles > 1 else {}),
         })
 
     @property
@@ -56,6 +60,7 @@ class Array(wiring.Component):
         m = Module()
         for i in range(cfg.rows):
             prev = self.e[i]
+            prev_v = self.v[i] if cfg.lmem_read_cycles > 1 else None
             for j in range(cfg.cols):
                 lut = i * cfg.cols + j >= cfg.pes - self._lut
                 pe = PE(cfg, multiplier="lut" if lut else "dsp", primitive=self._primitive)
@@ -68,4 +73,7 @@ class Array(wiring.Component):
                              pe.wb_half.eq(self.wb_half[i]), pe.wb_addr.eq(self.wb_addr[i]),
                              self.wb_data[i][j].eq(pe.wb_data)]
                 prev = pe.eo
+                if prev_v is not None:
+                    m.d.comb += pe.vi.eq(prev_v)
+                    prev_v = pe.vo
         return m

@@ -80,20 +80,32 @@ def rq_bound(m, bits, width):
     return hi, on
 
 
-def rq_saturate(m, u, hi, on, width):
-    """The requantized value of a scaled ``u`` (:func:`rq_scale`): rounded, then saturated
-    to the bound ``hi`` when ``on`` (:func:`rq_bound`).  A value fits iff its bits from
-    ``bits - 1`` up all equal its sign; the saturated value is ``hi`` with every bit
-    flipped when negative."""
+def rq_round(m, u, width):
+    """A scaled ``u`` (:func:`rq_scale`) rounded half up: ``(u >> 1) + u[0]``, wrapped to
+    ``width`` bits (no value the shift leaves wraps)."""
+    r = Signal(signed(width))
+    m.d.comb += r.eq((u[1:] + u[0])[:width])
+    return r
+
+
+def rq_clamp(m, r, hi, on, width):
+    """A rounded ``r`` (:func:`rq_round`) saturated to the bound ``hi`` when ``on``
+    (:func:`rq_bound`).  A value fits iff its bits from ``bits - 1`` up all equal its
+    sign; the saturated value is ``hi`` with every bit flipped when negative."""
     W = width
-    r = Signal(signed(W))
     sign = Signal(W)
     ovf = Signal()
     out = Signal(signed(W))
-    m.d.comb += [r.eq((u[1:] + u[0])[:W]), sign.eq(r[W - 1].replicate(W)),
+    m.d.comb += [sign.eq(r[W - 1].replicate(W)),
                  ovf.eq(((r ^ sign) & Mux(on, ~hi, 0)).any()),
                  out.eq(Mux(ovf, hi ^ sign, r))]
     return out
+
+
+def rq_saturate(m, u, hi, on, width):
+    """The requantized value of a scaled ``u`` (:func:`rq_scale`): rounded, then saturated
+    to the bound ``hi`` when ``on`` (:func:`rq_bound`)."""
+    return rq_clamp(m, rq_round(m, u, width), hi, on, width)
 
 
 def requantizer(m, shift, bits, width):
@@ -1570,8 +1582,20 @@ class Core(wiring.Component):
                          e.sel.eq(tr("sel")), e.addr.eq(el("addr")), e.bank.eq(tr("bank")),
                          e.slot.eq(el("slot")), e.half.eq(tr("half")),
                          e.first.eq(fl[0]), e.last.eq(fl[1]), e.fresh.eq(fl[2])]
-            m.d.comb += [arr.e[i].eq(e),
-                         arr.e[i].value.eq(rq_saturate(m, e_u, e_hi, e_on, W))]
+            if cfg.lmem_read_cycles == 1:
+                m.d.comb += [arr.e[i].eq(e),
+                             arr.e[i].value.eq(rq_saturate(m, e_u, e_hi, e_on, W))]
+            else:
+                # the PEs take the value with the local memory's registered data, two
+                # cycles after the element (hdl/pe.py): it is rounded in the first and
+                # saturated in the second, each ending in a register
+                r_q = Signal(signed(W), name=f"e_round{i}")
+                hi_q = Signal(W, name=f"e_rq_hi_q{i}")
+                on_q = Signal(name=f"e_rq_on_q{i}")
+                v_q = Signal(signed(W), name=f"e_value{i}")
+                m.d.sync += [r_q.eq(rq_round(m, e_u, W)), hi_q.eq(e_hi), on_q.eq(e_on),
+                             v_q.eq(rq_clamp(m, r_q, hi_q, on_q, W))]
+                m.d.comb += [arr.e[i].eq(e), arr.e[i].value.eq(0), arr.v[i].eq(v_q)]
             for h in range(2):
                 lasts[h].append(iss & fl[1] & (tr("half") == h))
             # the issue window: shift in this cycle's issue; the oldest valid entry

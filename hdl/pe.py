@@ -18,7 +18,10 @@ x+6   on LAST, write ``bank + acc`` to the output bank
 
 With ``lmem_read_cycles`` 2 the local memory's data and the element are registered once
 more between x and x+1 (the memory's output drives only that register), and every stage
-from x+1 on is a cycle later: ``pe_latency_cycles`` is 6.
+from x+1 on is a cycle later: ``pe_latency_cycles`` is 6.  The element's value then
+comes apart from it, on ``vi`` two cycles after the element (in x+2, when the operands
+are selected), and leaves on ``vo`` a cycle later: the issue has a cycle more for it
+(its requantization's rounding and saturation each end in a register).
 
 So the merge of a LAST element issued to its row at cycle ``i`` is written in PE column
 ``j`` at ``i + 1 + j + 6 = i + j + PE_LATENCY_CYCLES + MERGE_LATENCY_CYCLES``.
@@ -87,6 +90,8 @@ class PE(wiring.Component):
     lw_en[b], lw_addr[b], lw_data[b] : In   write of local-memory bank b (lands a cycle later)
     wb_half, wb_addr : In       output-bank read for writeback (data next cycle)
     wb_data : Out(signed(acc_bits))
+    vi : In(signed(acc_bits)), vo : Out   with ``lmem_read_cycles`` 2 only: the value, two
+        cycles after its element (``ei.value`` is unused), and the same a cycle later
     """
 
     def __init__(self, config: HardwareConfig, multiplier: str = "dsp",
@@ -107,6 +112,8 @@ class PE(wiring.Component):
             "lw_data": In(signed(W)).array(2),
             "wb_half": In(1), "wb_addr": In(config.slot_bits),
             "wb_data": Out(signed(W)),
+            **({"vi": In(signed(W)), "vo": Out(signed(W))}
+               if config.lmem_read_cycles > 1 else {}),
         })
 
     @property
@@ -206,6 +213,10 @@ class PE(wiring.Component):
             m.d.sync += [q.eq(d) for q, d in zip(lr_q, lr)]
             m.d.sync += e_q.eq(e1)
             lr, e1 = lr_q, e_q
+        value = e1.value
+        if cfg.lmem_read_cycles > 1:
+            value = self.vi
+            m.d.sync += self.vo.eq(self.vi)
         ctl = data.StructLayout({"valid": 1, "slot": unsigned(cfg.slot_bits), "half": 1,
                                  "first": 1, "last": 1, "fresh": 1})
 
@@ -219,8 +230,8 @@ class PE(wiring.Component):
         lval = Mux(e1.bank, lr[1], lr[0])
         narrow_d = Signal(signed(N))
         wide_d = Signal(signed(W))
-        m.d.comb += [narrow_d.eq(Mux(e1.sel, e1.value[:N], lval[:N]).as_signed()),
-                     wide_d.eq(Mux(e1.sel, lval, e1.value))]
+        m.d.comb += [narrow_d.eq(Mux(e1.sel, value[:N], lval[:N]).as_signed()),
+                     wide_d.eq(Mux(e1.sel, lval, value))]
         e2 = stage(e1, "e2")
         # x+2: partial products; x+3: product
         if self._multiplier == "dsp" and self._primitive == "ecp5":

@@ -302,11 +302,13 @@ _PE_CASES = [  # (operand_bits, acc_bits, multiplier): one, two and four 18×18 
     (4, 10, "dsp"), (8, 32, "dsp"), (8, 64, "dsp"), (6, 20, "lut"), (8, 32, "lut")]
 
 
+@pytest.mark.parametrize("read", [1, 2])
 @pytest.mark.parametrize("gap", [0, 1, 3])
 @pytest.mark.parametrize("nbits,wbits,mult", _PE_CASES)
-def test_pe_against_naive_model(gap, nbits, wbits, mult):
+def test_pe_against_naive_model(gap, nbits, wbits, mult, read):
+    # read: lmem_read_cycles (2: the value comes on vi two cycles after its element)
     cfg = HardwareConfig(rows=1, cols=1, operand_bits=nbits, acc_bits=wbits, lmem_depth=4,
-                         out_bank_depth=3)
+                         out_bank_depth=3, lmem_read_cycles=read)
     rng = np.random.default_rng(gap + wbits)
     wmax, nmax = 1 << (wbits - 1), 1 << (nbits - 1)
     # extremes included: the most negative values exercise every slice's sign handling
@@ -335,18 +337,21 @@ def test_pe_against_naive_model(gap, nbits, wbits, mult):
                 ctx.set(pe.lw_en[b], 1); ctx.set(pe.lw_addr[b], a); ctx.set(pe.lw_data[b], lmem[b][a])
                 await ctx.tick()
             ctx.set(pe.lw_en[b], 0)
-        for op in ops:
-            v, sel, addr, bk, slot, half, first, last, fresh = op
-            ctx.set(pe.ei, {"valid": 1, "value": v, "sel": sel, "addr": addr, "bank": bk,
-                            "slot": slot, "half": half, "first": first, "last": last,
-                            "fresh": fresh})
-            await ctx.tick()
-            for _ in range(gap):
+        # cycle by cycle: the element entering (None: none), its value on vi two cycles on
+        cycles = [c for op in ops for c in [op] + [None] * gap] + [None] * 2
+        for t, op in enumerate(cycles):
+            if op is None:
                 ctx.set(pe.ei.valid, 0)
-                await ctx.tick()
-        ctx.set(pe.ei.valid, 0)
-        # the last merge is written 6 cycles after the element entered the PE
-        await ctx.tick().repeat(6)
+            else:
+                v, sel, addr, bk, slot, half, first, last, fresh = op
+                ctx.set(pe.ei, {"valid": 1, "value": v if read == 1 else 0, "sel": sel,
+                                "addr": addr, "bank": bk, "slot": slot, "half": half,
+                                "first": first, "last": last, "fresh": fresh})
+            if read > 1:
+                ctx.set(pe.vi, cycles[t - 2][0] if t >= 2 and cycles[t - 2] else 0)
+            await ctx.tick()
+        # the last merge is written 6 (7) cycles after the element entered the PE
+        await ctx.tick().repeat(4 + read)
         for h in range(2):
             for s in range(3):
                 ctx.set(pe.wb_half, h); ctx.set(pe.wb_addr, s)
