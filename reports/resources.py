@@ -59,7 +59,7 @@ from hdl.image import CoreParams, core_memories, ram_style
 from hdl.synth import SYNTH_CAPACITIES
 
 __all__ = ["ResourceModelError", "load_coefficients", "estimate_resources", "features",
-           "pe_read_register_bits", "bram_blocks", "calibrate", "stated_error", "error_text",
+           "read_register_bits", "bram_blocks", "calibrate", "stated_error", "error_text",
            "DEVICE_NAME", "DEVICE_LIMITS"]
 
 #: one DP16KD's aspect ratios (depth, width)
@@ -141,11 +141,19 @@ def features(cfg: HardwareConfig, coeffs: dict | None = None) -> dict:
                    "flag_bits": flags}}
 
 
-def pe_read_register_bits(cfg: HardwareConfig) -> int:
-    """Flip-flops a PE adds per further ``lmem_read_cycles``: both local-memory banks'
-    data (``acc_bits`` each) and the element's value, ``sel``, ``bank``, slot, half and
-    flags (its local address is used only before)."""
-    return 3 * cfg.acc_bits + cfg.slot_bits + 7
+def read_register_bits(cfg: HardwareConfig) -> int:
+    """Flip-flops ``lmem_read_cycles`` 2 adds to the core, counted from the RTL: in every
+    PE both local-memory banks' data (``acc_bits`` each); in every row the last PE's
+    element registered once more (its ``sel``, ``bank``, slot, half and flags; in the
+    other columns that register equals the next PE's input register, which Yosys merges
+    it with) and the issue's rounded value, bound, saturation flag and saturated value;
+    the value's own register in each PE (``vo``) takes the place of the element's (none
+    in the last column, whose ``vo`` drives nothing).  Measured (Yosys, lag 4 with the
+    credit lag, the fit8 depths): 1×1 +142 FFs (this count: 140), 2×3 +536 (536)."""
+    a = cfg.acc_bits
+    if cfg.lmem_read_cycles == 1:
+        return 0
+    return 2 * a * cfg.pes + cfg.rows * (2 * a + cfg.slot_bits + 8)
 
 
 def _fmax_terms(cfg: HardwareConfig) -> dict:
@@ -159,13 +167,13 @@ def estimate_resources(cfg: HardwareConfig, coeffs: dict | None = None) -> dict:
     ``fmax_mhz`` is None
     (not calibrated), and the other figures are those of lag 0 (the lag adds d request
     registers and a position queue per lane, which the model does not count).  So is it
-    for ``lmem_read_cycles`` 2, whose FFs are those of 1 plus the registers it adds (the
-    two memories' outputs and the element's fields used after them, in every PE)."""
+    for ``lmem_read_cycles`` 2, whose FFs are those of 1 plus the registers it adds
+    (:func:`read_register_bits`)."""
     k = coeffs or _default()
     f = features(cfg, k)
     lut = sum(k[f"lut_{n}"] * v for n, v in f["lut"].items())
     ff = sum(k[f"ff_{n}"] * v for n, v in f["ff"].items())
-    ff += cfg.pes * (cfg.lmem_read_cycles - 1) * pe_read_register_bits(cfg)
+    ff += read_register_bits(cfg)
     dsp = cfg.pes * len(cfg.wide_chunks)
     bram, _ = _memories(cfg, k)
     ns = sum(k[f"fmax_ns_{n}"] * v for n, v in _fmax_terms(cfg).items())
