@@ -1055,10 +1055,29 @@ class Core(wiring.Component):
                          wref_step.eq(stages[LAG][1]),
                          wb_next.eq(Mux(running, wb_next + ask, 0))]
         fin_if = [Signal(name=f"wb_fin_if{x}") for x in range(2)]
-        m.d.comb += [fin_if[1].eq(wb_ready & (wb_cur1 >= br("s1"))),
-                     fin_if[0].eq(wb_ready & (wb_cur >= br("s1"))),
-                     wb_fin.eq(wb_fire & (wb_cur1 >= br("s1")) if LAG
-                               else Mux(wb_fire, fin_if[1], fin_if[0]))]
+        if LAG:
+            # whether the block's steps end at wb_cur (+ 1): registers, set for the next
+            # cycle from both outcomes of this one's step grant and block end side by side
+            # (cycle-neutral; the lag-0 netlist compares the count with the block's end in
+            # the cycle).  While idle, for step 0 and the record the block register holds
+            # (block 0's by the last PRIME cycle)
+            at_end = [Signal(name=f"wb_at_end{x}") for x in range(2)]
+            wb_cur2 = wb_cur + 2
+            m.d.sync += [
+                at_end[0].eq(Mux(running, Mux(wb_fire, at_end[1] & (wb_cur1 >= bnx("s1")),
+                                              at_end[0]),
+                                 br("s1") == 0)),
+                at_end[1].eq(Mux(running, Mux(wb_fire, Mux(at_end[1], wb_cur2 >= bnx("s1"),
+                                                           wb_cur2 >= br("s1")),
+                                              at_end[1]),
+                                 br("s1") <= 1))]
+            m.d.comb += [fin_if[1].eq(wb_ready & at_end[1]),
+                         fin_if[0].eq(wb_ready & at_end[0]),
+                         wb_fin.eq(wb_fire & at_end[1])]
+        else:
+            m.d.comb += [fin_if[1].eq(wb_ready & (wb_cur1 >= br("s1"))),
+                         fin_if[0].eq(wb_ready & (wb_cur >= br("s1"))),
+                         wb_fin.eq(Mux(wb_fire, fin_if[1], fin_if[0]))]
         m.d.comb += [wb_cur_n.eq(Mux(running, wb_step_n, 0)),
                      wb_blk_n.eq(Mux(running, Mux(wb_fin, wb_blk + 1, wb_blk), 0))]
         m.d.sync += [wb_cur.eq(wb_cur_n), wb_blk.eq(wb_blk_n)]
