@@ -54,6 +54,9 @@ def add_hdl_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--synth-widelut", action="store_true",
                    help="ECP5: let Yosys build LUT5-LUT7 from the slice muxes (fewer logic "
                    "levels, about 40%% more LUTs); default LUT4s only")
+    g.add_argument("--synth-mapper", choices=("abc9", "abc"), default="abc9",
+                   help="ECP5: Yosys's LUT mapping, ABC9 as synth_ecp5 runs it (default) or "
+                   "ABC's classic mapping in its place (fewer logic levels)")
     g.add_argument("--synth-pack-only", action="store_true",
                    help="stop after nextpnr's packing: LUT/FF/DSP/BRAM counts and whether "
                    "they fit, no placement and no fmax (minutes instead of tens of minutes)")
@@ -90,12 +93,16 @@ def cmd_hdl(args) -> int:
     _check_run_flags(args)
     for flag, on in (("--synth-pack-only", args.synth_pack_only),
                      ("--synth-top", args.synth_top != "core"),
-                     ("--synth-widelut", args.synth_widelut)):
+                     ("--synth-widelut", args.synth_widelut),
+                     ("--synth-mapper", args.synth_mapper != "abc9")):
         if on and not args.synth:
             raise AxwError(f"{flag} needs --synth ecp5|ice40")
     cfg = _hardware(args)
     if args.synth_widelut and args.synth != "ecp5":
         raise AxwError(f"--synth-widelut is an ECP5 option, not one for {args.synth}")
+    if args.synth_mapper != "abc9" and args.synth != "ecp5":
+        raise AxwError(f"--synth-mapper {args.synth_mapper} is an ECP5 option, "
+                       f"not one for {args.synth}")
     if args.dsp_primitive == "ecp5" and args.synth not in (None, "ecp5"):
         raise AxwError(f"--dsp-primitive ecp5 cannot be synthesized for {args.synth}")
     prim = ("ecp5" if args.dsp_primitive == "ecp5" or (args.dsp_primitive == "auto"
@@ -123,7 +130,7 @@ def cmd_hdl(args) -> int:
         params = synth_params(cfg, args.lut_multipliers, prim, **dict(args.synth_capacity))
         res = synthesize(out, cfg, args.synth, device=args.device, seeds=args.synth_seeds,
                          params=params, place=not args.synth_pack_only, top=args.synth_top,
-                         widelut=args.synth_widelut)
+                         widelut=args.synth_widelut, lut_mapper=args.synth_mapper)
         caps = ", ".join(f"{k} {v}" for k, v in res["capacities"].items())
         timing = (f"fmax {res['fmax_mhz']:.1f} MHz (min of seeds "
                   f"{','.join(map(str, res['seeds']))})" if res["placed"] else

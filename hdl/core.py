@@ -88,16 +88,26 @@ def rq_round(m, u, width):
     return r
 
 
-def rq_clamp(m, r, hi, on, width):
+def rq_clamp(m, r, hi, on, width, tree=False):
     """A rounded ``r`` (:func:`rq_round`) saturated to the bound ``hi`` when ``on``
     (:func:`rq_bound`).  A value fits iff its bits from ``bits - 1`` up all equal its
-    sign; the saturated value is ``hi`` with every bit flipped when negative."""
+    sign; the saturated value is ``hi`` with every bit flipped when negative.  With
+    ``tree`` the bits that do not fit are gathered four at a time into kept signals, a
+    tree Yosys's LUT mapping keeps (it builds the plain form as a chain of LUTs)."""
     W = width
     sign = Signal(W)
     ovf = Signal()
     out = Signal(signed(W))
+    bad = (r ^ sign) & Mux(on, ~hi, 0)
+    if tree:
+        groups = []
+        for k in range(0, W, 4):
+            g = Signal(name=f"rq_ovf{k // 4}", attrs={"keep": 1})
+            m.d.comb += g.eq(bad[k:k + 4].any())
+            groups.append(g)
+        bad = Cat(*groups)
     m.d.comb += [sign.eq(r[W - 1].replicate(W)),
-                 ovf.eq(((r ^ sign) & Mux(on, ~hi, 0)).any()),
+                 ovf.eq(bad.any()),
                  out.eq(Mux(ovf, hi ^ sign, r))]
     return out
 
@@ -108,19 +118,23 @@ def rq_saturate(m, u, hi, on, width):
     return rq_clamp(m, rq_round(m, u, width), hi, on, width)
 
 
-def requantizer(m, shift, bits, width):
+def requantizer(m, shift, bits, width, tree=False):
     """The requantization rule of ``accel.contract`` (round half up by ``shift``, then
     saturate to signed ``bits``; ``bits`` 0: none) for ``width``-bit values, as a function
     ``v -> out``.  What depends only on ``shift`` and ``bits`` (the clamped shift, the
-    saturation bound) is built once and shared by every value applied."""
+    saturation bound) is built once and shared by every value applied.  ``tree``: see
+    :func:`rq_clamp`."""
     s = rq_scale_amount(m, shift, bits, width)
     hi, on = rq_bound(m, bits, width)
+    if tree:
+        return lambda v: rq_clamp(m, rq_round(m, rq_scale(m, v, s, width), width), hi, on,
+                                  width, tree=True)
     return lambda v: rq_saturate(m, rq_scale(m, v, s, width), hi, on, width)
 
 
-def requantize(m, v, shift, bits, width):
+def requantize(m, v, shift, bits, width, tree=False):
     """:func:`requantizer` applied to the one value ``v``."""
-    return requantizer(m, shift, bits, width)(v)
+    return requantizer(m, shift, bits, width, tree)(v)
 
 
 class Core(wiring.Component):
@@ -1613,7 +1627,7 @@ class Core(wiring.Component):
                 on_q = Signal(name=f"e_rq_on_q{i}")
                 v_q = Signal(signed(W), name=f"e_value{i}")
                 m.d.sync += [r_q.eq(rq_round(m, e_u, W)), hi_q.eq(e_hi), on_q.eq(e_on),
-                             v_q.eq(rq_clamp(m, r_q, hi_q, on_q, W))]
+                             v_q.eq(rq_clamp(m, r_q, hi_q, on_q, W, tree=True))]
                 m.d.comb += [arr.e[i].eq(e), arr.e[i].value.eq(0), arr.v[i].eq(v_q)]
             for h in range(2):
                 lasts[h].append(iss & fl[1] & (tr("half") == h))

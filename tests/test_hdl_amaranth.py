@@ -366,14 +366,15 @@ def test_pe_against_naive_model(gap, nbits, wbits, mult, read):
     assert got == {k: want[k] for k in got}, (got, want)
 
 
+@pytest.mark.parametrize("tree", [False, True])
 @pytest.mark.parametrize("W", [8, 12])
-def test_requantize_against_the_suite_model(W):
+def test_requantize_against_the_suite_model(W, tree):
     # every value of W bits at W = 8 (a sample at 12) under shifts up to and past W
     # (the contract allows 0..62: every value rounds to 0 from W on) and every target
     # width the 7-bit field can ask for that the contract allows (bits <= W)
     v, shift, bits = Signal(signed(W)), Signal(7), Signal(7)
     m = Module()
-    out = requantize(m, v, shift, bits, W)
+    out = requantize(m, v, shift, bits, W, tree)
     lo, hi = -(1 << (W - 1)), (1 << (W - 1)) - 1
     values = range(lo, hi + 1) if W == 8 else (lo, lo + 1, -1000, -129, -128, -1, 0, 1,
                                                63, 64, 127, 128, 1000, hi - 1, hi)

@@ -79,6 +79,10 @@ def test_synthesize_rejects_bad_arguments(tmp_path):
         synthesize(tmp_path, cfg, "ecp5", params=synth_params(cfg.with_(rows=4)))
     with pytest.raises(SynthError, match="widelut is an ECP5 mapping option, not one for 'ice40'"):
         synthesize(tmp_path, cfg, "ice40", widelut=True)
+    with pytest.raises(SynthError, match="^unknown LUT mapper 'abc10'; known: abc9, abc$"):
+        synthesize(tmp_path, cfg, "ecp5", lut_mapper="abc10")
+    with pytest.raises(SynthError, match="^lut_mapper 'abc' is an ECP5 option, not one for 'ice40'$"):
+        synthesize(tmp_path, cfg, "ice40", lut_mapper="abc")
 
 
 STAT = """
@@ -281,6 +285,21 @@ def test_synthesize_ecp5_array_only(yowasp, tmp_path):
     assert res["dsp"] == 2 * TINY.pes
     full = synthesize(tmp_path / "core", TINY, "ecp5", params=params, place=False)
     assert full["top"] == "core" and 0 < res["lut"] < full["lut"] and res["ff"] < full["ff"]
+
+
+def test_synthesize_ecp5_classic_lut_mapping(yowasp, tmp_path):
+    # ABC's classic mapping in the place of ABC9's: the same cells otherwise, and no
+    # deeper logic than ABC9's on this core
+    params = CoreParams(TINY, **TINY_CAPACITIES, dsp_primitive="ecp5")
+    abc = synthesize(tmp_path / "abc", TINY, "ecp5", params=params, place=False,
+                     lut_mapper="abc")
+    abc9 = synthesize(tmp_path / "abc9", TINY, "ecp5", params=params, place=False)
+    assert abc["lut_mapper"] == "abc" and "abc -lut 4 -dress" in abc["synth_command"]
+    assert abc9["lut_mapper"] == "abc9" and "abc -lut" not in abc9["synth_command"]
+    assert abc["packed"] and abc["fits"] and abc["lut"] > 0
+    for k in ("ff", "dsp", "bram"):
+        assert abc[k] == abc9[k], k
+    assert abc["logic_depth"]["max"] <= abc9["logic_depth"]["max"]
 
 
 def test_synthesize_ice40_pack_only(yowasp, tmp_path):
