@@ -112,10 +112,10 @@ def rq_clamp(m, r, hi, on, width, tree=False):
     return out
 
 
-def rq_saturate(m, u, hi, on, width):
+def rq_saturate(m, u, hi, on, width, tree=False):
     """The requantized value of a scaled ``u`` (:func:`rq_scale`): rounded, then saturated
-    to the bound ``hi`` when ``on`` (:func:`rq_bound`)."""
-    return rq_clamp(m, rq_round(m, u, width), hi, on, width)
+    to the bound ``hi`` when ``on`` (:func:`rq_bound`; ``tree``: :func:`rq_clamp`)."""
+    return rq_clamp(m, rq_round(m, u, width), hi, on, width, tree)
 
 
 def requantizer(m, shift, bits, width, tree=False):
@@ -126,10 +126,7 @@ def requantizer(m, shift, bits, width, tree=False):
     :func:`rq_clamp`."""
     s = rq_scale_amount(m, shift, bits, width)
     hi, on = rq_bound(m, bits, width)
-    if tree:
-        return lambda v: rq_clamp(m, rq_round(m, rq_scale(m, v, s, width), width), hi, on,
-                                  width, tree=True)
-    return lambda v: rq_saturate(m, rq_scale(m, v, s, width), hi, on, width)
+    return lambda v: rq_saturate(m, rq_scale(m, v, s, width), hi, on, width, tree)
 
 
 def requantize(m, v, shift, bits, width, tree=False):

@@ -206,17 +206,15 @@ class PE(wiring.Component):
             lr.append(rp.data)
         m.d.sync += self.eo.eq(self.ei)
         e1 = self.eo
-        for k in range(cfg.lmem_read_cycles - 1):
-            # the memories' outputs and the element, registered once more
-            lr_q = [Signal(signed(W), name=f"lr_q{k}_{b}") for b in range(2)]
-            e_q = Signal(element_layout(cfg), name=f"e_q{k}")
-            m.d.sync += [q.eq(d) for q, d in zip(lr_q, lr)]
-            m.d.sync += e_q.eq(e1)
-            lr, e1 = lr_q, e_q
         value = e1.value
-        if cfg.lmem_read_cycles > 1:
-            value = self.vi
-            m.d.sync += self.vo.eq(self.vi)
+        if cfg.lmem_read_cycles == 2:
+            # the memories' outputs and the element registered once more; the value comes
+            # on its own port, in step with them
+            lr_q = [Signal(signed(W), name=f"lr_q0_{b}") for b in range(2)]
+            e_q = Signal(element_layout(cfg), name="e_q0")
+            m.d.sync += [q.eq(d) for q, d in zip(lr_q, lr)]
+            m.d.sync += [e_q.eq(e1), self.vo.eq(self.vi)]
+            lr, e1, value = lr_q, e_q, self.vi
         ctl = data.StructLayout({"valid": 1, "slot": unsigned(cfg.slot_bits), "half": 1,
                                  "first": 1, "last": 1, "fresh": 1})
 

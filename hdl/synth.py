@@ -237,7 +237,7 @@ _COMB_CELLS = {
              "CCU2C": {**{f"{x}{k}": 1 for x in "ABCD" for k in "01"}, "CIN": 0},
              "PFUMX": {"ALUT": 0, "BLUT": 0, "C0": 1},
              "L6MUX21": {"D0": 0, "D1": 0, "SD": 1},
-             "TRELLIS_DPR16X4": {f"RAD{k}": 1 for k in range(4)} | {"RAD": 1}},
+             "TRELLIS_DPR16X4": {"RAD": 1}},
     "ice40": {"SB_LUT4": {f"I{k}": 1 for k in range(4)},
               "SB_CARRY": {"I0": 1, "I1": 1, "CI": 0}},
 }
@@ -325,8 +325,6 @@ def logic_depth(netlist: dict, top: str, target: str = "ecp5", over: int = 4,
         dirs = c.get("port_directions", {})
         for port, bits in c.get("connections", {}).items():
             if dirs.get(port) != "input" or port in _CLOCK_PORTS or (ins and port in ins):
-                continue
-            if ins is None and c["type"] in comb:
                 continue
             for b in bits:
                 if not isinstance(b, int):
