@@ -36,7 +36,7 @@ from .bundle import CORE, component_verilog, core_verilog
 from .image import CoreParams
 
 __all__ = ["synthesize", "synth_params", "bram_outputs", "logic_depth", "DEVICES",
-           "LUT_MAPPERS", "SYNTH_CAPACITIES", "SynthError", "TOPS"]
+           "DEFAULT_LUT_MAPPER", "LUT_MAPPERS", "SYNTH_CAPACITIES", "SynthError", "TOPS"]
 
 
 class SynthError(AxwError):
@@ -57,6 +57,10 @@ DEVICES = {
 
 #: LUT mappers :func:`synthesize` can use on ECP5 (see its ``lut_mapper``).
 LUT_MAPPERS = ("abc9", "abc")
+#: The LUT mapper of each target when none is given: ABC's classic mapping on ECP5 (fewer
+#: logic levels and faster placements than ABC9's, docs/rtl.md *LUT mapping*), and
+#: synth_ice40's own ABC9 on iCE40.
+DEFAULT_LUT_MAPPER = {"ecp5": "abc", "ice40": "abc9"}
 
 #: nextpnr's out-of-context option per target: nextpnr-ice40 has none, so there every
 #: port of the core becomes an IO (far more than an UP5K's pins: it cannot be placed,
@@ -375,7 +379,8 @@ def _critical_path(log_text: str) -> dict:
 def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=None,
                seeds=(1, 2, 3), freq_mhz: float | None = None,
                params: CoreParams | None = None, place: bool = True,
-               top: str = "core", widelut: bool = False, lut_mapper: str = "abc9") -> dict:
+               top: str = "core", widelut: bool = False,
+               lut_mapper: str | None = None) -> dict:
     """Synthesize the core for ``config`` (with ``params``, default
     :func:`synth_params`) and place and route it with each seed; return and write
     ``synth.json``.  If the netlist does not fit the device, ``synth.json`` still records
@@ -393,10 +398,11 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
     ``widelut`` (ECP5 only) lets Yosys map logic to LUT5–LUT7 through the slice muxes:
     fewer levels, more LUTs (see :data:`DEVICES`).
 
-    ``lut_mapper`` (ECP5 only): ``"abc9"``, Yosys's ``synth_ecp5`` as it is (ABC9 with
-    its timing boxes and 300 ps per net), or ``"abc"``, the same script with ABC's
-    classic LUT mapping (``abc -lut 4 -dress``) in place of ABC9's.  On the 1×1 core the
-    classic mapping had fewer logic levels (at most 8 against 11) and placed faster;
+    ``lut_mapper``: ``"abc9"``, Yosys's ``synth_ecp5`` as it is (ABC9 with its timing
+    boxes and 300 ps per net), or ``"abc"`` (ECP5 only), the same script with ABC's
+    classic LUT mapping (``abc -lut 4 -dress``) in place of ABC9's; None takes the
+    target's :data:`DEFAULT_LUT_MAPPER` (``"abc"`` on ECP5).  On the 1×1 core the classic
+    mapping had fewer logic levels (at most 8 against 11) and placed faster;
     :data:`LUT_MAPPERS`."""
     if target not in DEVICES:
         raise SynthError(f"unknown synthesis target {target!r}; known: {', '.join(DEVICES)}")
@@ -410,6 +416,8 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
         raise SynthError(f"widelut is an ECP5 mapping option, not one for {target!r}")
     if target == "ecp5" and not widelut:
         synth_cmd += " -nowidelut"
+    if lut_mapper is None:
+        lut_mapper = DEFAULT_LUT_MAPPER[target]
     if lut_mapper not in LUT_MAPPERS:
         raise SynthError(f"unknown LUT mapper {lut_mapper!r}; known: {', '.join(LUT_MAPPERS)}")
     if lut_mapper != "abc9" and target != "ecp5":

@@ -288,12 +288,12 @@ def test_synthesize_ecp5_array_only(yowasp, tmp_path):
 
 
 def test_synthesize_ecp5_classic_lut_mapping(yowasp, tmp_path):
-    # ABC's classic mapping in the place of ABC9's: the same cells otherwise, and no
-    # deeper logic than ABC9's on this core
+    # ABC's classic mapping (ECP5's default) in the place of ABC9's: the same cells
+    # otherwise, and no deeper logic than ABC9's on this core
     params = CoreParams(TINY, **TINY_CAPACITIES, dsp_primitive="ecp5")
-    abc = synthesize(tmp_path / "abc", TINY, "ecp5", params=params, place=False,
-                     lut_mapper="abc")
-    abc9 = synthesize(tmp_path / "abc9", TINY, "ecp5", params=params, place=False)
+    abc = synthesize(tmp_path / "abc", TINY, "ecp5", params=params, place=False)
+    abc9 = synthesize(tmp_path / "abc9", TINY, "ecp5", params=params, place=False,
+                      lut_mapper="abc9")
     assert abc["lut_mapper"] == "abc" and "abc -lut 4 -dress" in abc["synth_command"]
     assert abc9["lut_mapper"] == "abc9" and "abc -lut" not in abc9["synth_command"]
     assert abc["packed"] and abc["fits"] and abc["lut"] > 0
@@ -308,5 +308,6 @@ def test_synthesize_ice40_pack_only(yowasp, tmp_path):
     params = CoreParams(TINY, **TINY_CAPACITIES)
     res = synthesize(tmp_path, TINY, "ice40", params=params, place=False)
     assert res["device"] == "iCE40 UP5K SG48" and res["packed"] is True
+    assert res["lut_mapper"] == "abc9" and "abc -lut" not in res["synth_command"]
     assert res["lut"] > 5280 and res["fits"] is False
     assert 0 < res["dsp"] <= 8 and res["ff"] > 0
