@@ -27,12 +27,20 @@ from .image import (CYCLE_BITS, KIND_NONE, KIND_SLOT, CoreParams, Fields, HdlErr
                     table_reads, step_chain)
 from .pe import element_layout
 
-__all__ = ["Core", "table_ids", "LANE_TABLES", "PRIME"]
+__all__ = ["Core", "table_ids", "LANE_TABLES", "PRIME", "prime_cycles"]
 
 
 #: Cycles between ``start`` and machine cycle 0, while the table ports settle on the
 #: cycle-0 addresses (tile records, then the element records they point to).
 PRIME = 2
+
+
+def prime_cycles(config) -> int:
+    """The PRIME cycles of the core of ``config``: one more under a request lag, whose
+    table walkers fill their second record register from the port first and the first
+    from the second (hdl.core ``tile_walk``), so the port's record of the cycle before
+    ``start`` (which may be the last cycle of the run before) reaches neither."""
+    return PRIME + 1 if config.request_lag_cycles else PRIME
 
 #: Per-lane program tables, in table-number order.
 LANE_TABLES = ("lane_ftile", "lane_itile", "lane_ltile", "lane_elem", "lane_load")
@@ -45,6 +53,15 @@ def table_ids(rows: int) -> dict:
         for k, name in enumerate(LANE_TABLES):
             ids[f"{name}{i}"] = 3 + len(LANE_TABLES) * i + k
     return ids
+
+
+def kept(m, value, name):
+    """``value`` as a signal Yosys keeps (``keep``): an adder or a choice whose result is
+    only selected afterwards stays in front of the select, where ``opt_share`` would
+    otherwise move the select in front of one shared carry chain."""
+    s = Signal(value.shape(), name=name, attrs={"keep": 1})
+    m.d.comb += s.eq(value)
+    return s
 
 
 def rq_scale_amount(m, shift, bits, width):
@@ -88,17 +105,18 @@ def rq_round(m, u, width):
     return r
 
 
-def rq_clamp(m, r, hi, on, width, tree=False):
+def rq_clamp(m, r, hi, on, width, tree=False, mask=None):
     """A rounded ``r`` (:func:`rq_round`) saturated to the bound ``hi`` when ``on``
     (:func:`rq_bound`).  A value fits iff its bits from ``bits - 1`` up all equal its
     sign; the saturated value is ``hi`` with every bit flipped when negative.  With
     ``tree`` the bits that do not fit are gathered four at a time into kept signals, a
-    tree Yosys's LUT mapping keeps (it builds the plain form as a chain of LUTs)."""
+    tree Yosys's LUT mapping keeps (it builds the plain form as a chain of LUTs).
+    ``mask``: ``Mux(on, ~hi, 0)`` from a register, in the place of ``on``."""
     W = width
     sign = Signal(W)
     ovf = Signal()
     out = Signal(signed(W))
-    bad = (r ^ sign) & Mux(on, ~hi, 0)
+    bad = (r ^ sign) & (Mux(on, ~hi, 0) if mask is None else mask)
     if tree:
         groups = []
         for k in range(0, W, 4):
@@ -402,7 +420,8 @@ class Core(wiring.Component):
         lw_started = [Signal(name=f"lw_started{i}") for i in range(R)]
         wb_blk = Signal(p.block_bits + 1)
         wb_cur = Signal(p.step_bits + 1)
-        prime = Signal(range(PRIME + 1))
+        PC = prime_cycles(cfg)
+        prime = Signal(range(PC + 1))
 
         m.d.comb += [self.busy.eq(running), self.cycles.eq(c)]
         ready = self.mem_ready
@@ -528,13 +547,15 @@ class Core(wiring.Component):
         def inc(sig, depth):
             return Mux(sig == depth - 1, 0, sig + 1)
 
-        def head_next(arr, rpos, arrive, hpos, depth, take, run=running):
+        def head_next(arr, rpos, arrive, hpos, depth, take, run=running, hpos1=None):
             """Whether a FIFO's head (the entry at ``hpos``) has arrived next cycle: the
             entry after it if this cycle takes the head, else it (depth >= 2, so taking
-            clears neither), counting this cycle's arrival at ``rpos``; 0 while idle."""
+            clears neither), counting this cycle's arrival at ``rpos``; 0 while idle.
+            ``hpos1``: a register holding ``hpos + 1`` (mod ``depth``), if there is one."""
             def arrived(pos):
                 return arr.bit_select(pos, 1) | (arrive & (rpos == pos))
-            return run & Mux(take, arrived(inc(hpos, depth)), arrived(hpos))
+            return run & Mux(take, arrived(inc(hpos, depth) if hpos1 is None else hpos1),
+                             arrived(hpos))
 
         # rotating priority: position q of a class's order is lane (c + q) mod R, that is
         # rot_oh (one-hot of c mod R, a register) turned by q: a selection by AND-OR
@@ -810,10 +831,16 @@ class Core(wiring.Component):
             rdata = read_next(mem, f, f"{name}{i}", Mux(run, Mux(step, p3, p2),
                                                         Mux(prime == 2, 1,
                                                             Mux(prime == 1, 2, 0))))
-            # idle: a takes record 0 until the last PRIME cycle, b record 1 in it
+            # idle: a takes record 0 until the last PRIME cycle, b record 1 in it.  Under
+            # a lag b takes the port's record and a takes b in every idle cycle, so the
+            # port's output feeds only b, and only through its enable (cycle-neutral):
+            # with prime_cycles' third cycle, b holds record 0 from the second PRIME
+            # cycle on and a from the last (the port reads address 0 from the cycle of
+            # `start`, idle, on)
             na = Signal(f.width, name=f"{name}_a_n{i}")
             nb_ = Signal(f.width, name=f"{name}_b_n{i}")
-            m.d.comb += [na.eq(Mux(run, Mux(step, rb, ra), Mux(prime == 1, ra, rdata))),
+            m.d.comb += [na.eq(Mux(run & ~step, ra, rb) if LAG else
+                               Mux(run, Mux(step, rb, ra), Mux(prime == 1, ra, rdata))),
                          nb_.eq(Mux(run, Mux(step, rdata, rb), rdata))]
             m.d.sync += [ra.eq(na), rb.eq(nb_)]
             a = lambda field: f.get(ra, field)
@@ -826,15 +853,17 @@ class Core(wiring.Component):
             """Getters of the records a and b of a :func:`tile_walk` take in a cycle
             while idle (the idle branch of its ``na`` and ``nb_``, formed without its
             step), for registers set the cycle before."""
-            a, _, _, _, rd = walk
+            a, b, _, _, rd = walk
+            if LAG:
+                return b, rd
             return (lambda field: Mux(prime == 1, a(field), rd(field))), rd
 
         def walk_regs(regs_a, regs_b, step, values, run=running):
             """Registers that follow a tile walker's records a and b (:func:`tile_walk`,
             with its ``step``), holding ``values`` of the record its port reads."""
             for ra_, rb_, v in zip(regs_a, regs_b, values):
-                m.d.sync += [ra_.eq(Mux(run, Mux(step, rb_, ra_),
-                                        Mux(prime == 1, ra_, v))),
+                m.d.sync += [ra_.eq(Mux(run & ~step, ra_, rb_) if LAG else
+                                    Mux(run, Mux(step, rb_, ra_), Mux(prime == 1, ra_, v))),
                              rb_.eq(Mux(run, Mux(step, v, rb_), v))]
 
         if not CLAG:    # the credit lag keeps its own signed credit (below)
@@ -904,10 +933,12 @@ class Core(wiring.Component):
             if LAG:
                 # the FIFO's room is a register (s_free, set with s_occ below) and the
                 # dependency is checked on both records side by side
-                m.d.comb += take.eq(
-                    run & ~s_ref[i][0] & live_e & Mux(enter, fb("ne"), ~f_atend[i])
-                    & s_free[i]
-                    & Mux(enter, s_deps[i][1], s_deps[i][0]))
+                # the same function in two levels of registers (docs/rtl.md, *Logic
+                # depth*): with no refused request, adv is f_atend & f_live0, and a lane
+                # that advances without a next tile (live_e 0) takes nothing
+                t_run = kept(m, run & ~s_ref[i][0] & f_live0[i] & s_free[i], f"s_take_run{i}")
+                t_b = kept(m, f_live1[i] & fb("ne") & s_deps[i][1], f"s_take_b{i}")
+                m.d.comb += take.eq(t_run & Mux(f_atend[i], t_b, s_deps[i][0]))
                 mv = take
             else:
                 mv = fire
@@ -1074,13 +1105,14 @@ class Core(wiring.Component):
             # (block 0's by the last PRIME cycle)
             at_end = [Signal(name=f"wb_at_end{x}") for x in range(2)]
             wb_cur2 = wb_cur + 2
+            # the compares kept apart from the grant's choice (docs/rtl.md, *Logic depth*)
+            e1n = kept(m, wb_cur1 >= bnx("s1"), "wb_end1_nx")
+            e2n = kept(m, wb_cur2 >= bnx("s1"), "wb_end2_nx")
+            e2r = kept(m, wb_cur2 >= br("s1"), "wb_end2_r")
             m.d.sync += [
-                at_end[0].eq(Mux(running, Mux(wb_fire, at_end[1] & (wb_cur1 >= bnx("s1")),
-                                              at_end[0]),
+                at_end[0].eq(Mux(running, Mux(wb_fire, at_end[1] & e1n, at_end[0]),
                                  br("s1") == 0)),
-                at_end[1].eq(Mux(running, Mux(wb_fire, Mux(at_end[1], wb_cur2 >= bnx("s1"),
-                                                           wb_cur2 >= br("s1")),
-                                              at_end[1]),
+                at_end[1].eq(Mux(running, Mux(wb_fire, Mux(at_end[1], e2n, e2r), at_end[1]),
                                  br("s1") <= 1))]
             m.d.comb += [fin_if[1].eq(wb_ready & at_end[1]),
                          fin_if[0].eq(wb_ready & at_end[0]),
@@ -1454,6 +1486,7 @@ class Core(wiring.Component):
         cur_next = []
         issue_next = []     # per lane: the issue, the pass and the oldest issue in the window
         lasts = [[], []]
+        lasts_q = [[], []]
         for i in range(R):
             run = lane_run(i, "i")
             s_hpos_n = Signal(range(SF), name=f"s_hpos_n{i}")
@@ -1464,7 +1497,8 @@ class Core(wiring.Component):
             # head + 2 and head + 3, s_hq), and an arrival for either goes straight in
             if s_copies == 2:
                 hb = [Signal(signed(W), name=f"s_hb{k}_{i}") for k in range(2)]
-                hq = [Signal(range(SF), name=f"s_hq{k}_{i}") for k in (2, 3)]
+                hq = [Signal(range(SF), name=f"s_hq{k}_{i}") for k in (1, 2, 3)]
+                hp1, hq = hq[0], hq[1:]     # head + 1 (for the flags), head + 2, head + 3
             dq = []
             for k in range(s_copies):
                 mem = Memory(shape=signed(W), depth=SF, init=[],
@@ -1530,8 +1564,17 @@ class Core(wiring.Component):
                 m.d.comb += ld_ok.eq(Mux(pas, lw_tile[i] > cur[i] + 1, lw_tile[i] > cur[i]))
                 half_ok = ~tr("wbprev_ok") | (wb_blk > tr("wbprev"))
             iss = Signal(name=f"issue{i}")
-            m.d.comb += iss.eq(run & live_e & Mux(enter, ib("ne"), ~i_zero[i]) & ld_ok
-                               & half_ok & s_head[i])
+            if LAG:
+                # the same function in two levels of registers: a lane that passes
+                # (i_zero) issues from its next tile's record, one that does not from
+                # the current tile's; without i_live0 it issues nothing either way
+                i_run = kept(m, run & i_live0[i] & s_head[i], f"i_run{i}")
+                i_b = kept(m, i_live1[i] & ib("ne") & ld_ge[2] & hf[1], f"i_ok_b{i}")
+                i_a = kept(m, ld_ge[1] & hf[0], f"i_ok_a{i}")
+                m.d.comb += iss.eq(i_run & Mux(i_zero[i], i_b, i_a))
+            else:
+                m.d.comb += iss.eq(run & live_e & Mux(enter, ib("ne"), ~i_zero[i]) & ld_ok
+                                   & half_ok & s_head[i])
             rem_n = Signal(EB, name=f"rem_n{i}")
             hp_n = Signal(EB, name=f"h_ptr_n{i}")
             nrs0_n = Signal(EB, name=f"i_nrs0_n{i}")
@@ -1557,7 +1600,7 @@ class Core(wiring.Component):
                 iss_q = Signal(name=f"s_iss_q{i}")
                 hit = [Signal(name=f"s_hit{k}_{i}") for k in range(3)]
                 m.d.comb += [hit[k].eq(self.srsp_valid[i] & (s_apos[i] == q)) for k, q in
-                             enumerate((s_hpos[i], inc(s_hpos[i], SF), hq[0]))]
+                             enumerate((s_hpos[i], hp1, hq[0]))]
                 third = Mux(iss_q, dq[1], dq[0])    # the entry at head + 2 (this cycle's)
                 m.d.sync += [iss_q.eq(take),
                              hb[0].eq(Mux(Mux(take, hit[1], hit[0]), self.srsp_data[i],
@@ -1567,6 +1610,7 @@ class Core(wiring.Component):
                 for k in range(2):
                     m.d.sync += hq[k].eq(Mux(take, inc(hq[k], SF),
                                              Mux(run, hq[k], (k + 2) % SF)))
+                m.d.sync += hp1.eq(Mux(take, hq[0], Mux(run, hp1, 1 % SF)))
             m.d.sync += [cur[i].eq(cur_n), rem[i].eq(rem_n), h_ptr[i].eq(hp_n),
                          s_hpos[i].eq(s_hpos_n), i_zero[i].eq(zero_n),
                          i_live0[i].eq(live0_n), i_live1[i].eq(live1_n)]
@@ -1606,6 +1650,12 @@ class Core(wiring.Component):
             else:
                 hi_, on_ = rq_bound(m, tr("s_rq_bits"), W)
                 amt = rq_scale_amount(m, tr("s_rq_shift"), tr("s_rq_bits"), W)
+            if cfg.lmem_read_cycles == 2:
+                # the shift in two parts, the multiple of 8 here and the rest with the
+                # rounding in the next cycle: (2 v) >> s = ((2 v) >> 8 (s >> 3)) >> (s & 7)
+                e_fine = Signal(3, name=f"e_rq_fine{i}")
+                m.d.sync += e_fine.eq(amt[:3])
+                amt = Cat(Const(0, 3), amt[3:])
             m.d.sync += [e.valid.eq(iss),
                          e_u.eq(rq_scale(m, sval, amt, W)),
                          e_hi.eq(hi_), e_on.eq(on_),
@@ -1621,13 +1671,16 @@ class Core(wiring.Component):
                 # saturated in the second, each ending in a register
                 r_q = Signal(signed(W), name=f"e_round{i}")
                 hi_q = Signal(W, name=f"e_rq_hi_q{i}")
-                on_q = Signal(name=f"e_rq_on_q{i}")
+                mask_q = Signal(W, name=f"e_rq_mask{i}")
                 v_q = Signal(signed(W), name=f"e_value{i}")
-                m.d.sync += [r_q.eq(rq_round(m, e_u, W)), hi_q.eq(e_hi), on_q.eq(e_on),
-                             v_q.eq(rq_clamp(m, r_q, hi_q, on_q, W, tree=True))]
+                m.d.sync += [r_q.eq(rq_round(m, e_u >> e_fine, W)), hi_q.eq(e_hi),
+                             mask_q.eq(Mux(e_on, ~e_hi, 0)),
+                             v_q.eq(rq_clamp(m, r_q, hi_q, None, W, tree=True, mask=mask_q))]
                 m.d.comb += [arr.e[i].eq(e), arr.e[i].value.eq(0), arr.v[i].eq(v_q)]
             for h in range(2):
                 lasts[h].append(iss & fl[1] & (tr("half") == h))
+                # the same a cycle later, from the issue register (under a lag)
+                lasts_q[h].append(e.valid & e.last & (e.half == h))
             # the issue window: shift in this cycle's issue; the oldest valid entry
             # afterwards is next cycle's w_tile
             old_any, old_tile = Const(0, 1), Const(0, TB)
@@ -1649,7 +1702,8 @@ class Core(wiring.Component):
                          clrb.eq(Mux(iss, Const(1, SF) << s_hpos[i], 0))]
             m.d.sync += s_arr[i].eq((s_arr[i] & ~clrb) | setb)
             m.d.sync += s_head[i].eq(head_next(s_arr[i], s_apos[i], self.srsp_valid[i],
-                                               s_hpos[i], SF, iss, run=run))
+                                               s_hpos[i], SF, iss, run=run,
+                                               hpos1=hp1 if s_copies == 2 else None))
             # the room next cycle (occupancy - issue + grant < SF), compared before the
             # issue is known and then chosen by it
             room_a, room_b = Signal(name=f"s_room_a{i}"), Signal(name=f"s_room_b{i}")
@@ -1661,9 +1715,12 @@ class Core(wiring.Component):
                 # outcomes side by side (an issue leaves room: it frees an entry)
                 take = s_fire[i][1]
                 up, down = take & ~iss, iss & ~take
+                # both neighbours from the register, then the choice (docs/rtl.md,
+                # *Logic depth*)
+                inc_, dec_ = (kept(m, (s_occ[i] + d)[:len(s_occ[i])], f"s_occ_{n}{i}")
+                              for d, n in ((1, "up"), (-1, "down")))
                 with m.If(run):
-                    m.d.sync += s_occ[i].eq(Mux(up, s_occ[i] + 1,
-                                                Mux(down, s_occ[i] - 1, s_occ[i])))
+                    m.d.sync += s_occ[i].eq(Mux(up, inc_, Mux(down, dec_, s_occ[i])))
                 m.d.sync += s_free[i].eq(~run | Mux(up, room_a, down | room_b))
             else:
                 with m.If(run):
@@ -1673,6 +1730,7 @@ class Core(wiring.Component):
         # chosen by them last: the block may start when every lane is past its last tile
         # and its half's last merge is complete (m_wait 0 next cycle; 0 at cycle 0)
         m_zero = [Signal(name=f"m_zero_n{h}") for h in range(2)]
+        m_lastq = [Signal(name=f"m_lastq{h}") for h in range(2)]
         for h in range(2):
             if LAG:
                 # a LAST issued in this cycle on the block's half is of one of the block's
@@ -1680,7 +1738,10 @@ class Core(wiring.Component):
                 # so that lane is not past the block's last tile and the block is not
                 # ready anyway: the issue is left out of this path (cycle-neutral; the
                 # lag-0 netlist keeps it, byte for byte)
-                m.d.comb += m_zero[h].eq(~running | (m_wait[h] <= 1))
+                # The counter itself takes a LAST a cycle late, from the issue
+                # registers (m_lastq: the element table's block-RAM output reaches no
+                # logic), and counts from KM - 1; in that cycle its value is KM, not zero
+                m.d.comb += m_zero[h].eq(~running | (~m_lastq[h] & (m_wait[h] <= 1)))
             else:
                 m.d.comb += m_zero[h].eq(~running | (~any_last[h] & (m_wait[h] <= 1)))
         rdy_if, try_if = [], []
@@ -1711,15 +1772,17 @@ class Core(wiring.Component):
                               cur, running, HW, TB)
         for h in range(2):
             m.d.comb += any_last[h].eq(Cat(*lasts[h]).any())
-            with m.If(running & any_last[h]):
-                m.d.sync += m_wait[h].eq(KM)
+            if LAG:
+                m.d.comb += m_lastq[h].eq(running & Cat(*lasts_q[h]).any())
+            with m.If(running & m_lastq[h] if LAG else running & any_last[h]):
+                m.d.sync += m_wait[h].eq(KM - 1 if LAG else KM)
             with m.Elif(running & (m_wait[h] != 0)):
                 m.d.sync += m_wait[h].eq(m_wait[h] - 1)
 
         # ---------------------------------------------------------- control
         # start → PRIME cycles with the cycle-0 addresses on every table port → cycle 0
         with m.If(self.start & idle & (prime == 0)):
-            m.d.sync += [prime.eq(PRIME), self.done.eq(0)]
+            m.d.sync += [prime.eq(PC), self.done.eq(0)]
         with m.Elif(prime != 0):
             m.d.sync += prime.eq(prime - 1)
             with m.If(prime == 1):

@@ -12,7 +12,7 @@ import dataclasses
 import gc
 import numpy as np
 import pytest
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.sim import Simulator
 from hypothesis import given, settings
 
@@ -20,7 +20,8 @@ import sim.engine as engine
 from accel.compiler import build_memory, compile_problem
 from accel.config import HardwareConfig
 from accel.program import Program
-from hdl.core import Core, requantize
+from hdl.core import (Core, requantize, rq_bound, rq_clamp, rq_round, rq_scale,
+                      rq_scale_amount)
 from hdl.image import CoreParams, HdlError, pack
 from hdl.pe import PE
 from hdl.array import Array
@@ -366,19 +367,16 @@ def test_pe_against_naive_model(gap, nbits, wbits, mult, read):
     assert got == {k: want[k] for k in got}, (got, want)
 
 
-@pytest.mark.parametrize("tree", [False, True])
-@pytest.mark.parametrize("W", [8, 12])
-def test_requantize_against_the_suite_model(W, tree):
-    # every value of W bits at W = 8 (a sample at 12) under shifts up to and past W
-    # (the contract allows 0..62: every value rounds to 0 from W on) and every target
-    # width the 7-bit field can ask for that the contract allows (bits <= W)
+def _check_requantizer(build, W, shifts):
+    """``build(m, v, shift, bits)`` (a requantizer's output) against the suite's model on
+    every value of W bits at W = 8 (a sample at 12), the ``shifts`` and every target width
+    the 7-bit field can ask for that the contract allows (bits <= W)."""
     v, shift, bits = Signal(signed(W)), Signal(7), Signal(7)
     m = Module()
-    out = requantize(m, v, shift, bits, W, tree)
+    out = build(m, v, shift, bits)
     lo, hi = -(1 << (W - 1)), (1 << (W - 1)) - 1
     values = range(lo, hi + 1) if W == 8 else (lo, lo + 1, -1000, -129, -128, -1, 0, 1,
                                                63, 64, 127, 128, 1000, hi - 1, hi)
-    shifts = (0, 1, 2, 3, W - 2, W - 1, W, W + 1, 40, 62)
     cases = [(x, s, b) for x in values for s in shifts
              for b in (0, 1, 2, 3, W // 2, W - 1, W)]
     got = []
@@ -394,6 +392,28 @@ def test_requantize_against_the_suite_model(W, tree):
     want = [x if b == 0 else requant_int(x, s, b) for x, s, b in cases]
     bad = [(c, g, w) for c, g, w in zip(cases, got, want) if g != w]
     assert not bad, bad[:10]
+
+
+@pytest.mark.parametrize("tree", [False, True])
+@pytest.mark.parametrize("W", [8, 12])
+def test_requantize_against_the_suite_model(W, tree):
+    # shifts up to and past W (the contract allows 0..62: every value rounds to 0 from W on)
+    _check_requantizer(lambda m, v, shift, bits: requantize(m, v, shift, bits, W, tree), W,
+                       (0, 1, 2, 3, W - 2, W - 1, W, W + 1, 40, 62))
+
+
+@pytest.mark.parametrize("W", [8, 12])
+def test_split_requantization_against_the_suite_model(W):
+    # the lane's form at lmem_read_cycles 2: the shift's multiple of 8 before the issue
+    # register, the rest of it with the rounding after it, and the saturation from a mask
+    # register (Mux(on, ~hi, 0)); registers left out, the same values
+    def split(m, v, shift, bits):
+        amt = rq_scale_amount(m, shift, bits, W)
+        hi, on = rq_bound(m, bits, W)
+        coarse = rq_scale(m, v, Cat(Const(0, 3), amt[3:]), W)
+        r = rq_round(m, coarse >> amt[:3], W)
+        return rq_clamp(m, r, hi, None, W, tree=True, mask=Mux(on, ~hi, 0))
+    _check_requantizer(split, W, (0, 1, 3, 7, 8, 9, 15, 16, W - 1, W, W + 1, 62))
 
 
 # The local memories are built without read-during-write logic (hdl.image.mem_attrs): the
