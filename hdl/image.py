@@ -20,7 +20,8 @@ __all__ = ["HdlError", "Fields", "CoreParams", "Image", "pack", "layouts", "CYCL
            "LUTRAM_MAX_BITS", "BRAM_MIN_DEPTH", "ram_style", "mem_attrs", "core_memories", "table_reads",
            "step_chain",
            "AllBut", "copy_fields",
-           "table_depth", "DSP_PRIMITIVES", "check_multipliers"]
+           "table_depth", "DSP_PRIMITIVES", "check_multipliers", "ecp5_lmem_outreg",
+           "DP16KD_DEPTH", "DP16KD_WIDTH"]
 
 #: Width of the core's cycle counter and of every stored cycle number.
 CYCLE_BITS = 32
@@ -277,6 +278,21 @@ def ram_style(depth: int, width: int, sync: bool = True) -> str:
     :data:`LUTRAM_MAX_BITS` bits, else ``distributed``."""
     big = depth >= BRAM_MIN_DEPTH and depth * width > LUTRAM_MAX_BITS
     return "block" if sync and big else "distributed"
+
+
+#: Words and bits of one ECP5 ``DP16KD`` in its widest mode.
+DP16KD_DEPTH, DP16KD_WIDTH = 512, 36
+
+
+def ecp5_lmem_outreg(config: HardwareConfig) -> bool:
+    """Whether a PE built for ECP5 (``primitive="ecp5"``) makes each local-memory bank a
+    ``DP16KD`` whose output register is the bank's read register: with
+    ``lmem_read_cycles`` 2 (the register exists) and a bank the core puts in block RAM
+    (``hdl.image.ram_style``) that fits one in its 512 × 36 mode.  Otherwise the bank is
+    a memory Yosys maps (the same cycles)."""
+    D, W = config.lmem_depth, config.acc_bits
+    return (config.lmem_read_cycles == 2 and ram_style(D, W) == "block"
+            and D <= DP16KD_DEPTH and W <= DP16KD_WIDTH)
 
 
 def fifo_async(config, depth: int, width: int) -> bool:

@@ -8,6 +8,15 @@ register (``REG_OUTPUT_CLK`` = ``"CLK0"``), enabled by ``CE0`` and reset synchro
 ``RST0``.  Only the ports and settings the PE uses are modelled; anything else is
 rejected at elaboration (``$fatal``), so the model cannot silently stand in for a
 configuration it does not describe.
+
+``DP16KD`` (ECP5 sysMEM block RAM) in the one mode the PE instantiates
+(``hdl.pe.ecp5_lmem_outreg``): 512 words of 36 bits, written through port A (address
+``ADA5``–``ADA13``, byte enables ``ADA0``–``ADA3``, data ``DIA0``–``DIA17`` then
+``DIB0``–``DIB17``, when ``CEA`` and ``WEA``) and read through port B (address
+``ADB5``–``ADB13``, when ``CEB``; data ``DOA0``–``DOA17`` then ``DOB0``–``DOB17``), the
+read data registered once more when ``REGMODE_B = "OUTREG"`` (enabled by ``OCEB``); the
+chip selects at 0 with ``CSDECODE`` ``"0b000"``, ``RSTA``/``RSTB`` synchronous.  The
+contents start at 0, as the memory the portable netlist has does.
 """
 
 from __future__ import annotations
@@ -24,6 +33,13 @@ def models_verilog() -> str:
     cc = ", ".join(f"C{i}" for i in range(18))
     p = ", ".join(f"P{i}" for i in range(36))
     pin = lambda name, n: "{" + ", ".join(f"{name}{i}" for i in reversed(range(n))) + "}"
+    pins = lambda name, lo, hi: ", ".join(f"{name}{i}" for i in reversed(range(lo, hi)))
+    dia, dib = pins("DIA", 0, 18), pins("DIB", 0, 18)
+    doa, dob = pins("DOA", 0, 18), pins("DOB", 0, 18)
+    ada, adb = pins("ADA", 0, 14), pins("ADB", 0, 14)
+    pin_ada, pin_adb = "{" + pins("ADA", 5, 14) + "}", "{" + pins("ADB", 5, 14) + "}"
+    pin_be = "{" + pins("ADA", 0, 4) + "}"
+    pin_dia, pin_dib, pin_doa, pin_dob = dia, dib, doa, dob
     return f"""// Simulation models of the FPGA primitives instantiated by the AXW core (hdl/models.py).
 /* verilator lint_off UNUSEDSIGNAL */
 /* verilator lint_off UNUSEDPARAM */
@@ -64,5 +80,49 @@ module MULT18X18D #(
     else if (CE0) p_q <= prod;
   end
   assign {pin("P", 36)} = (REG_OUTPUT_CLK == "CLK0") ? p_q : prod;
+endmodule
+
+module DP16KD #(
+  parameter DATA_WIDTH_A = 18, parameter DATA_WIDTH_B = 18,
+  parameter REGMODE_A = "NOREG", parameter REGMODE_B = "NOREG",
+  parameter CSDECODE_A = "0b000", parameter CSDECODE_B = "0b000",
+  parameter WRITEMODE_A = "NORMAL", parameter WRITEMODE_B = "NORMAL",
+  parameter GSR = "ENABLED", parameter RESETMODE = "SYNC"
+) (
+  input {dia}, {dib},
+  input {ada}, {adb},
+  input CEA, OCEA, CLKA, WEA, CSA0, CSA1, CSA2, RSTA,
+  input CEB, OCEB, CLKB, WEB, CSB0, CSB1, CSB2, RSTB,
+  output {doa}, {dob}
+);
+  reg [35:0] mem [0:511];
+  reg [35:0] q = 36'd0, q_out = 36'd0;
+  integer k;
+  initial begin
+    if (DATA_WIDTH_A != 36 || DATA_WIDTH_B != 36 || REGMODE_A != "NOREG"
+        || (REGMODE_B != "NOREG" && REGMODE_B != "OUTREG") || CSDECODE_A != "0b000"
+        || CSDECODE_B != "0b000" || RESETMODE != "SYNC")
+      $fatal(1, "DP16KD model: unsupported mode");
+    for (k = 0; k < 512; k = k + 1) mem[k] = 36'd0;
+  end
+  wire [8:0] wa = {pin_ada};
+  wire [3:0] be = {pin_be};
+  wire [35:0] di = {{{pin_dib}, {pin_dia}}};
+  wire [8:0] ra = {pin_adb};
+  wire cs_a = !CSA0 && !CSA1 && !CSA2, cs_b = !CSB0 && !CSB1 && !CSB2;
+  always @(posedge CLKA)
+    if (CEA && WEA && cs_a && !RSTA) begin
+      if (be[0]) mem[wa][8:0] <= di[8:0];
+      if (be[1]) mem[wa][17:9] <= di[17:9];
+      if (be[2]) mem[wa][26:18] <= di[26:18];
+      if (be[3]) mem[wa][35:27] <= di[35:27];
+    end
+  always @(posedge CLKB) begin
+    if (RSTB) q <= 36'd0;
+    else if (CEB && cs_b && !WEB) q <= mem[ra];
+    if (RSTB) q_out <= 36'd0;
+    else if (OCEB) q_out <= q;
+  end
+  assign {{{pin_dob}, {pin_doa}}} = (REGMODE_B == "OUTREG") ? q_out : q;
 endmodule
 """

@@ -21,7 +21,11 @@ more between x and x+1 (the memory's output drives only that register), and ever
 from x+1 on is a cycle later: ``pe_latency_cycles`` is 6.  The element's value then
 comes apart from it, on ``vi`` two cycles after the element (in x+2, when the operands
 are selected), and leaves on ``vo`` a cycle later: the issue has a cycle more for it
-(its requantization's rounding and saturation each end in a register).
+(its requantization's rounding and saturation each end in a register).  For ECP5
+(``primitive="ecp5"``) that register is the block RAM's own output register: each bank is a
+``DP16KD`` instance in its 512 × 36 mode with ``REGMODE_B = "OUTREG"``
+(``hdl.image.ecp5_lmem_outreg``; Yosys maps a memory's read port, never the register
+after it, and the output register takes the block RAM's clock-to-output delay off the path).
 
 So the merge of a LAST element issued to its row at cycle ``i`` is written in PE column
 ``j`` at ``i + 1 + j + 6 = i + j + PE_LATENCY_CYCLES + MERGE_LATENCY_CYCLES``.
@@ -36,7 +40,8 @@ from amaranth.lib.wiring import In, Out
 
 from accel.config import HardwareConfig
 
-from .image import HdlError, check_multipliers, mem_attrs
+from .image import (DP16KD_WIDTH, HdlError, check_multipliers, ecp5_lmem_outreg,
+                    mem_attrs)
 
 __all__ = ["PE", "MULTIPLIERS", "element_layout"]
 
@@ -151,6 +156,40 @@ class PE(wiring.Component):
             out.append((chunk[0], p[:N + len(piece)].as_signed()))
         return out
 
+    def _ecp5_bank(self, m, b, en, addr, wdata):
+        """Local-memory bank ``b`` as an ECP5 ``DP16KD`` in its 512 × 36 mode: written
+        through port A (the four byte enables on ``ADA0``–``ADA3``, all ``en``), read
+        through port B at the element's address, with the output register
+        (``REGMODE_B = "OUTREG"``): the data two cycles after the address, as a memory's
+        synchronous read port followed by a register gives it.  Returns the data."""
+        cfg = self._config
+        W = cfg.acc_bits
+        ab = cfg.lmem_addr_bits
+        rdata = Signal(DP16KD_WIDTH, name=f"lr_q0_{b}")
+        ports = {"i_CLKA": ClockSignal(), "i_CLKB": ClockSignal(),
+                 "i_CEA": 1, "i_OCEA": 1, "i_WEA": 1, "i_RSTA": 0,
+                 "i_CEB": 1, "i_OCEB": 1, "i_WEB": 0, "i_RSTB": 0}
+        for k in range(3):
+            ports[f"i_CSA{k}"] = 0
+            ports[f"i_CSB{k}"] = 0
+        for k in range(14):
+            # address bits 5..13 are the word (512 words); 0..3 of port A the byte enables
+            word = k - 5
+            ports[f"i_ADA{k}"] = (en if k < 4 else 0) if word < 0 else (
+                addr[word] if word < ab else 0)
+            ports[f"i_ADB{k}"] = 0 if word < 0 else (self.ei.addr[word] if word < ab else 0)
+        for k in range(18):
+            ports[f"i_DIA{k}"] = wdata[k] if k < W else 0
+            ports[f"i_DIB{k}"] = wdata[18 + k] if 18 + k < W else 0
+            ports[f"o_DOA{k}"] = rdata[k]
+            ports[f"o_DOB{k}"] = rdata[18 + k]
+        m.submodules[f"lmem{b}"] = Instance(
+            "DP16KD", p_DATA_WIDTH_A=DP16KD_WIDTH, p_DATA_WIDTH_B=DP16KD_WIDTH,
+            p_REGMODE_A="NOREG", p_REGMODE_B="OUTREG", p_CSDECODE_A="0b000",
+            p_CSDECODE_B="0b000", p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL",
+            p_GSR="DISABLED", p_RESETMODE="SYNC", **ports)
+        return rdata[:W].as_signed()
+
     def _partials(self, m, narrow, wide):
         """Stage x+2: registered partial products whose wrapped sum is the product."""
         cfg = self._config
@@ -189,18 +228,22 @@ class PE(wiring.Component):
         # at w, its first element is issued at w+1 at the earliest and reaches PE(i, 0)
         # at w+2; a bank is rewritten from cycle `last issue + C` of the tile it held,
         # whose last read, in PE(i, C-1), is in that cycle, before the write lands.
+        outreg = self._primitive == "ecp5" and ecp5_lmem_outreg(cfg)
         lr = []
         for b in range(2):
-            mem = Memory(shape=signed(W), depth=cfg.lmem_depth, init=[],
-                         attrs=mem_attrs(cfg.lmem_depth, W))
-            m.submodules[f"lmem{b}"] = mem
-            wp = mem.write_port()
-            rp = mem.read_port()
             en_q = Signal(name=f"lw_en_q{b}")
             addr_q = Signal.like(self.lw_addr[b], name=f"lw_addr_q{b}")
             data_q = Signal(signed(W), name=f"lw_data_q{b}")
             m.d.sync += [en_q.eq(self.lw_en[b]), addr_q.eq(self.lw_addr[b]),
                          data_q.eq(self.lw_data[b])]
+            if outreg:
+                lr.append(self._ecp5_bank(m, b, en_q, addr_q, data_q))
+                continue
+            mem = Memory(shape=signed(W), depth=cfg.lmem_depth, init=[],
+                         attrs=mem_attrs(cfg.lmem_depth, W))
+            m.submodules[f"lmem{b}"] = mem
+            wp = mem.write_port()
+            rp = mem.read_port()
             m.d.comb += [wp.addr.eq(addr_q), wp.data.eq(data_q),
                          wp.en.eq(en_q), rp.addr.eq(self.ei.addr)]
             lr.append(rp.data)
@@ -209,12 +252,15 @@ class PE(wiring.Component):
         value = e1.value
         if cfg.lmem_read_cycles == 2:
             # the memories' outputs and the element registered once more; the value comes
-            # on its own port, in step with them
-            lr_q = [Signal(signed(W), name=f"lr_q0_{b}") for b in range(2)]
+            # on its own port, in step with them (the block RAMs' output registers hold
+            # the outputs already)
             e_q = Signal(element_layout(cfg), name="e_q0")
-            m.d.sync += [q.eq(d) for q, d in zip(lr_q, lr)]
+            if not outreg:
+                lr_q = [Signal(signed(W), name=f"lr_q0_{b}") for b in range(2)]
+                m.d.sync += [q.eq(d) for q, d in zip(lr_q, lr)]
+                lr = lr_q
             m.d.sync += [e_q.eq(e1), self.vo.eq(self.vi)]
-            lr, e1, value = lr_q, e_q, self.vi
+            e1, value = e_q, self.vi
         ctl = data.StructLayout({"valid": 1, "slot": unsigned(cfg.slot_bits), "half": 1,
                                  "first": 1, "last": 1, "fresh": 1})
 

@@ -201,9 +201,12 @@ def bram_outputs(netlist: dict, top: str, bram=("DP16KD",), ff=("TRELLIS_FF",)) 
     module ``top``: ``{memory: {"ff": n, "logic": n}}`` over the cells named after the
     memory (the cell name without its trailing ``.<n>`` indices; cell types ``bram``),
     counting each input a data output bit reaches: a flip-flop's data input (cell types
-    ``ff``: nothing between the RAM and a register) or anything else (``logic``).  A block RAM's read is slow from the
-    clock to its output (5.8 ns for an ECP5 DP16KD in nextpnr's model), so one followed
-    by logic starts a long path (docs/rtl.md, *Timing inside the core*)."""
+    ``ff``: nothing between the RAM and a register) or anything else (``logic``).  A
+    block RAM's read is slow from the clock to its output (5.8 ns for an ECP5 DP16KD in
+    nextpnr's model), so one followed by logic starts a long path (docs/rtl.md, *Timing
+    inside the core*); one with its output register (``REGMODE_A``/``REGMODE_B``
+    ``"OUTREG"``, as the PE's local memory at ``lmem_read_cycles`` 2) is not, and its row
+    says ``"outreg": True``."""
     mods = netlist.get("modules", {}) if isinstance(netlist, dict) else {}
     if top not in mods:
         raise SynthError(f"netlist has no module {top!r}")
@@ -221,6 +224,8 @@ def bram_outputs(netlist: dict, top: str, bram=("DP16KD",), ff=("TRELLIS_FF",)) 
         if c["type"] not in bram:
             continue
         row = out.setdefault(re.sub(r"(\.\d+)+$", "", name), {"ff": 0, "logic": 0})
+        if "OUTREG" in (c.get("parameters", {}).get(f"REGMODE_{x}") for x in "AB"):
+            row["outreg"] = True
         dirs = c.get("port_directions", {})
         for port, bits in c.get("connections", {}).items():
             if dirs.get(port) != "output":

@@ -55,7 +55,7 @@ import numpy as np
 from accel.config import HardwareConfig
 from accel.errors import AxwError
 from accel.fileio import read_toml
-from hdl.image import CoreParams, core_memories, ram_style
+from hdl.image import CoreParams, core_memories, ecp5_lmem_outreg, ram_style
 from hdl.synth import SYNTH_CAPACITIES
 
 __all__ = ["ResourceModelError", "load_coefficients", "estimate_resources", "features",
@@ -142,18 +142,22 @@ def features(cfg: HardwareConfig, coeffs: dict | None = None) -> dict:
 
 
 def read_register_bits(cfg: HardwareConfig) -> int:
-    """Flip-flops ``lmem_read_cycles`` 2 adds to the core, counted from the RTL: in every
-    PE both local-memory banks' data (``acc_bits`` each); in every row the last PE's
-    element registered once more (its ``sel``, ``bank``, slot, half and flags; in the
-    other columns that register equals the next PE's input register, which Yosys merges
-    it with) and the issue's rounded value, bound, saturation flag and saturated value;
-    the value's own register in each PE (``vo``) takes the place of the element's (none
-    in the last column, whose ``vo`` drives nothing).  Measured (Yosys, lag 4 with the
-    credit lag, the fit8 depths): 1×1 +142 FFs (this count: 140), 2×3 +536 (536)."""
+    """Flip-flops ``lmem_read_cycles`` 2 adds to the core ECP5 synthesis builds, counted
+    from the RTL: in every row the last PE's element registered once more (its ``sel``,
+    ``bank``, slot, half and flags; in the other columns that register equals the next
+    PE's input register, which Yosys merges it with) and the issue's stages (the shift's
+    rest, the rounded value, the bound and the saturation mask, the saturated value); the
+    value's own register in each PE (``vo``) takes the place of the element's (none in the
+    last column, whose ``vo`` drives nothing).  Both local-memory banks' data registers
+    (``acc_bits`` each, every PE) are the block RAMs' output registers where
+    ``hdl.image.ecp5_lmem_outreg`` holds, else flip-flops.  Measured (Yosys, lag 4 with
+    the credit lag, the fit8 depths, output registers): 1×1 +111 FFs (this count: 110),
+    2×3 +218 (220)."""
     a = cfg.acc_bits
     if cfg.lmem_read_cycles == 1:
         return 0
-    return 2 * a * cfg.pes + cfg.rows * (2 * a + cfg.slot_bits + 8)
+    lmem = 0 if ecp5_lmem_outreg(cfg) else 2 * a * cfg.pes
+    return lmem + cfg.rows * (3 * a + cfg.slot_bits + 10)
 
 
 def _fmax_terms(cfg: HardwareConfig) -> dict:

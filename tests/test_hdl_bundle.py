@@ -32,12 +32,13 @@ def need_tool(name: str) -> str:
     return path
 
 
-def _bundle(tmp_path, problem, cfg, order, stall_permille=0, **kw):
+def _bundle(tmp_path, problem, cfg, order, stall_permille=0, dsp_primitive=None, **kw):
     prog = compile_problem(problem, cfg, order, **kw)
     mem = build_memory(problem, prog)
     want = simulate(prog, mem, stall_permille=stall_permille)
     y = reference(problem, order)
-    write_bundle(tmp_path, cfg, prog, mem, y, stall_permille=stall_permille)
+    write_bundle(tmp_path, cfg, prog, mem, y, stall_permille=stall_permille,
+                 dsp_primitive=dsp_primitive)
     return prog, want, y
 
 
@@ -176,6 +177,20 @@ def test_verilator_with_registered_local_memory_reads(tmp_path):
     cfg = cfg.with_(request_lag_cycles=4, credit_lag_cycles=1, lmem_read_cycles=2)
     prog, want, y = _bundle(tmp_path, build(), cfg, order, stall_permille=200, **kw)
     _check(_run_verilator(tmp_path), tmp_path, prog, want.cycles, y)
+
+
+@pytest.mark.parametrize("run", [_run_icarus, _run_verilator], ids=["icarus", "verilator"])
+def test_bundle_with_ecp5_block_rams_holding_the_read_register(tmp_path, run):
+    # lmem_read_cycles 2 and the ECP5 primitives: every local-memory bank a DP16KD with
+    # its output register (the model in axw_models.v), the multipliers MULT18X18D
+    build, cfg, order, kw = CASES["split-long-row"]
+    cfg = cfg.with_(request_lag_cycles=4, credit_lag_cycles=1, lmem_read_cycles=2,
+                    lmem_depth=64)
+    prog, want, y = _bundle(tmp_path, build(), cfg, order, stall_permille=200,
+                            dsp_primitive="ecp5", **kw)
+    core = (tmp_path / "axw_core.v").read_text()
+    assert core.count("DP16KD #(") == 2 * cfg.pes and core.count('"OUTREG"') == 2 * cfg.pes
+    _check(run(tmp_path), tmp_path, prog, want.cycles, y)
 
 
 def test_verilator_with_a_request_lag(tmp_path):

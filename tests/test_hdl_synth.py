@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -131,13 +132,14 @@ def test_bram_outputs():
     net = {"modules": {"top": {"cells": {
         "mem.0.0": cell("DP16KD", DOA0=("output", [1]), ADA0=("input", [9])),
         "mem.0.1": cell("DP16KD", DOA0=("output", [2, 3]), ADA0=("input", ["0"])),
-        "other.0.0": cell("DP16KD", DOA0=("output", [7])),
+        "other.0.0": {**cell("DP16KD", DOA0=("output", [7])),
+                      "parameters": {"REGMODE_A": "NOREG", "REGMODE_B": "OUTREG"}},
         "ff1": cell("TRELLIS_FF", DI=("input", [1]), Q=("output", [4])),
         "ff2": cell("TRELLIS_FF", DI=("input", [5]), CE=("input", [3]), Q=("output", [6])),
         "lut": cell("LUT4", A=("input", [2]), B=("input", [1]), Z=("output", [5])),
     }}}}
     assert bram_outputs(net, "top") == {"mem": {"ff": 1, "logic": 3},
-                                        "other": {"ff": 0, "logic": 0}}
+                                        "other": {"ff": 0, "logic": 0, "outreg": True}}
     with pytest.raises(SynthError, match="^netlist has no module 'core'$"):
         bram_outputs(net, "core")
 
@@ -300,6 +302,28 @@ def test_synthesize_ecp5_classic_lut_mapping(yowasp, tmp_path):
     for k in ("ff", "dsp", "bram"):
         assert abc[k] == abc9[k], k
     assert abc["logic_depth"]["max"] <= abc9["logic_depth"]["max"]
+
+
+def test_synthesize_ecp5_local_memory_with_its_output_register(yowasp, tmp_path):
+    # lmem_read_cycles 2 with the ECP5 primitives: each bank a DP16KD whose output
+    # register is the bank's read register, so against the portable netlist the PEs
+    # have 2 acc_bits FFs fewer each than the multiplier blocks' registers alone save
+    # (lmem_read_cycles 1), and the same block RAMs (the grid alone)
+    saved = {}
+    for r in (1, 2):
+        cfg = TINY.with_(lmem_depth=64, lmem_read_cycles=r)
+        base = CoreParams(cfg, **TINY_CAPACITIES)
+        prim = synthesize(tmp_path / f"ecp5_{r}", cfg, "ecp5",
+                          params=replace(base, dsp_primitive="ecp5"), place=False, top="array")
+        plain = synthesize(tmp_path / f"plain_{r}", cfg, "ecp5", params=base, place=False,
+                           top="array")
+        assert prim["bram"] == plain["bram"] == 2 * cfg.pes
+        saved[r] = plain["ff"] - prim["ff"]
+    assert saved[2] - saved[1] == 2 * cfg.acc_bits * cfg.pes
+    banks = {k: v for k, v in prim["bram_outputs"].items() if ".lmem" in k}
+    assert len(banks) == 2 * cfg.pes and all(v.get("outreg") and v["ff"] == 0
+                                             for v in banks.values())
+    assert not any(v.get("outreg") for v in plain["bram_outputs"].values())
 
 
 def test_synthesize_ice40_pack_only(yowasp, tmp_path):

@@ -175,11 +175,15 @@ def test_lmem_read_cycles_add_the_pe_registers_and_no_fmax():
     base = rs.estimate_resources(HardwareConfig(rows=4, cols=2), k)
     two = rs.estimate_resources(HardwareConfig(rows=4, cols=2, lmem_read_cycles=2), k)
     assert base["fmax_mhz"] is not None and two["fmax_mhz"] is None
-    # 8 PEs (two banks' data) and 4 rows (the last PE's element fields, the issue's
-    # rounded and saturated values, bound and flag), default depths: slot 9 bits
-    added = 8 * 2 * 32 + 4 * (2 * 32 + 9 + 8)
+    # 8 PEs (two banks' data: the default banks are larger than a DP16KD's 512 words, so
+    # flip-flops) and 4 rows (the last PE's element fields, the issue's shift rest,
+    # rounded and saturated values, bound and mask), default depths: slot 9 bits
+    added = 8 * 2 * 32 + 4 * (3 * 32 + 9 + 10)
     assert rs.read_register_bits(HardwareConfig(rows=4, cols=2, lmem_read_cycles=2)) == added
     assert rs.read_register_bits(HardwareConfig(rows=4, cols=2)) == 0
+    # 512-word banks: the block RAMs' output registers hold the data
+    assert rs.read_register_bits(HardwareConfig(rows=4, cols=2, lmem_read_cycles=2,
+                                                lmem_depth=512)) == 4 * (3 * 32 + 9 + 10)
     assert two["ff"] - base["ff"] in range(added - 1, added + 2)
     assert {n: two[n] for n in ("lut", "dsp", "bram")} == \
         {n: base[n] for n in ("lut", "dsp", "bram")}
