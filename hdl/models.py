@@ -14,9 +14,12 @@ configuration it does not describe.
 ``ADA5``–``ADA13``, byte enables ``ADA0``–``ADA3``, data ``DIA0``–``DIA17`` then
 ``DIB0``–``DIB17``, when ``CEA`` and ``WEA``) and read through port B (address
 ``ADB5``–``ADB13``, when ``CEB``; data ``DOA0``–``DOA17`` then ``DOB0``–``DOB17``), the
-read data registered once more when ``REGMODE_B = "OUTREG"`` (enabled by ``OCEB``); the
-chip selects at 0 with ``CSDECODE`` ``"0b000"``, ``RSTA``/``RSTB`` synchronous.  The
-contents start at 0, as the memory the portable netlist has does.
+read data registered once more when ``REGMODE_A`` and ``REGMODE_B`` are ``"OUTREG"`` (in
+this mode the low half leaves through port A's output register, enabled by ``OCEA``, the
+high half through port B's, by ``OCEB``; both modes must be the same, and the model
+clocks both registers by ``CLKB``); the chip selects at 0 with ``CSDECODE`` ``"0b000"``,
+``RSTA``/``RSTB`` synchronous.  The contents start at 0, as the memory the portable
+netlist has does.
 """
 
 from __future__ import annotations
@@ -99,7 +102,7 @@ module DP16KD #(
   reg [35:0] q = 36'd0, q_out = 36'd0;
   integer k;
   initial begin
-    if (DATA_WIDTH_A != 36 || DATA_WIDTH_B != 36 || REGMODE_A != "NOREG"
+    if (DATA_WIDTH_A != 36 || DATA_WIDTH_B != 36 || REGMODE_A != REGMODE_B
         || (REGMODE_B != "NOREG" && REGMODE_B != "OUTREG") || CSDECODE_A != "0b000"
         || CSDECODE_B != "0b000" || RESETMODE != "SYNC")
       $fatal(1, "DP16KD model: unsupported mode");
@@ -120,8 +123,10 @@ module DP16KD #(
   always @(posedge CLKB) begin
     if (RSTB) q <= 36'd0;
     else if (CEB && cs_b && !WEB) q <= mem[ra];
-    if (RSTB) q_out <= 36'd0;
-    else if (OCEB) q_out <= q;
+    if (RSTA) q_out[17:0] <= 18'd0;
+    else if (OCEA) q_out[17:0] <= q[17:0];
+    if (RSTB) q_out[35:18] <= 18'd0;
+    else if (OCEB) q_out[35:18] <= q[35:18];
   end
   assign {{{pin_dob}, {pin_doa}}} = (REGMODE_B == "OUTREG") ? q_out : q;
 endmodule

@@ -23,7 +23,7 @@ comes apart from it, on ``vi`` two cycles after the element (in x+2, when the op
 are selected), and leaves on ``vo`` a cycle later: the issue has a cycle more for it
 (its requantization's rounding and saturation each end in a register).  For ECP5
 (``primitive="ecp5"``) that register is the block RAM's own output register: each bank is a
-``DP16KD`` instance in its 512 × 36 mode with ``REGMODE_B = "OUTREG"``
+``DP16KD`` instance in its 512 × 36 mode with its output registers (``"OUTREG"``)
 (``hdl.image.ecp5_lmem_outreg``; Yosys maps a memory's read port, never the register
 after it, and the output register takes the block RAM's clock-to-output delay off the path).
 
@@ -159,9 +159,11 @@ class PE(wiring.Component):
     def _ecp5_bank(self, m, b, en, addr, wdata):
         """Local-memory bank ``b`` as an ECP5 ``DP16KD`` in its 512 × 36 mode: written
         through port A (the four byte enables on ``ADA0``–``ADA3``, all ``en``), read
-        through port B at the element's address, with the output register
-        (``REGMODE_B = "OUTREG"``): the data two cycles after the address, as a memory's
-        synchronous read port followed by a register gives it.  Returns the data."""
+        through port B at the element's address, with the output registers (in this mode
+        the read data's low half leaves through port A's, ``DOA``, so ``REGMODE_A`` and
+        ``REGMODE_B`` are both ``"OUTREG"``): the data two cycles after the address, as a
+        memory's synchronous read port followed by a register gives it.  Returns the
+        data."""
         cfg = self._config
         W = cfg.acc_bits
         ab = cfg.lmem_addr_bits
@@ -185,7 +187,7 @@ class PE(wiring.Component):
             ports[f"o_DOB{k}"] = rdata[18 + k]
         m.submodules[f"lmem{b}"] = Instance(
             "DP16KD", p_DATA_WIDTH_A=DP16KD_WIDTH, p_DATA_WIDTH_B=DP16KD_WIDTH,
-            p_REGMODE_A="NOREG", p_REGMODE_B="OUTREG", p_CSDECODE_A="0b000",
+            p_REGMODE_A="OUTREG", p_REGMODE_B="OUTREG", p_CSDECODE_A="0b000",
             p_CSDECODE_B="0b000", p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL",
             p_GSR="DISABLED", p_RESETMODE="SYNC", **ports)
         return rdata[:W].as_signed()

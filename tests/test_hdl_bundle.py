@@ -189,7 +189,7 @@ def test_bundle_with_ecp5_block_rams_holding_the_read_register(tmp_path, run):
     prog, want, y = _bundle(tmp_path, build(), cfg, order, stall_permille=200,
                             dsp_primitive="ecp5", **kw)
     core = (tmp_path / "axw_core.v").read_text()
-    assert core.count("DP16KD #(") == 2 * cfg.pes and core.count('"OUTREG"') == 2 * cfg.pes
+    assert core.count("DP16KD #(") == 2 * cfg.pes and core.count('"OUTREG"') == 4 * cfg.pes
     _check(run(tmp_path), tmp_path, prog, want.cycles, y)
 
 
