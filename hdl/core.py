@@ -802,7 +802,9 @@ class Core(wiring.Component):
             for ``take``: two copies of the table read records ``pos + 1`` and
             ``pos + 2`` (registers plus constants), and the record after the current one
             is the one of the two that the previous cycle's ``take`` (registered) makes
-            it.  Returns getters of the current record ``r`` and of the next, ``nx``."""
+            it.  Returns getters of the current record ``r`` and of the next, ``nx``, and
+            ``nx_of(fn, name)``: ``fn`` of the next record formed on both ports' records
+            (kept) and chosen by ``took`` last."""
             ports = []
             for k in (1, 2):
                 data, f = table_read(name, Mux(running, pos + k, Mux(prime == 1, k, 0)))
@@ -813,7 +815,12 @@ class Core(wiring.Component):
             r = Signal(f.width, name=f"{name}_r")
             m.d.comb += nx.eq(Mux(took, ports[1], ports[0]))
             m.d.sync += r.eq(Mux(running, Mux(take, nx, r), Mux(prime == 1, r, ports[0])))
-            return (lambda field: f.get(r, field)), (lambda field: f.get(nx, field))
+
+            def nx_of(fn, tag):
+                vals = [kept(m, fn(lambda field, d=d: f.get(d, field)), f"{tag}_p{k}")
+                        for k, d in enumerate(ports)]
+                return Mux(took, vals[1], vals[0])
+            return (lambda field: f.get(r, field)), (lambda field: f.get(nx, field)), nx_of
 
         def tile_walk(name, i, pos, step, run=running, bits=None):
             """For a walker at tile ``pos`` that moves to ``pos + 1`` when ``step``: getters
@@ -848,6 +855,27 @@ class Core(wiring.Component):
             nxt = ((lambda field: f.get(na, field)), (lambda field: f.get(nb_, field)))
             rd = lambda field: f.get(rdata, field)
             return a, b, (lambda field: Mux(step, b(field), a(field))), nxt, rd
+
+        def elem_addr_lag(tag, i, move, step, ra, rb, ptr, last_, end_, live):
+            """Under a request lag, the element-table address of a walker's next cycle
+            (the fetch's or the issue's: pointer ``ptr`` into its tile's elements, ``last_``
+            whether it is at the tile's last element, ``end_`` past it, ``live`` the flags
+            of its tiles ``t``, ``t + 1``, ``t + 2``; records ``ra``/``rb`` of ``t`` and
+            ``t + 1``) formed for the four outcomes of its ``step`` to the next tile and its
+            ``move`` to the next element from the registers alone (kept), chosen by them
+            last: with the step its flags are those one tile on and its record ``rb``'s,
+            and it enters the next tile if that is live (docs/rtl.md, *Logic depth*)."""
+            out = {}
+            for a in (0, 1):
+                en = live[1] if a else Const(0, 1)
+                nxa = live[1] & live[2] if a else live[0] & live[1]
+                nrs = rb("nrs0") if a else ra("nrs0")
+                out[1, a] = kept(m, Mux(Mux(en, rb("one"), last_) & nxa, nrs,
+                                        Mux(en, rb("rs0") + 1, ptr + 1))[:EB],
+                                 f"{tag}_ea1_if{a}_{i}")
+                out[0, a] = kept(m, Mux(Mux(en, ~rb("ne"), end_) & nxa, nrs,
+                                        Mux(en, rb("rs0"), ptr))[:EB], f"{tag}_ea0_if{a}_{i}")
+            return Mux(move, Mux(step, out[1, 1], out[1, 0]), Mux(step, out[0, 1], out[0, 0]))
 
         def walk_idle(walk):
             """Getters of the records a and b of a :func:`tile_walk` take in a cycle
@@ -989,7 +1017,13 @@ class Core(wiring.Component):
             m.d.comb += [nx.eq(live0_n & live1_n),
                          ea1.eq(Mux(last_el & nx, nrs0_n, pe1)),
                          ea0.eq(Mux(Mux(enter, ~fb("ne"), f_atend[i]) & nx, nrs0_n, pe_))]
-            el = port(f"lane_elem{i}", Mux(run, Mux(mv, ea1, ea0),
+            if LAG:
+                # the same addresses formed for both outcomes of adv as well (cycle-neutral)
+                run_addr = elem_addr_lag("f", i, mv, adv, fa, fb, f_ptr[i], f_last[i],
+                                         f_atend[i], (f_live0[i], f_live1[i], f_live2[i]))
+            else:
+                run_addr = Mux(mv, ea1, ea0)
+            el = port(f"lane_elem{i}", Mux(run, run_addr,
                                            Mux(~fa("ne") & nx, nrs0_n, fa("rs0"))))
             if LAG:
                 # the request: the refused one again, else the element taken; d registers
@@ -1032,7 +1066,7 @@ class Core(wiring.Component):
         wb_fin = Signal()
         # the block's record and the step's byte count in registers (read one ahead); the
         # step's other fields from its port, with the slots of the step after it
-        br, bnx = ahead_pair("block", wb_blk, wb_fin)
+        br, bnx, bnx_of = ahead_pair("block", wb_blk, wb_fin)
         if not LAG:
             sr = port("step", wb_cur_n)
             srr, sr1 = ahead("step", Mux(wb_fire, wb_cur + 2, wb_cur + 1), wb_fire)
@@ -1106,8 +1140,8 @@ class Core(wiring.Component):
             at_end = [Signal(name=f"wb_at_end{x}") for x in range(2)]
             wb_cur2 = wb_cur + 2
             # the compares kept apart from the grant's choice (docs/rtl.md, *Logic depth*)
-            e1n = kept(m, wb_cur1 >= bnx("s1"), "wb_end1_nx")
-            e2n = kept(m, wb_cur2 >= bnx("s1"), "wb_end2_nx")
+            e1n = bnx_of(lambda rec: wb_cur1 >= rec("s1"), "wb_end1_nx")
+            e2n = bnx_of(lambda rec: wb_cur2 >= rec("s1"), "wb_end2_nx")
             e2r = kept(m, wb_cur2 >= br("s1"), "wb_end2_r")
             m.d.sync += [
                 at_end[0].eq(Mux(running, Mux(wb_fire, at_end[1] & e1n, at_end[0]),
@@ -1624,7 +1658,13 @@ class Core(wiring.Component):
                          ia1.eq(Mux(Mux(enter, ib("one"), rem[i] == 1) & nx, nrs0_n,
                                     Mux(enter, ib("rs0") + 1, h_ptr[i] + 1))),
                          ia0.eq(Mux(Mux(enter, ~ib("ne"), i_zero[i]) & nx, nrs0_n, he))]
-            el = port(f"lane_elem{i}", Mux(run, Mux(iss, ia1, ia0),
+            if LAG:
+                # both outcomes of the pass as well (cycle-neutral)
+                run_addr = elem_addr_lag("i", i, iss, pas, ia, ib, h_ptr[i], rem[i] == 1,
+                                         i_zero[i], (i_live0[i], i_live1[i], i_live2[i]))
+            else:
+                run_addr = Mux(iss, ia1, ia0)
+            el = port(f"lane_elem{i}", Mux(run, run_addr,
                                            Mux(~ia("ne") & nx, nrs0_n, ia("rs0"))))
             fl = el("flags")
             # the tile's requantization is split around the issue register: the value is
@@ -1751,8 +1791,18 @@ class Core(wiring.Component):
             # every lane past the record's last tile next cycle; with a lag from the
             # registers: the lane's tile and its pass side by side (cur + pass > last:
             # cur >= last if it passes) instead of after the sum (cycle-neutral)
-            past = ([running & Mux(ne[1], cr >= lt, cr > lt) for ne, cr in zip(issue_next, cur)]
-                    if LAG else [cn > lt for cn in cur_next])
+            if LAG and f == 1:
+                # the next record's compares formed on both of its ports' records
+                past = [running & Mux(ne[1],
+                                      bnx_of(lambda r_, c_=cr: c_ >= r_("last_tile"),
+                                             f"wb_past_ge{k}"),
+                                      bnx_of(lambda r_, c_=cr: c_ > r_("last_tile"),
+                                             f"wb_past_gt{k}"))
+                        for k, (ne, cr) in enumerate(zip(issue_next, cur))]
+            else:
+                past = ([running & Mux(ne[1], cr >= lt, cr > lt)
+                         for ne, cr in zip(issue_next, cur)]
+                        if LAG else [cn > lt for cn in cur_next])
             m.d.comb += rdy.eq((wb_blk + f < nb) & Array(m_zero)[wb_blk[0] ^ f]
                                & Cat(*past).all())
             rdy_if.append(rdy)
