@@ -487,20 +487,28 @@ class Core(wiring.Component):
                        attrs=mem_attrs(qd, len(pos), sync=False))
             m.submodules[f"{name}_q"] = q
             wp = q.write_port()
-            rp = q.read_port(domain="comb")
             wptr = Signal(range(qd), name=f"{name}_qw")
             rptr = Signal(range(qd), name=f"{name}_qr")
             rnext = Signal(range(qd), name=f"{name}_qr_n")
             # the queue's head is read for the next cycle and registered (the entry written
             # in this cycle taken straight from the request): the position a response
-            # fills comes from a register, not from the queue's memory
+            # fills comes from a register, not from the queue's memory.  The head and the
+            # entry after it are read at registers (rptr and rptr1, two read ports) and
+            # this cycle's response chooses between them last (cycle-neutral)
+            rptr1 = Signal(range(qd), name=f"{name}_qr1")
             apos = Signal(range(depth), name=f"{name}_pos")
+            cand = []
+            for k, r_ in enumerate((rptr, rptr1)):
+                rp = q.read_port(domain="comb")
+                m.d.comb += rp.addr.eq(r_)
+                cand.append(kept(m, Mux(fire & (wptr == r_), pos, rp.data),
+                                 f"{name}_pos_if{k}"))
             m.d.comb += [wp.addr.eq(wptr), wp.data.eq(pos), wp.en.eq(fire),
-                         rnext.eq(Mux(run, Mux(valid, inc(rptr, qd), rptr), 0)),
-                         rp.addr.eq(rnext)]
+                         rnext.eq(Mux(run, Mux(valid, rptr1, rptr), 0))]
             m.d.sync += [wptr.eq(Mux(run, Mux(fire, inc(wptr, qd), wptr), 0)),
                          rptr.eq(rnext),
-                         apos.eq(Mux(fire & (wptr == rnext), pos, rp.data))]
+                         rptr1.eq(Mux(run, Mux(valid, inc(rptr1, qd), rptr1), 1 % qd)),
+                         apos.eq(Mux(run & valid, cand[1], cand[0]))]
             return apos
 
         def dep_ok(ok, q):
