@@ -30,19 +30,15 @@ __all__ = ["MODELS_FILE", "models_verilog"]
 MODELS_FILE = "axw_models.v"
 
 
-def models_verilog() -> str:
+def models_verilog(dp16kd: bool = False) -> str:
+    """The models' Verilog: ``MULT18X18D``, and ``DP16KD`` when ``dp16kd`` (only when the
+    core instantiates it: Icarus elaborates a module nothing instantiates as a top of
+    its own, with its default parameters, which this model refuses)."""
     a = ", ".join(f"A{i}" for i in range(18))
     b = ", ".join(f"B{i}" for i in range(18))
     cc = ", ".join(f"C{i}" for i in range(18))
     p = ", ".join(f"P{i}" for i in range(36))
     pin = lambda name, n: "{" + ", ".join(f"{name}{i}" for i in reversed(range(n))) + "}"
-    pins = lambda name, lo, hi: ", ".join(f"{name}{i}" for i in reversed(range(lo, hi)))
-    dia, dib = pins("DIA", 0, 18), pins("DIB", 0, 18)
-    doa, dob = pins("DOA", 0, 18), pins("DOB", 0, 18)
-    ada, adb = pins("ADA", 0, 14), pins("ADB", 0, 14)
-    pin_ada, pin_adb = "{" + pins("ADA", 5, 14) + "}", "{" + pins("ADB", 5, 14) + "}"
-    pin_be = "{" + pins("ADA", 0, 4) + "}"
-    pin_dia, pin_dib, pin_doa, pin_dob = dia, dib, doa, dob
     return f"""// Simulation models of the FPGA primitives instantiated by the AXW core (hdl/models.py).
 /* verilator lint_off UNUSEDSIGNAL */
 /* verilator lint_off UNUSEDPARAM */
@@ -84,7 +80,20 @@ module MULT18X18D #(
   end
   assign {pin("P", 36)} = (REG_OUTPUT_CLK == "CLK0") ? p_q : prod;
 endmodule
+""" + (_dp16kd() if dp16kd else "")
 
+
+def _pins(name: str, lo: int, hi: int) -> str:
+    return ", ".join(f"{name}{i}" for i in reversed(range(lo, hi)))
+
+
+def _dp16kd() -> str:
+    dia, dib, doa, dob = (_pins(n, 0, 18) for n in ("DIA", "DIB", "DOA", "DOB"))
+    ada, adb = _pins("ADA", 0, 14), _pins("ADB", 0, 14)
+    pin_ada, pin_adb = "{" + _pins("ADA", 5, 14) + "}", "{" + _pins("ADB", 5, 14) + "}"
+    pin_be = "{" + _pins("ADA", 0, 4) + "}"
+    pin_dia, pin_dib, pin_doa, pin_dob = dia, dib, doa, dob
+    return f"""
 module DP16KD #(
   parameter DATA_WIDTH_A = 18, parameter DATA_WIDTH_B = 18,
   parameter REGMODE_A = "NOREG", parameter REGMODE_B = "NOREG",

@@ -118,6 +118,8 @@ def test_bundle_with_ecp5_multiplier_blocks_and_lut_multipliers(tmp_path, run):
     write_bundle(tmp_path, cfg, prog, mem, y, lut_multipliers=4, dsp_primitive="ecp5")
     core = (tmp_path / "axw_core.v").read_text()
     assert core.count("MULT18X18D") == 5 * len(cfg.wide_chunks)
+    # no block RAM instance, so no block RAM model (Icarus would make it a top of its own)
+    assert "module DP16KD" not in (tmp_path / "axw_models.v").read_text()
     assert (tmp_path / "files.f").read_text().split() == ["axw_models.v", "axw_core.v", "tb.v"]
     _check(run(tmp_path), tmp_path, prog, want.cycles, y)
 
