@@ -236,8 +236,12 @@ def test_synthesize_ecp5_tiny_core(yowasp, tmp_path):
     ld = res["logic_depth"]
     assert ld["max"] > 0 and sum(ld["histogram"].values()) == ld["endpoints"] > res["ff"]
     assert ld["groups"][0]["levels"] == ld["max"]
-    # LUT4s only by default: no wide LUTs built from the slice muxes
-    assert res["widelut"] is False and res["synth_command"].endswith("-nowidelut")
+    # LUT4s only by default (every synth_ecp5 run of the script -nowidelut, and the classic
+    # mapper's 4-input LUTs): no wide LUTs built from the slice muxes
+    cmd = res["synth_command"]
+    assert res["widelut"] is False and res["lut_mapper"] == "abc"
+    assert cmd.count("synth_ecp5 -nowidelut") == cmd.count("synth_ecp5") == 2
+    assert "abc -lut 4 -dress" in cmd
     assert not {"PFUMX", "L6MUX21"} & set(res["yosys_cells"])
     assert res["tools"]["yosys"].lower().startswith("yosys")
     assert "nextpnr" in res["tools"]["nextpnr"].lower()
