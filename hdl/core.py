@@ -1021,15 +1021,16 @@ class Core(wiring.Component):
             # the element the fetch side will look at next cycle
             # its address for both outcomes of the grant, then the grant's choice
             nx = Signal(name=f"f_nx{i}")
-            ea1, ea0 = Signal(EB, name=f"f_ea1_{i}"), Signal(EB, name=f"f_ea0_{i}")
-            m.d.comb += [nx.eq(live0_n & live1_n),
-                         ea1.eq(Mux(last_el & nx, nrs0_n, pe1)),
-                         ea0.eq(Mux(Mux(enter, ~fb("ne"), f_atend[i]) & nx, nrs0_n, pe_))]
             if LAG:
-                # the same addresses formed for both outcomes of adv as well (cycle-neutral)
+                # formed for both outcomes of adv as well, from registers (cycle-neutral)
+                m.d.comb += nx.eq(live0_n & live1_n)
                 run_addr = elem_addr_lag("f", i, mv, adv, fa, fb, f_ptr[i], f_last[i],
                                          f_atend[i], (f_live0[i], f_live1[i], f_live2[i]))
             else:
+                ea1, ea0 = Signal(EB, name=f"f_ea1_{i}"), Signal(EB, name=f"f_ea0_{i}")
+                m.d.comb += [nx.eq(live0_n & live1_n),
+                             ea1.eq(Mux(last_el & nx, nrs0_n, pe1)),
+                             ea0.eq(Mux(Mux(enter, ~fb("ne"), f_atend[i]) & nx, nrs0_n, pe_))]
                 run_addr = Mux(mv, ea1, ea0)
             el = port(f"lane_elem{i}", Mux(run, run_addr,
                                            Mux(~fa("ne") & nx, nrs0_n, fa("rs0"))))
@@ -1661,16 +1662,17 @@ class Core(wiring.Component):
                                               nt_gt[2]))
             # the element's address for both outcomes of the issue, then the issue's choice
             nx = Signal(name=f"i_nx{i}")
-            ia1, ia0 = Signal(EB, name=f"i_ea1_{i}"), Signal(EB, name=f"i_ea0_{i}")
-            m.d.comb += [nx.eq(live0_n & live1_n),
-                         ia1.eq(Mux(Mux(enter, ib("one"), rem[i] == 1) & nx, nrs0_n,
-                                    Mux(enter, ib("rs0") + 1, h_ptr[i] + 1))),
-                         ia0.eq(Mux(Mux(enter, ~ib("ne"), i_zero[i]) & nx, nrs0_n, he))]
             if LAG:
-                # both outcomes of the pass as well (cycle-neutral)
+                # formed for both outcomes of the pass as well, from registers (cycle-neutral)
+                m.d.comb += nx.eq(live0_n & live1_n)
                 run_addr = elem_addr_lag("i", i, iss, pas, ia, ib, h_ptr[i], rem[i] == 1,
                                          i_zero[i], (i_live0[i], i_live1[i], i_live2[i]))
             else:
+                ia1, ia0 = Signal(EB, name=f"i_ea1_{i}"), Signal(EB, name=f"i_ea0_{i}")
+                m.d.comb += [nx.eq(live0_n & live1_n),
+                             ia1.eq(Mux(Mux(enter, ib("one"), rem[i] == 1) & nx, nrs0_n,
+                                        Mux(enter, ib("rs0") + 1, h_ptr[i] + 1))),
+                             ia0.eq(Mux(Mux(enter, ~ib("ne"), i_zero[i]) & nx, nrs0_n, he))]
                 run_addr = Mux(iss, ia1, ia0)
             el = port(f"lane_elem{i}", Mux(run, run_addr,
                                            Mux(~ia("ne") & nx, nrs0_n, ia("rs0"))))
@@ -1727,8 +1729,8 @@ class Core(wiring.Component):
                 m.d.comb += [arr.e[i].eq(e), arr.e[i].value.eq(0), arr.v[i].eq(v_q)]
             for h in range(2):
                 lasts[h].append(iss & fl[1] & (tr("half") == h))
-                # the same a cycle later, from the issue register (under a lag)
-                lasts_q[h].append(e.valid & e.last & (e.half == h))
+                if LAG:     # the same a cycle later, from the issue register
+                    lasts_q[h].append(e.valid & e.last & (e.half == h))
             # the issue window: shift in this cycle's issue; the oldest valid entry
             # afterwards is next cycle's w_tile
             old_any, old_tile = Const(0, 1), Const(0, TB)

@@ -10,7 +10,7 @@ rejected at elaboration (``$fatal``), so the model cannot silently stand in for 
 configuration it does not describe.
 
 ``DP16KD`` (ECP5 sysMEM block RAM) in the one mode the PE instantiates
-(``hdl.pe.ecp5_lmem_outreg``): 512 words of 36 bits, written through port A (address
+(``hdl.image.ecp5_lmem_outreg``): 512 words of 36 bits, written through port A (address
 ``ADA5``–``ADA13``, byte enables ``ADA0``–``ADA3``, data ``DIA0``–``DIA17`` then
 ``DIB0``–``DIB17``, when ``CEA`` and ``WEA``) and read through port B (address
 ``ADB5``–``ADB13``, when ``CEB``; data ``DOA0``–``DOA17`` then ``DOB0``–``DOB17``), the
@@ -92,7 +92,6 @@ def _dp16kd() -> str:
     ada, adb = _pins("ADA", 0, 14), _pins("ADB", 0, 14)
     pin_ada, pin_adb = "{" + _pins("ADA", 5, 14) + "}", "{" + _pins("ADB", 5, 14) + "}"
     pin_be = "{" + _pins("ADA", 0, 4) + "}"
-    pin_dia, pin_dib, pin_doa, pin_dob = dia, dib, doa, dob
     return f"""
 module DP16KD #(
   parameter DATA_WIDTH_A = 18, parameter DATA_WIDTH_B = 18,
@@ -119,7 +118,7 @@ module DP16KD #(
   end
   wire [8:0] wa = {pin_ada};
   wire [3:0] be = {pin_be};
-  wire [35:0] di = {{{pin_dib}, {pin_dia}}};
+  wire [35:0] di = {{{dib}, {dia}}};
   wire [8:0] ra = {pin_adb};
   wire cs_a = !CSA0 && !CSA1 && !CSA2, cs_b = !CSB0 && !CSB1 && !CSB2;
   always @(posedge CLKA)
@@ -137,6 +136,6 @@ module DP16KD #(
     if (RSTB) q_out[35:18] <= 18'd0;
     else if (OCEB) q_out[35:18] <= q[35:18];
   end
-  assign {{{pin_dob}, {pin_doa}}} = (REGMODE_B == "OUTREG") ? q_out : q;
+  assign {{{dob}, {doa}}} = (REGMODE_B == "OUTREG") ? q_out : q;
 endmodule
 """
