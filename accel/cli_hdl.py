@@ -54,10 +54,13 @@ def add_hdl_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--synth-widelut", action="store_true",
                    help="ECP5: let Yosys build LUT5-LUT7 from the slice muxes (fewer logic "
                    "levels, about 40%% more LUTs); default LUT4s only")
-    g.add_argument("--synth-mapper", choices=("abc9", "abc"), default=None,
+    g.add_argument("--synth-mapper", choices=("abc9", "abc", "abc-mean"),
+                   default=None,
                    help="Yosys's LUT mapping: ABC's classic mapping in the place of "
-                   "synth_ecp5's ABC9 (abc, ECP5 only; the ECP5 default: fewer logic levels) "
-                   "or ABC9 as the synth script runs it (abc9, the iCE40 default)")
+                   "synth_ecp5's ABC9 (abc, ECP5 only; the ECP5 default: fewer logic levels), "
+                   "the same with its cuts chosen for the mean logic level rather than the "
+                   "deepest (abc-mean, ECP5 only) or ABC9 as the synth script runs it (abc9, "
+                   "the iCE40 default)")
     g.add_argument("--synth-pack-only", action="store_true",
                    help="stop after nextpnr's packing: LUT/FF/DSP/BRAM counts and whether "
                    "they fit, no placement and no fmax (minutes instead of tens of minutes)")
@@ -101,7 +104,7 @@ def cmd_hdl(args) -> int:
     cfg = _hardware(args)
     if args.synth_widelut and args.synth != "ecp5":
         raise AxwError(f"--synth-widelut is an ECP5 option, not one for {args.synth}")
-    if args.synth_mapper == "abc" and args.synth != "ecp5":
+    if args.synth_mapper not in (None, "abc9") and args.synth != "ecp5":
         raise AxwError(f"--synth-mapper {args.synth_mapper} is an ECP5 option, "
                        f"not one for {args.synth}")
     if args.dsp_primitive == "ecp5" and args.synth not in (None, "ecp5"):

@@ -56,7 +56,16 @@ DEVICES = {
 }
 
 #: LUT mappers :func:`synthesize` can use on ECP5 (see its ``lut_mapper``).
-LUT_MAPPERS = ("abc9", "abc")
+LUT_MAPPERS = ("abc9", "abc", "abc-mean")
+#: The ABC script of each classic mapper (None: Yosys's default for ``abc -lut``).
+#: ``abc-mean`` is that default with ABC's ``if -t``: the cuts chosen for the mean logic
+#: level over the outputs instead of the deepest one, so the paths that are not the
+#: deepest are not relaxed to its depth while the area is recovered (docs/rtl.md, *LUT
+#: mapping*).  ``lutpack`` is run for a single LUT size only, as in Yosys's default.
+_ABC_PREFIX = "+strash;&get,-n;&fraig,-x;&put;scorr;dc2;dretime;strash;dch,-f;"
+ABC_SCRIPTS = {"abc": None,
+               "abc-mean": (_ABC_PREFIX + "if,-t;mfs2;lutpack,-S,1",
+                            _ABC_PREFIX + "if,-t;mfs2")}
 #: The LUT mapper of each target when none is given: ABC's classic mapping on ECP5 (fewer
 #: logic levels and faster placements than ABC9's, docs/rtl.md *LUT mapping*), and
 #: synth_ice40's own ABC9 on iCE40.
@@ -459,8 +468,10 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
         script = f"{synth_cmd} -top {name} -json {netlist}"
     else:
         # synth_lattice's labels around its one `abc9` line
+        abc_script = ABC_SCRIPTS[lut_mapper]
+        abc_opt = "" if abc_script is None else f" -script {abc_script[1 if widelut else 0]}"
         script = (f"{synth_cmd} -top {name} -run :map_luts; "
-                  f"abc -lut {'4:7' if widelut else '4'} -dress; clean; "
+                  f"abc -lut {'4:7' if widelut else '4'} -dress{abc_opt}; clean; "
                   f"{synth_cmd} -top {name} -run map_cells:edif; write_json {netlist}")
         res["synth_command"] = script
     cmd = [yosys, "-q", "-p", f"read_verilog -sv {name}.v; {script}; "

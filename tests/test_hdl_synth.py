@@ -80,10 +80,12 @@ def test_synthesize_rejects_bad_arguments(tmp_path):
         synthesize(tmp_path, cfg, "ecp5", params=synth_params(cfg.with_(rows=4)))
     with pytest.raises(SynthError, match="widelut is an ECP5 mapping option, not one for 'ice40'"):
         synthesize(tmp_path, cfg, "ice40", widelut=True)
-    with pytest.raises(SynthError, match="^unknown LUT mapper 'abc10'; known: abc9, abc$"):
+    with pytest.raises(SynthError, match="^unknown LUT mapper 'abc10'; known: abc9, abc, abc-mean$"):
         synthesize(tmp_path, cfg, "ecp5", lut_mapper="abc10")
     with pytest.raises(SynthError, match="^lut_mapper 'abc' is an ECP5 option, not one for 'ice40'$"):
         synthesize(tmp_path, cfg, "ice40", lut_mapper="abc")
+    with pytest.raises(SynthError, match="^lut_mapper 'abc-mean' is an ECP5 option, not one for "):
+        synthesize(tmp_path, cfg, "ice40", lut_mapper="abc-mean")
 
 
 STAT = """
@@ -295,17 +297,25 @@ def test_synthesize_ecp5_array_only(yowasp, tmp_path):
 
 def test_synthesize_ecp5_classic_lut_mapping(yowasp, tmp_path):
     # ABC's classic mapping (ECP5's default) in the place of ABC9's: the same cells
-    # otherwise, and no deeper logic than ABC9's on this core
+    # otherwise, and no deeper logic than ABC9's on this core; with its cuts chosen for
+    # the mean level (abc-mean), fewer deep endpoints than the default's
     params = CoreParams(TINY, **TINY_CAPACITIES, dsp_primitive="ecp5")
-    abc = synthesize(tmp_path / "abc", TINY, "ecp5", params=params, place=False)
-    abc9 = synthesize(tmp_path / "abc9", TINY, "ecp5", params=params, place=False,
-                      lut_mapper="abc9")
-    assert abc["lut_mapper"] == "abc" and "abc -lut 4 -dress" in abc["synth_command"]
+    res = {mapper: synthesize(tmp_path / mapper, TINY, "ecp5", params=params, place=False,
+                              lut_mapper=None if mapper == "abc" else mapper)
+           for mapper in ("abc", "abc9", "abc-mean")}
+    abc, abc9, mean = res["abc"], res["abc9"], res["abc-mean"]
+    assert abc["lut_mapper"] == "abc" and "abc -lut 4 -dress;" in abc["synth_command"]
     assert abc9["lut_mapper"] == "abc9" and "abc -lut" not in abc9["synth_command"]
+    assert mean["lut_mapper"] == "abc-mean"
+    assert "abc -lut 4 -dress -script +strash;" in mean["synth_command"]
+    assert ";if,-t;mfs2;lutpack,-S,1;" in mean["synth_command"]
     assert abc["packed"] and abc["fits"] and abc["lut"] > 0
-    for k in ("ff", "dsp", "bram"):
-        assert abc[k] == abc9[k], k
+    for other in (abc9, mean):
+        for k in ("ff", "dsp", "bram"):
+            assert abc[k] == other[k], k
     assert abc["logic_depth"]["max"] <= abc9["logic_depth"]["max"]
+    assert mean["logic_depth"]["max"] <= abc["logic_depth"]["max"]
+    assert mean["logic_depth"]["over"] < abc["logic_depth"]["over"]
 
 
 def test_synthesize_ecp5_local_memory_with_its_output_register(yowasp, tmp_path):
