@@ -18,7 +18,8 @@ from accel.config import HardwareConfig
 from accel.fileio import atomic_write_text
 from accel.program import Program
 
-from .image import CYCLE_BITS, CoreParams, HdlError, Image, ecp5_lmem_outreg, pack
+from .image import (CYCLE_BITS, CoreParams, HdlError, Image, ecp5_fifo_outreg,
+                    ecp5_lmem_outreg, pack)
 from .models import MODELS_FILE, models_verilog
 
 __all__ = ["core_verilog", "component_verilog", "write_bundle", "TOP", "CORE"]
@@ -328,7 +329,8 @@ def write_bundle(out_dir, config: HardwareConfig, program: Program | None = None
         files["files.f"] = f"{CORE}.v\n{TOP}.v\n"
     if p.dsp_primitive is not None:
         files[MODELS_FILE] = models_verilog(
-            dp16kd=p.dsp_primitive == "ecp5" and ecp5_lmem_outreg(config))
+            dp16kd=p.dsp_primitive == "ecp5" and (ecp5_lmem_outreg(config)
+                                                   or ecp5_fifo_outreg(config)))
         files["files.f"] = f"{MODELS_FILE}\n" + files["files.f"]
     out.mkdir(parents=True, exist_ok=True)   # only once everything is built and checked
     for name, text in files.items():

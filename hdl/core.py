@@ -22,10 +22,9 @@ from amaranth.lib.wiring import In, Out
 
 from .array import Array as PEArray
 from .image import (CYCLE_BITS, KIND_NONE, KIND_SLOT, CoreParams, Fields, HdlError, Image,
-                    copy_fields, fifo_async, layouts, mem_attrs, stream_fifo_copies, table_async,
-                    table_depth,
-                    table_reads, step_chain)
-from .pe import element_layout
+                    copy_fields, ecp5_fifo_outreg, fifo_async, layouts, mem_attrs,
+                    stream_fifo_copies, table_async, table_depth, table_reads, step_chain)
+from .pe import ecp5_dp16kd, element_layout
 
 __all__ = ["Core", "table_ids", "LANE_TABLES", "PRIME", "prime_cycles"]
 
@@ -260,6 +259,7 @@ class Core(wiring.Component):
         Lt = self._layouts
         m = Module()
         m.submodules.array = arr = PEArray(cfg, p.lut_multipliers, p.dsp_primitive)
+        fifo_outreg = p.dsp_primitive == "ecp5" and ecp5_fifo_outreg(cfg)
         self.array = arr   # the grid of the latest elaboration, for simulation monitors
 
         # ---------------------------------------------------------- program memories
@@ -1536,29 +1536,42 @@ class Core(wiring.Component):
             s_async = fifo_async(cfg, SF, W)
             s_copies = stream_fifo_copies(cfg)
             # under a lag a block-RAM FIFO keeps its head and the entry after it in
-            # registers (s_hb), refilled from two copies read at registers (the positions
-            # head + 2 and head + 3, s_hq), and an arrival for either goes straight in
-            if s_copies == 2:
+            # registers (s_hb), refilled from three copies read at registers (the
+            # positions head + 2, head + 3 and head + 4, s_hq) whose data comes two
+            # cycles later (a read register after the port: the block RAM's output
+            # register on ECP5), and an arrival for either goes straight in
+            if s_copies == 3:
                 hb = [Signal(signed(W), name=f"s_hb{k}_{i}") for k in range(2)]
-                hq = [Signal(range(SF), name=f"s_hq{k}_{i}") for k in (1, 2, 3)]
-                hp1, hq = hq[0], hq[1:]     # head + 1 (for the flags), head + 2, head + 3
+                hq = [Signal(range(SF), name=f"s_hq{k}_{i}") for k in (1, 2, 3, 4)]
+                hp1, hq = hq[0], hq[1:]     # head + 1 (for the flags), head + 2..4
             dq = []
             for k in range(s_copies):
+                name = f"sfifo{i}" + ("" if k == 0 else f"_{k}")
+                if s_copies == 3 and fifo_outreg:
+                    dq.append(ecp5_dp16kd(m, name, self.srsp_valid[i], s_apos[i],
+                                          self.srsp_data[i], hq[k], f"s_fq{k}_{i}"))
+                    continue
                 mem = Memory(shape=signed(W), depth=SF, init=[],
                              attrs=mem_attrs(SF, W, sync=not s_async,
-                                             read_during_write=not s_async))
-                m.submodules[f"sfifo{i}" + ("" if k == 0 else f"_{k}")] = mem
+                                             read_during_write=s_copies == 1 and not s_async))
+                m.submodules[name] = mem
                 wp = mem.write_port()
                 # read at the head register (hdl.image.fifo_async), at the next head, or
-                # (two copies) at head + 2 and head + 3
+                # (three copies) at head + 2, head + 3 and head + 4, not transparent: the
+                # refill takes a write of the two cycles before from its own registers
                 rp = (mem.read_port(domain="comb") if s_async
-                      else mem.read_port(transparent_for=(wp,)))
+                      else mem.read_port(transparent_for=(wp,) if s_copies == 1 else ()))
                 m.d.comb += [wp.addr.eq(s_apos[i]), wp.data.eq(self.srsp_data[i]),
                              wp.en.eq(self.srsp_valid[i]),
                              rp.addr.eq(s_hpos[i] if s_async else
-                                        hq[k] if s_copies == 2 else s_hpos_n)]
-                dq.append(rp.data)
-            sval = hb[0] if s_copies == 2 else dq[0]
+                                        hq[k] if s_copies == 3 else s_hpos_n)]
+                if s_copies == 3:
+                    fq = Signal(signed(W), name=f"s_fq{k}_{i}")
+                    m.d.sync += fq.eq(rp.data)
+                    dq.append(fq)
+                else:
+                    dq.append(rp.data)
+            sval = hb[0] if s_copies == 3 else dq[0]
             with m.If(self.srsp_valid[i]):
                 m.d.sync += s_rpos[i].eq(inc(s_rpos[i], SF))
             # flags for this cycle, registered like the fetch side's: i_live0/1 (cur < nt,
@@ -1638,19 +1651,45 @@ class Core(wiring.Component):
                                                      i_live1[i]), nt_gt[1])),
                          s_hpos_n.eq(Mux(run & iss, inc(s_hpos[i], SF),
                                          Mux(run, s_hpos[i], 0)))]
-            if s_copies == 2:
+            if s_copies == 3:
                 take = run & iss
-                iss_q = Signal(name=f"s_iss_q{i}")
                 hit = [Signal(name=f"s_hit{k}_{i}") for k in range(3)]
                 m.d.comb += [hit[k].eq(self.srsp_valid[i] & (s_apos[i] == q)) for k, q in
                              enumerate((s_hpos[i], hp1, hq[0]))]
-                third = Mux(iss_q, dq[1], dq[0])    # the entry at head + 2 (this cycle's)
-                m.d.sync += [iss_q.eq(take),
-                             hb[0].eq(Mux(Mux(take, hit[1], hit[0]), self.srsp_data[i],
+                # the entry at head + 2 of this cycle: the copy n read two cycles ago,
+                # n the takes since (one-hot registers), unless it was written in one of
+                # those two cycles (the copies' data predates those writes): then the
+                # write's own data, kept in registers, as are its address compares, made
+                # in the cycle of the write for the takes possible since
+                sel = [Signal(name=f"s_fsel{n}_{i}") for n in range(3)]
+                take_q = Signal(name=f"s_take_q{i}")
+                m.d.sync += [take_q.eq(take),
+                             sel[0].eq(~take & ~take_q), sel[1].eq(take ^ take_q),
+                             sel[2].eq(take & take_q)]
+                wd = [Signal(signed(W), name=f"s_wd{j}_{i}") for j in (1, 2)]
+                m.d.sync += [wd[0].eq(self.srsp_data[i]), wd[1].eq(wd[0])]
+                # write of the cycle before: at head + 2 (no take then) or head + 3
+                w1 = [Signal(name=f"s_w1_{n}_{i}") for n in range(2)]
+                m.d.sync += [w1[n].eq(self.srsp_valid[i] & (s_apos[i] == hq[n]))
+                             for n in range(2)]
+                # write of two cycles before: at head + 2 + k of its cycle (w2c), then
+                # chosen by that cycle's take (w2d[n]: k = that take + n) and the next's
+                w2c = [Signal(name=f"s_w2c{k}_{i}") for k in range(3)]
+                w2d = [Signal(name=f"s_w2d{n}_{i}") for n in range(2)]
+                m.d.sync += [w2c[k].eq(self.srsp_valid[i] & (s_apos[i] == hq[k]))
+                             for k in range(3)]
+                m.d.sync += [w2d[n].eq(Mux(take_q, w2c[n + 1], w2c[n])) for n in range(2)]
+                hit1 = Mux(take_q, w1[1], w1[0])
+                hit2 = Mux(take_q, w2d[1], w2d[0])
+                from_mem = (Mux(sel[0], dq[0], 0) | Mux(sel[1], dq[1], 0)
+                            | Mux(sel[2], dq[2], 0))
+                third = Signal(signed(W), name=f"s_third{i}")
+                m.d.comb += third.eq(Mux(hit1, wd[0], Mux(hit2, wd[1], from_mem)))
+                m.d.sync += [hb[0].eq(Mux(Mux(take, hit[1], hit[0]), self.srsp_data[i],
                                           Mux(take, hb[1], hb[0]))),
                              hb[1].eq(Mux(Mux(take, hit[2], hit[1]), self.srsp_data[i],
                                           Mux(take, third, hb[1])))]
-                for k in range(2):
+                for k in range(3):
                     m.d.sync += hq[k].eq(Mux(take, inc(hq[k], SF),
                                              Mux(run, hq[k], (k + 2) % SF)))
                 m.d.sync += hp1.eq(Mux(take, hq[0], Mux(run, hp1, 1 % SF)))
@@ -1753,7 +1792,7 @@ class Core(wiring.Component):
             m.d.sync += s_arr[i].eq((s_arr[i] & ~clrb) | setb)
             m.d.sync += s_head[i].eq(head_next(s_arr[i], s_apos[i], self.srsp_valid[i],
                                                s_hpos[i], SF, iss, run=run,
-                                               hpos1=hp1 if s_copies == 2 else None))
+                                               hpos1=hp1 if s_copies == 3 else None))
             # the room next cycle (occupancy - issue + grant < SF), compared before the
             # issue is known and then chosen by it
             room_a, room_b = Signal(name=f"s_room_a{i}"), Signal(name=f"s_room_b{i}")

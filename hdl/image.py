@@ -21,7 +21,7 @@ __all__ = ["HdlError", "Fields", "CoreParams", "Image", "pack", "layouts", "CYCL
            "step_chain",
            "AllBut", "copy_fields",
            "table_depth", "DSP_PRIMITIVES", "check_multipliers", "ecp5_lmem_outreg",
-           "DP16KD_DEPTH", "DP16KD_WIDTH"]
+           "DP16KD_DEPTH", "DP16KD_WIDTH", "ecp5_fifo_outreg"]
 
 #: Width of the core's cycle counter and of every stored cycle number.
 CYCLE_BITS = 32
@@ -320,11 +320,22 @@ def table_async(config, kind: str, depth: int, width: int) -> bool:
 
 
 def stream_fifo_copies(config) -> int:
-    """Copies of each stream FIFO: two under a request lag for a block-RAM FIFO (the core
-    keeps the head and the entry after it in registers and reads the two entries after
-    those, one from each copy, at registers), else one."""
+    """Copies of each stream FIFO: three under a request lag for a block-RAM FIFO (the
+    core keeps the head and the entry after it in registers, and reads the three entries
+    after those, one from each copy, at registers two cycles before it may take one of
+    them: the read port and a register after it, which on ECP5 is the block RAM's own
+    output register, :func:`ecp5_fifo_outreg`), else one."""
     W, SF = config.acc_bits, config.stream_fifo_depth
-    return 2 if config.request_lag_cycles >= 2 and not fifo_async(config, SF, W) else 1
+    return 3 if config.request_lag_cycles >= 2 and not fifo_async(config, SF, W) else 1
+
+
+def ecp5_fifo_outreg(config: HardwareConfig) -> bool:
+    """Whether a core built for ECP5 (``dsp_primitive="ecp5"``) makes each copy of a
+    stream FIFO a ``DP16KD`` whose output register is the copy's read register: with
+    three copies (:func:`stream_fifo_copies`) of a FIFO that fits one in its 512 × 36
+    mode.  Otherwise each copy is a memory Yosys maps, and a register (the same cycles)."""
+    return (stream_fifo_copies(config) == 3 and config.stream_fifo_depth <= DP16KD_DEPTH
+            and config.acc_bits <= DP16KD_WIDTH)
 
 
 def mem_attrs(depth: int, width: int, *, sync: bool = True,

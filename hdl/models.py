@@ -130,7 +130,9 @@ module DP16KD #(
     end
   always @(posedge CLKB) begin
     if (RSTB) q <= 36'd0;
-    else if (CEB && cs_b && !WEB) q <= mem[ra];
+    else if (CEB && cs_b && !WEB)
+      // a read of the word port A writes in the same cycle is undefined on the device
+      q <= (CEA && WEA && cs_a && !RSTA && be != 4'd0 && wa == ra) ? 36'bx : mem[ra];
     if (RSTA) q_out[17:0] <= 18'd0;
     else if (OCEA) q_out[17:0] <= q[17:0];
     if (RSTB) q_out[35:18] <= 18'd0;

@@ -43,7 +43,7 @@ from accel.config import HardwareConfig
 from .image import (DP16KD_WIDTH, HdlError, check_multipliers, ecp5_lmem_outreg,
                     mem_attrs)
 
-__all__ = ["PE", "MULTIPLIERS", "element_layout"]
+__all__ = ["PE", "MULTIPLIERS", "element_layout", "ecp5_dp16kd"]
 
 
 def element_layout(config: HardwareConfig) -> data.StructLayout:
@@ -63,6 +63,47 @@ def _check_config(config):
 
 #: Multiplier implementations of a PE.
 MULTIPLIERS = ("dsp", "lut")
+
+
+def ecp5_dp16kd(m, name, wen, waddr, wdata, raddr, qname):
+    """An ECP5 ``DP16KD`` block RAM in its 512 × 36 mode with its output registers, as
+    submodule ``name`` of ``m``: written through port A (``wen`` on the four byte enables
+    ``ADA0``–``ADA3``, ``waddr`` on the word address), read through port B at ``raddr``;
+    in this mode the read data's low half leaves through port A's output register
+    (``DOA``), so ``REGMODE_A`` and ``REGMODE_B`` are both ``"OUTREG"``.  The data of an
+    address comes two cycles after it, as a memory's synchronous read port followed by a
+    register gives it; a read of the word written in the same cycle is undefined (the
+    caller never uses one).  Returns the data, ``len(wdata)`` bits (signal ``qname``
+    holds all 36), signed as ``wdata``."""
+    W = len(wdata)
+    if W > DP16KD_WIDTH or max(len(waddr), len(raddr)) > 9:
+        raise HdlError(f"{name}: {W} bits at {max(len(waddr), len(raddr))} address bits "
+                       f"do not fit a DP16KD's 512 x 36 mode")
+    rdata = Signal(DP16KD_WIDTH, name=qname)
+    ports = {"i_CLKA": ClockSignal(), "i_CLKB": ClockSignal(),
+             "i_CEA": 1, "i_OCEA": 1, "i_WEA": 1, "i_RSTA": 0,
+             "i_CEB": 1, "i_OCEB": 1, "i_WEB": 0, "i_RSTB": 0}
+    for k in range(3):
+        ports[f"i_CSA{k}"] = 0
+        ports[f"i_CSB{k}"] = 0
+    for k in range(14):
+        # address bits 5..13 are the word (512 words); 0..3 of port A the byte enables
+        word = k - 5
+        ports[f"i_ADA{k}"] = (wen if k < 4 else 0) if word < 0 else (
+            waddr[word] if word < len(waddr) else 0)
+        ports[f"i_ADB{k}"] = 0 if word < 0 else (raddr[word] if word < len(raddr) else 0)
+    for k in range(18):
+        ports[f"i_DIA{k}"] = wdata[k] if k < W else 0
+        ports[f"i_DIB{k}"] = wdata[18 + k] if 18 + k < W else 0
+        ports[f"o_DOA{k}"] = rdata[k]
+        ports[f"o_DOB{k}"] = rdata[18 + k]
+    m.submodules[name] = Instance(
+        "DP16KD", p_DATA_WIDTH_A=DP16KD_WIDTH, p_DATA_WIDTH_B=DP16KD_WIDTH,
+        p_REGMODE_A="OUTREG", p_REGMODE_B="OUTREG", p_CSDECODE_A="0b000",
+        p_CSDECODE_B="0b000", p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL",
+        p_GSR="DISABLED", p_RESETMODE="SYNC", **ports)
+    q = rdata[:W]
+    return q.as_signed() if wdata.shape().signed else q
 
 
 def _slice(wide, off: int, width: int, is_signed: bool):
@@ -156,42 +197,6 @@ class PE(wiring.Component):
             out.append((chunk[0], p[:N + len(piece)].as_signed()))
         return out
 
-    def _ecp5_bank(self, m, b, en, addr, wdata):
-        """Local-memory bank ``b`` as an ECP5 ``DP16KD`` in its 512 × 36 mode: written
-        through port A (the four byte enables on ``ADA0``–``ADA3``, all ``en``), read
-        through port B at the element's address, with the output registers (in this mode
-        the read data's low half leaves through port A's, ``DOA``, so ``REGMODE_A`` and
-        ``REGMODE_B`` are both ``"OUTREG"``): the data two cycles after the address, as a
-        memory's synchronous read port followed by a register gives it.  Returns the
-        data."""
-        cfg = self._config
-        W = cfg.acc_bits
-        ab = cfg.lmem_addr_bits
-        rdata = Signal(DP16KD_WIDTH, name=f"lr_q0_{b}")
-        ports = {"i_CLKA": ClockSignal(), "i_CLKB": ClockSignal(),
-                 "i_CEA": 1, "i_OCEA": 1, "i_WEA": 1, "i_RSTA": 0,
-                 "i_CEB": 1, "i_OCEB": 1, "i_WEB": 0, "i_RSTB": 0}
-        for k in range(3):
-            ports[f"i_CSA{k}"] = 0
-            ports[f"i_CSB{k}"] = 0
-        for k in range(14):
-            # address bits 5..13 are the word (512 words); 0..3 of port A the byte enables
-            word = k - 5
-            ports[f"i_ADA{k}"] = (en if k < 4 else 0) if word < 0 else (
-                addr[word] if word < ab else 0)
-            ports[f"i_ADB{k}"] = 0 if word < 0 else (self.ei.addr[word] if word < ab else 0)
-        for k in range(18):
-            ports[f"i_DIA{k}"] = wdata[k] if k < W else 0
-            ports[f"i_DIB{k}"] = wdata[18 + k] if 18 + k < W else 0
-            ports[f"o_DOA{k}"] = rdata[k]
-            ports[f"o_DOB{k}"] = rdata[18 + k]
-        m.submodules[f"lmem{b}"] = Instance(
-            "DP16KD", p_DATA_WIDTH_A=DP16KD_WIDTH, p_DATA_WIDTH_B=DP16KD_WIDTH,
-            p_REGMODE_A="OUTREG", p_REGMODE_B="OUTREG", p_CSDECODE_A="0b000",
-            p_CSDECODE_B="0b000", p_WRITEMODE_A="NORMAL", p_WRITEMODE_B="NORMAL",
-            p_GSR="DISABLED", p_RESETMODE="SYNC", **ports)
-        return rdata[:W].as_signed()
-
     def _partials(self, m, narrow, wide):
         """Stage x+2: registered partial products whose wrapped sum is the product."""
         cfg = self._config
@@ -239,7 +244,8 @@ class PE(wiring.Component):
             m.d.sync += [en_q.eq(self.lw_en[b]), addr_q.eq(self.lw_addr[b]),
                          data_q.eq(self.lw_data[b])]
             if outreg:
-                lr.append(self._ecp5_bank(m, b, en_q, addr_q, data_q))
+                lr.append(ecp5_dp16kd(m, f"lmem{b}", en_q, addr_q, data_q, self.ei.addr,
+                                      f"lr_q0_{b}"))
                 continue
             mem = Memory(shape=signed(W), depth=cfg.lmem_depth, init=[],
                          attrs=mem_attrs(cfg.lmem_depth, W))

@@ -174,9 +174,11 @@ def test_verilator_with_a_credit_lag(tmp_path):
 
 
 def test_verilator_with_registered_local_memory_reads(tmp_path):
-    # lmem_read_cycles 2 (one PE stage more) with the pipelined requests
+    # lmem_read_cycles 2 (one PE stage more) with the pipelined requests, and stream
+    # FIFOs in block RAM (three copies each, read two cycles ahead)
     build, cfg, order, kw = CASES["split-long-row"]
-    cfg = cfg.with_(request_lag_cycles=4, credit_lag_cycles=1, lmem_read_cycles=2)
+    cfg = cfg.with_(request_lag_cycles=4, credit_lag_cycles=1, lmem_read_cycles=2,
+                    stream_fifo_depth=64)
     prog, want, y = _bundle(tmp_path, build(), cfg, order, stall_permille=200, **kw)
     _check(_run_verilator(tmp_path), tmp_path, prog, want.cycles, y)
 
@@ -184,14 +186,18 @@ def test_verilator_with_registered_local_memory_reads(tmp_path):
 @pytest.mark.parametrize("run", [_run_icarus, _run_verilator], ids=["icarus", "verilator"])
 def test_bundle_with_ecp5_block_rams_holding_the_read_register(tmp_path, run):
     # lmem_read_cycles 2 and the ECP5 primitives: every local-memory bank a DP16KD with
-    # its output register (the model in axw_models.v), the multipliers MULT18X18D
+    # its output register (the model in axw_models.v, whose read of a word written in
+    # the same cycle is undefined), and so is each of the three copies of every lane's
+    # block-RAM stream FIFO under the lag; the multipliers MULT18X18D
     build, cfg, order, kw = CASES["split-long-row"]
     cfg = cfg.with_(request_lag_cycles=4, credit_lag_cycles=1, lmem_read_cycles=2,
-                    lmem_depth=64)
+                    lmem_depth=64, stream_fifo_depth=64)
     prog, want, y = _bundle(tmp_path, build(), cfg, order, stall_permille=200,
                             dsp_primitive="ecp5", **kw)
     core = (tmp_path / "axw_core.v").read_text()
-    assert core.count("DP16KD #(") == 2 * cfg.pes and core.count('"OUTREG"') == 4 * cfg.pes
+    blocks = 2 * cfg.pes + 3 * cfg.rows
+    assert core.count("DP16KD #(") == blocks and core.count('"OUTREG"') == 2 * blocks
+    assert all(f"sfifo{i}_2 (" in core for i in range(cfg.rows))
     _check(run(tmp_path), tmp_path, prog, want.cycles, y)
 
 
