@@ -722,11 +722,37 @@ class Core(wiring.Component):
                              fa_.eq(r1[q][1] <= limits[0]), fb_.eq(r1[q][1] <= limits[1])]
                 m.d.sync += fit[q].eq(fc_ & Mux(wb_take, fb_, fa_))
             grants, add, close = lane_grants(classes, True)
+            # a rotating class's grants by lane, each from two registers: the sum up to
+            # the lane's position and its want, picked from the positions in the cycle
+            # the sums are made (the rotation of the grant's cycle), and the sum's
+            # compares beside those of the positions (the same limits), registered as the
+            # lane's fit; the positions' fits still give the credit's update
+            # (cycle-neutral: the grant is the fit and want of the lane's position)
+            for k, (wants, _, rotating) in enumerate(classes):
+                if not rotating:
+                    continue
+                ps = [(rq, w, tot) for kk, rq, w, tot, _ in pos if kk == k]
+                for i in range(len(wants)):
+                    sv, wv = 0, 0
+                    for rq, w, tot in ps:
+                        sv = sv | Mux(rot_next2_sel[rq][i], tot, 0)
+                        wv = wv | (w & rot_next2_sel[rq][i])
+                    ls = Signal(PW, name=f"arb_ls{k}_{i}")
+                    lw = [Signal(name=f"arb_lw{k}_{i}_{x}") for x in range(2)]
+                    lf = Signal(name=f"arb_lfit{k}_{i}")
+                    m.d.sync += [ls.eq(sv), lw[0].eq(wv), lw[1].eq(lw[0])]
+                    fa_, fb_ = Signal(name=f"arb_lfa{k}_{i}"), Signal(name=f"arb_lfb{k}_{i}")
+                    fc_ = Signal(name=f"arb_lfc{k}_{i}")
+                    m.d.comb += [fc_.eq(ls <= cap_), fa_.eq(ls <= limits[0]),
+                                 fb_.eq(ls <= limits[1])]
+                    m.d.sync += lf.eq(fc_ & Mux(wb_take, fb_, fa_))
+                    m.d.comb += grants[k][i].eq(lw[1] & lf)
             lasts = []
             for q, (k, rq, *_) in enumerate(pos):
-                g = Signal(name=f"arb_g{q}")
-                m.d.comb += g.eq(r2[q][0] & fit[q])
-                add(k, rq, g)
+                if rq is None:
+                    g = Signal(name=f"arb_g{q}")
+                    m.d.comb += g.eq(r2[q][0] & fit[q])
+                    add(k, rq, g)
                 # the sums rise with q: the last that fits is what the granted take
                 last = Signal(name=f"arb_last{q}")
                 m.d.comb += last.eq(fit[q] & ~fit[q + 1] if q + 1 < N else fit[q])
