@@ -416,7 +416,9 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
     boxes and 300 ps per net), or ``"abc"`` (ECP5 only), the same script with ABC's
     classic LUT mapping (``abc -lut 4 -dress``) in place of ABC9's; None takes the
     target's :data:`DEFAULT_LUT_MAPPER` (``"abc"`` on ECP5).  On the 1×1 core the classic
-    mapping had fewer logic levels (at most 8 against 11) and placed faster;
+    mapping had fewer logic levels (at most 8 against 11) and placed faster.
+    ``"abc-mean"`` (ECP5 only) runs the classic mapping with the script of
+    :data:`ABC_SCRIPTS`: its cuts chosen for the mean logic level, not the deepest;
     :data:`LUT_MAPPERS`."""
     if target not in DEVICES:
         raise SynthError(f"unknown synthesis target {target!r}; known: {', '.join(DEVICES)}")
