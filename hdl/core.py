@@ -707,27 +707,30 @@ class Core(wiring.Component):
             PW = p.grant_bits
             pos = position_sums(early2, rot_next2_sel, False)
             N = len(pos)
-            r1 = [(Signal(name=f"arb_rw{q}"), Signal(PW, name=f"arb_rs{q}"))
-                  for q in range(N)]
-            r2 = [(Signal(name=f"arb_rrw{q}"), Signal(signed(PW + 1), name=f"arb_rrm{q}"))
-                  for q in range(N)]
+            r1 = [Signal(PW, name=f"arb_rs{q}") for q in range(N)]
+            r2 = [Signal(signed(PW + 1), name=f"arb_rrm{q}") for q in range(N)]
+
+            def fit_reg(sum_, fit, tag):
+                """``fit`` (a register) takes whether ``sum_`` fits next cycle: both
+                outcomes of the writeback's grant compared, then chosen by it."""
+                fa_, fb_ = Signal(name=f"arb_{tag}a"), Signal(name=f"arb_{tag}b")
+                fc_ = Signal(name=f"arb_{tag}c")
+                m.d.comb += [fc_.eq(sum_ <= cap_), fa_.eq(sum_ <= limits[0]),
+                             fb_.eq(sum_ <= limits[1])]
+                m.d.sync += fit.eq(fc_ & Mux(wb_take, fb_, fa_))
+
             fit = [Signal(name=f"arb_fit{q}") for q in range(N)]
-            for q, (_, _, w, tot, _) in enumerate(pos):
-                m.d.sync += [r1[q][0].eq(w), r1[q][1].eq(tot),
-                             r2[q][0].eq(r1[q][0]), r2[q][1].eq(r1[q][1] - B)]
-                # both outcomes of the writeback's grant compared, then chosen by it
-                fa_, fb_ = Signal(name=f"arb_fa{q}"), Signal(name=f"arb_fb{q}")
-                fc_ = Signal(name=f"arb_fc{q}")
-                m.d.comb += [fc_.eq(r1[q][1] <= cap_),
-                             fa_.eq(r1[q][1] <= limits[0]), fb_.eq(r1[q][1] <= limits[1])]
-                m.d.sync += fit[q].eq(fc_ & Mux(wb_take, fb_, fa_))
+            for q, (_, _, _, tot, _) in enumerate(pos):
+                m.d.sync += [r1[q].eq(tot), r2[q].eq(r1[q] - B)]
+                fit_reg(r1[q], fit[q], f"f{q}")
             grants, add, close = lane_grants(classes, True)
             # a rotating class's grants by lane, each from two registers: the sum up to
             # the lane's position and its want, picked from the positions in the cycle
             # the sums are made (the rotation of the grant's cycle), and the sum's
             # compares beside those of the positions (the same limits), registered as the
-            # lane's fit; the positions' fits still give the credit's update
-            # (cycle-neutral: the grant is the fit and want of the lane's position)
+            # lane's fit; the positions' fits give the credit's update, and the grant of
+            # the class of one requester (cycle-neutral: a lane's grant is the fit and
+            # want of its position)
             for k, (wants, _, rotating) in enumerate(classes):
                 if not rotating:
                     continue
@@ -741,22 +744,21 @@ class Core(wiring.Component):
                     lw = [Signal(name=f"arb_lw{k}_{i}_{x}") for x in range(2)]
                     lf = Signal(name=f"arb_lfit{k}_{i}")
                     m.d.sync += [ls.eq(sv), lw[0].eq(wv), lw[1].eq(lw[0])]
-                    fa_, fb_ = Signal(name=f"arb_lfa{k}_{i}"), Signal(name=f"arb_lfb{k}_{i}")
-                    fc_ = Signal(name=f"arb_lfc{k}_{i}")
-                    m.d.comb += [fc_.eq(ls <= cap_), fa_.eq(ls <= limits[0]),
-                                 fb_.eq(ls <= limits[1])]
-                    m.d.sync += lf.eq(fc_ & Mux(wb_take, fb_, fa_))
+                    fit_reg(ls, lf, f"lf{k}_{i}")
                     m.d.comb += grants[k][i].eq(lw[1] & lf)
             lasts = []
             for q, (k, rq, *_) in enumerate(pos):
-                if rq is None:
+                if rq is None:     # its want two registers on, and its fit
+                    w = pos[q][2]
+                    w1, w2 = Signal(name=f"arb_rw{q}"), Signal(name=f"arb_rrw{q}")
+                    m.d.sync += [w1.eq(w), w2.eq(w1)]
                     g = Signal(name=f"arb_g{q}")
-                    m.d.comb += g.eq(r2[q][0] & fit[q])
+                    m.d.comb += g.eq(w2 & fit[q])
                     add(k, rq, g)
                 # the sums rise with q: the last that fits is what the granted take
                 last = Signal(name=f"arb_last{q}")
                 m.d.comb += last.eq(fit[q] & ~fit[q + 1] if q + 1 < N else fit[q])
-                lasts.append((last, r2[q][1]))
+                lasts.append((last, r2[q]))
             close()
             return grants, ~fit[0], lasts
 

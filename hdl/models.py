@@ -9,8 +9,9 @@ register (``REG_OUTPUT_CLK`` = ``"CLK0"``), enabled by ``CE0`` and reset synchro
 rejected at elaboration (``$fatal``), so the model cannot silently stand in for a
 configuration it does not describe.
 
-``DP16KD`` (ECP5 sysMEM block RAM) in the one mode the PE instantiates
-(``hdl.image.ecp5_lmem_outreg``): 512 words of 36 bits, written through port A (address
+``DP16KD`` (ECP5 sysMEM block RAM) in the one mode ``hdl.pe.ecp5_dp16kd`` instantiates
+(for the PE's banks, ``hdl.image.ecp5_lmem_outreg``, and the stream FIFOs' copies,
+``hdl.image.ecp5_fifo_outreg``): 512 words of 36 bits, written through port A (address
 ``ADA5``–``ADA13``, byte enables ``ADA0``–``ADA3``, data ``DIA0``–``DIA17`` then
 ``DIB0``–``DIB17``, when ``CEA`` and ``WEA``) and read through port B (address
 ``ADB5``–``ADB13``, when ``CEB``; data ``DOA0``–``DOA17`` then ``DOB0``–``DOB17``), the

@@ -60,8 +60,8 @@ LUT_MAPPERS = ("abc9", "abc", "abc-mean")
 #: The ABC script of each classic mapper (None: Yosys's default for ``abc -lut``).
 #: ``abc-mean`` is that default with ABC's ``if -t``: the cuts chosen for the mean logic
 #: level over the outputs instead of the deepest one, so the paths that are not the
-#: deepest are not relaxed to its depth while the area is recovered (docs/rtl.md, *LUT
-#: mapping*).  ``lutpack`` is run for a single LUT size only, as in Yosys's default.
+#: deepest are not relaxed to its depth while the area is recovered (docs/rtl.md,
+#: *Session 18*).  ``lutpack`` is run for a single LUT size only, as in Yosys's default.
 _ABC_PREFIX = "+strash;&get,-n;&fraig,-x;&put;scorr;dc2;dretime;strash;dch,-f;"
 ABC_SCRIPTS = {"abc": None,
                "abc-mean": (_ABC_PREFIX + "if,-t;mfs2;lutpack,-S,1",
