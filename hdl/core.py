@@ -87,12 +87,14 @@ def rq_bound(m, bits, width):
     """What the saturation to signed ``bits`` (0: none) needs: the bound
     ``2**(bits-1) - 1`` and whether it applies."""
     W = width
-    SB = W.bit_length()
-    one = Const(1, W + 1)
     hi = Signal(W)
     on = Signal()
-    m.d.comb += [hi.eq(Mux(bits > W, (one << (W - 1))[:W] - 1, (one << (bits - 1)[:SB])[:W] - 1)),
-                 on.eq((bits != 0) & (bits <= W))]
+    # bit j of the bound is whether j < min(bits, W) - 1: a compare of bits with a
+    # constant per bit, no carry chain (all ones for bits 0, where it is not applied)
+    zero = bits == 0
+    m.d.comb += [hi.eq(Cat(*(zero | (bits > j + 1) if j < W - 1 else zero
+                             for j in range(W)))),
+                 on.eq(~zero & (bits <= W))]
     return hi, on
 
 
@@ -555,15 +557,13 @@ class Core(wiring.Component):
         def inc(sig, depth):
             return Mux(sig == depth - 1, 0, sig + 1)
 
-        def head_next(arr, rpos, arrive, hpos, depth, take, run=running, hpos1=None):
+        def head_next(arr, rpos, arrive, hpos, depth, take, run=running):
             """Whether a FIFO's head (the entry at ``hpos``) has arrived next cycle: the
             entry after it if this cycle takes the head, else it (depth >= 2, so taking
-            clears neither), counting this cycle's arrival at ``rpos``; 0 while idle.
-            ``hpos1``: a register holding ``hpos + 1`` (mod ``depth``), if there is one."""
+            clears neither), counting this cycle's arrival at ``rpos``; 0 while idle."""
             def arrived(pos):
                 return arr.bit_select(pos, 1) | (arrive & (rpos == pos))
-            return run & Mux(take, arrived(inc(hpos, depth) if hpos1 is None else hpos1),
-                             arrived(hpos))
+            return run & Mux(take, arrived(inc(hpos, depth)), arrived(hpos))
 
         # rotating priority: position q of a class's order is lane (c + q) mod R, that is
         # rot_oh (one-hot of c mod R, a register) turned by q: a selection by AND-OR
@@ -692,14 +692,28 @@ class Core(wiring.Component):
                 out.append((w_o, n_o, S))
             return out
 
-        def arbitrate_ahead(classes, early2, limits, cap_, wb_take):
+        def sum_le(a, b, c, name):
+            """Whether ``a + b <= c`` (``a``, ``b`` unsigned, ``c`` signed) in one carry
+            chain: ``a + b + ~c`` (= ``a + b - c - 1``) reduced to two operands by a
+            carry-save stage (one LUT per bit), then the sign of their sum."""
+            n = max(len(a), len(b), len(c)) + 2
+            x, y, z = (Signal(n, name=f"{name}_{t}") for t in "xyz")
+            cs, cc = Signal(n, name=f"{name}_s"), Signal(n, name=f"{name}_c")
+            tot = Signal(n, name=f"{name}_t")
+            m.d.comb += [x.eq(a), y.eq(b), z.eq(~c), cs.eq(x ^ y ^ z),
+                         cc.eq((x & y) | (x & z) | (y & z)), tot.eq(cs + (cc << 1))]
+            return tot[n - 1]
+
+        def arbitrate_ahead(classes, early2, kb_, wneed, cap_, wb_take):
             """Rule 0 with the credit lag (``credit_lag_cycles`` 1): the grants of a cycle
             are registered.  The sums are made two cycles before the grant, from
             ``early2`` (the classes two register stages before) with that cycle's
             rotation, and registered; in the cycle before the grant they are compared
             with the credit the grant is checked against, the least of ``cap_`` and
-            ``limits[x]`` (this cycle's credit plus B, less the writeback's bytes if
-            ``wb_take`` (granted and fired), x = 1), and the fits are registered.
+            ``kb_`` (this cycle's credit plus B), less the writeback's bytes ``wneed`` if
+            ``wb_take`` (granted and fired): that compare adds the bytes to the sum
+            rather than take them from the credit (:func:`sum_le`: one carry chain, not
+            two), and the fits are registered.
             Returns the grants of each class, by lane, whether none fits, and for each
             position whether it is the last that fits with its sum less B (the bytes
             the granted take, less the refill: the caller forms the credit's update
@@ -715,8 +729,8 @@ class Core(wiring.Component):
                 outcomes of the writeback's grant compared, then chosen by it."""
                 fa_, fb_ = Signal(name=f"arb_{tag}a"), Signal(name=f"arb_{tag}b")
                 fc_ = Signal(name=f"arb_{tag}c")
-                m.d.comb += [fc_.eq(sum_ <= cap_), fa_.eq(sum_ <= limits[0]),
-                             fb_.eq(sum_ <= limits[1])]
+                m.d.comb += [fc_.eq(sum_ <= cap_), fa_.eq(sum_ <= kb_),
+                             fb_.eq(sum_le(sum_, wneed, kb_, f"arb_{tag}w"))]
                 m.d.sync += fit.eq(fc_ & Mux(wb_take, fb_, fa_))
 
             fit = [Signal(name=f"arb_fit{q}") for q in range(N)]
@@ -1322,14 +1336,12 @@ class Core(wiring.Component):
             # registers written with the program's constant
             kb = Signal(signed(CR + 2), name="credit_kb")
             kc = Signal(signed(CR + 2), name="credit_kc")     # kb - B - cap
-            kw = Signal(signed(CR + 2), name="credit_kw")
             capb = const_reg(2, "credit_capb", CR + 1, lambda v: v + B)
             bmc = const_reg(2, "credit_bmc", signed(CR + 2), lambda v: B - v)
-            m.d.comb += kw.eq(kb - wb_need)
             # the lanes' requests put in position order a stage before the sums (LAG >= 4)
             lanes = ordered_ahead(lanes_back(4)) if LAG >= 4 else lanes_back(3)
             early2 = lanes + [([w_early2], [Mux(w_early2, srb("need"), 0)], False)]
-            (sg, l_grant, (wg,)), none, lasts = arbitrate_ahead(classes, early2, (kb, kw),
+            (sg, l_grant, (wg,)), none, lasts = arbitrate_ahead(classes, early2, kb, wb_need,
                                                                 cap, wb_fire)
             kb_n, kc_n = 0, 0
             for q, (use, less) in enumerate([(none | ~ready, -B)]
@@ -1631,17 +1643,21 @@ class Core(wiring.Component):
                 # dif + step - pass, the sums formed beside the step and the pass
                 m.d.sync += dif.eq(Mux(run, Mux(lw_step[i], Mux(pas, dif, dif + 1),
                                                     Mux(pas, dif - 1, dif)), 0))
+                # the compares and the pass's choices kept in front of the step's
+                # (a late signal), which chooses last
+                cmp_ = [kept(m, dif >= k, f"i_ld_c{k}_{i}") for k in range(4)]
                 for k in (1, 2):
-                    m.d.sync += ld_ge[k].eq(run & Mux(
-                        lw_step[i], Mux(pas, dif >= k, dif >= k - 1),
-                        Mux(pas, dif >= k + 1, dif >= k)))
+                    up = kept(m, Mux(pas, cmp_[k], cmp_[k - 1]), f"i_ld_up{k}_{i}")
+                    st = kept(m, Mux(pas, cmp_[k + 1], cmp_[k]), f"i_ld_st{k}_{i}")
+                    m.d.sync += ld_ge[k].eq(run & Mux(lw_step[i], up, st))
                 m.d.comb += ld_ok.eq(Mux(pas, ld_ge[2], ld_ge[1]))
                 hf = [Signal(name=f"i_half_ok{x}_{i}") for x in ("a", "b")]
                 for reg, rec in zip(hf, inx):
-                    cand = [Signal(name=f"{reg.name}_if{f}") for f in range(2)]
-                    for f in range(2):
-                        m.d.comb += cand[f].eq(~rec("wbprev_ok") | (
-                            Mux(run, wb_blk + f, 0) > rec("wbprev")))
+                    # wb_blk + 1 > wbprev as wb_blk >= wbprev (no adder in front of the
+                    # compare), both kept in front of the block end's choice
+                    cand = [kept(m, ~rec("wbprev_ok") | (run & cmp), f"{reg.name}_if{f}")
+                            for f, cmp in enumerate((wb_blk > rec("wbprev"),
+                                                     wb_blk >= rec("wbprev")))]
                     m.d.sync += reg.eq(Mux(run & wb_fin, cand[1], cand[0]))
                 half_ok = Mux(pas, hf[1], hf[0])
             else:
@@ -1713,6 +1729,20 @@ class Core(wiring.Component):
                             | Mux(sel[2], dq[2], 0))
                 third = Signal(signed(W), name=f"s_third{i}")
                 m.d.comb += third.eq(Mux(hit1, wd[0], Mux(hit2, wd[1], from_mem)))
+                # the arrival flags go the same way: the head's (s_head) and the next
+                # entry's (s_hf1) are registers, and the one at head + 2 comes from the
+                # arrival vector read at the copies' positions two cycles ago (read,
+                # then held: s_fa, s_fb) and from the same two cycles' writes, so no
+                # flag indexes the vector in the cycle it is needed (cycle-neutral)
+                fa = [Signal(name=f"s_fa{k}_{i}") for k in range(3)]
+                fb = [Signal(name=f"s_fb{k}_{i}") for k in range(3)]
+                m.d.sync += [fa[k].eq(run & s_arr[i].bit_select(hq[k], 1)) for k in range(3)]
+                m.d.sync += [fb[k].eq(fa[k]) for k in range(3)]
+                arr2 = (hit1 | hit2 | (sel[0] & fb[0]) | (sel[1] & fb[1])
+                        | (sel[2] & fb[2]))
+                hf1 = Signal(name=f"s_hf1{i}")
+                m.d.sync += [hf1.eq(run & Mux(take, arr2 | hit[2], hf1 | hit[1])),
+                             s_head[i].eq(run & Mux(take, hf1 | hit[1], s_head[i] | hit[0]))]
                 m.d.sync += [hb[0].eq(Mux(Mux(take, hit[1], hit[0]), self.srsp_data[i],
                                           Mux(take, hb[1], hb[0]))),
                              hb[1].eq(Mux(Mux(take, hit[2], hit[1]), self.srsp_data[i],
@@ -1818,9 +1848,9 @@ class Core(wiring.Component):
             m.d.comb += [setb.eq(Mux(self.srsp_valid[i], Const(1, SF) << s_apos[i], 0)),
                          clrb.eq(Mux(iss, Const(1, SF) << s_hpos[i], 0))]
             m.d.sync += s_arr[i].eq((s_arr[i] & ~clrb) | setb)
-            m.d.sync += s_head[i].eq(head_next(s_arr[i], s_apos[i], self.srsp_valid[i],
-                                               s_hpos[i], SF, iss, run=run,
-                                               hpos1=hp1 if s_copies == 3 else None))
+            if s_copies != 3:
+                m.d.sync += s_head[i].eq(head_next(s_arr[i], s_apos[i], self.srsp_valid[i],
+                                                   s_hpos[i], SF, iss, run=run))
             # the room next cycle (occupancy - issue + grant < SF), compared before the
             # issue is known and then chosen by it
             room_a, room_b = Signal(name=f"s_room_a{i}"), Signal(name=f"s_room_b{i}")

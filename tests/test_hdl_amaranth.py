@@ -428,6 +428,28 @@ def test_requantize_against_the_suite_model(W, tree):
                        (0, 1, 2, 3, W - 2, W - 1, W, W + 1, 40, 62))
 
 
+@pytest.mark.parametrize("W", [8, 12, 32])
+def test_rq_bound_for_every_bit_count(W):
+    # the saturation bound 2**(min(bits, W) - 1) - 1 and whether it applies (1 <= bits
+    # <= W), for every value of a 7-bit field (bits 0: not applied)
+    m = Module()
+    bits = Signal(7)
+    hi, on = rq_bound(m, bits, W)
+    got = []
+
+    async def bench(ctx):
+        for b in range(128):
+            ctx.set(bits, b)
+            got.append((b, ctx.get(hi), ctx.get(on)))
+    sim = Simulator(m)
+    sim.add_testbench(bench)
+    sim.run()
+    for b, h, o in got:
+        assert o == (1 <= b <= W), b
+        if b:
+            assert h == (1 << (min(b, W) - 1)) - 1, (b, h)
+
+
 @pytest.mark.parametrize("W", [8, 12])
 def test_split_requantization_against_the_suite_model(W):
     # the lane's form at lmem_read_cycles 2: the shift's multiple of 8 before the issue
