@@ -208,16 +208,19 @@ class Core(wiring.Component):
         return len(self.pl_data)
 
     @staticmethod
-    def _load_checks(m, issue_next, own_okr, bc_okr, lw_walk, lw_tile, lw_step, cur,
-                     running, HW, TB):
+    def _load_checks(m, issue_next, own_okr, bc_okr, lw_walk, lw_tile, lw_step, lw_fin,
+                     bc0, cur, running, HW, TB):
         """Under a request lag, the load writer's reading checks (rule 2) for the next
         cycle, registered: lane i's own (``own_okr[i]``: the lane has finished reading its
         load tile's ``prev``) and lane 0's broadcast check of lane i (``bc_okr[i]``: lane i
         is at lane 0's load tile and has finished reading its ``prev``).  Each is formed
         for both outcomes of the load walkers' steps, from the records a and b, and for
         both of the issue's pass, from the current tile, and chosen by them last; the
-        issue window takes this cycle's issue.  Cycle-neutral: the lag-0 netlist compares
-        in the cycle of the write."""
+        issue window takes this cycle's issue.  The broadcast check is formed for both
+        outcomes of lane 0's end of tile (``lw_fin[0]``: its step, and with ``bc0``, its
+        broadcast tile, every lane's) and chosen by it last, so the loop through lane 0's
+        check of every lane is short.  Cycle-neutral: the lag-0 netlist compares in the
+        cycle of the write."""
         R = len(lw_tile)
 
         def done_next(i, tile):
@@ -241,15 +244,19 @@ class Core(wiring.Component):
             # the first cycle of a run: every walker at tile 0, the checks false unless
             # there is no prev (done_next is 0 then)
             m.d.sync += own_okr[i].eq(Mux(running & lw_step[i], rb, ra))
-            # lane i at lane 0's tile next cycle, for the four outcomes of the two steps
+            # lane i at lane 0's tile next cycle, for the outcomes of the two steps: lane
+            # 0's (y: its tile's end) and lane i's (its own end, or lane 0's broadcast end)
             ti = lw_tile[i]
             e0, ep, em = ti == t0, (ti + 1)[:TB] == t0, ti == (t0 + 1)[:TB]
-            si, s0 = lw_step[i], lw_step[0]
-            teq = ~running | Mux(si == s0, e0, Mux(si, ep, em))
             r0a, r0b = lw_walk[0][:2]
             ca, cb = Signal(name=f"lw_bc_a{i}"), Signal(name=f"lw_bc_b{i}")
             m.d.comb += [ca.eq(own(i, r0a)), cb.eq(own(i, r0b))]
-            m.d.sync += bc_okr[i].eq(teq & Mux(running & s0, cb, ca))
+            cand = []
+            for y in range(2):
+                si = (lw_fin[i] | (bc0 & y)) if i else Const(y, 1)
+                teq = ~running | Mux(si == y, e0, Mux(si, ep, em))
+                cand.append(kept(m, teq & (cb if y else ca), f"lw_bc_if{y}_{i}"))
+            m.d.sync += bc_okr[i].eq(Mux(running & lw_fin[0], cand[1], cand[0]))
 
     def elaborate(self, platform):
         p = self._params
@@ -549,9 +556,11 @@ class Core(wiring.Component):
 
             def dn(rec, x):
                 return dep_ok_n(rec(okf), rec(depf), x, run=run)
-            m.d.sync += reg.eq(Mux(run, Mux(step, Mux(wb_fire, dn(after, 1), dn(after, 0)),
-                                            Mux(wb_fire, dn(now, 1), dn(now, 0))),
-                                   ~idle(okf)))
+            # for each outcome of the writeback's grant (which reaches every lane late)
+            # kept in front of it, so that it chooses last
+            cand = [kept(m, Mux(run, Mux(step, dn(after, x), dn(now, x)), ~idle(okf)),
+                         f"{name}_if{x}") for x in range(2)]
+            m.d.sync += reg.eq(Mux(wb_fire, cand[1], cand[0]))
             return reg
 
         def inc(sig, depth):
@@ -1443,6 +1452,7 @@ class Core(wiring.Component):
             bc_rd_ok.append(ok)
         lw_en = [[Signal(name=f"lw_en{i}_{b}") for b in range(2)] for i in range(R)]
         lw_go_bc = Signal()
+        lw_fin = []
 
         def lw_flags(i, wr, at_end):
             """Under a request lag, lane i's load-writer flags for this cycle as registers
@@ -1512,6 +1522,7 @@ class Core(wiring.Component):
                              at_end[1].eq(lw_cnt[i] + 1 >= tr("ld_end"))]
             m.d.comb += [wr.eq(go & ~at_end[0] & l_head[i]), l_wr[i].eq(wr)]
             fin = Signal(name=f"lw_fin{i}")
+            lw_fin.append(fin)
             m.d.comb += fin.eq(go & Mux(wr, at_end[1], at_end[0]))
             mask = Signal(C, name=f"lw_mask{i}")
             m.d.comb += mask.eq((Const(1, C + 1) << ld("ncols"))[:C + 1] - 1)
@@ -1540,8 +1551,25 @@ class Core(wiring.Component):
             m.d.comb += [setb.eq(Mux(self.lrsp_valid[i], Const(1, LF) << l_apos[i], 0)),
                          clrb.eq(Mux(wr & run, Const(1, LF) << l_wpos[i], 0))]
             m.d.sync += l_arr[i].eq((l_arr[i] & ~clrb) | setb)
-            m.d.sync += l_head[i].eq(head_next(l_arr[i], l_apos[i], self.lrsp_valid[i],
-                                               l_wpos[i], LF, wr, run=run))
+            if LAG:
+                # under a lag the flags of the head and of the entry after it are
+                # registers (l_head, l_hf1), the latter set from the entry at head + 2
+                # (a position register: l_wp2) for a write, so the write decision only
+                # chooses (cycle-neutral)
+                wp1 = Signal(range(LF), name=f"l_wp1_{i}")
+                wp2 = Signal(range(LF), name=f"l_wp2_{i}")
+                hf1 = Signal(name=f"l_hf1{i}")
+                m.d.sync += [wp1.eq(Mux(run, Mux(wr, wp2, wp1), 1 % LF)),
+                             wp2.eq(Mux(run, Mux(wr, inc(wp2, LF), wp2), 2 % LF))]
+                hit = [self.lrsp_valid[i] & (l_apos[i] == q) for q in (l_wpos[i], wp1, wp2)]
+                # head + 2 is the head itself for two entries: it is taken and cleared now
+                a2 = (l_arr[i].bit_select(wp2, 1) if LF > 2 else 0) | hit[2]
+                m.d.sync += [l_head[i].eq(run & Mux(wr, hf1 | hit[1], l_head[i] | hit[0])),
+                             hf1.eq(run & Mux(wr, kept(m, a2, f"l_hf2_{i}"),
+                                              hf1 | hit[1]))]
+            else:
+                m.d.sync += l_head[i].eq(head_next(l_arr[i], l_apos[i], self.lrsp_valid[i],
+                                                   l_wpos[i], LF, wr, run=run))
         # local-memory write ports of the array: a broadcast write from lane 0 goes to every
         # lane; a lane's own write to a tile of the other bank can share the cycle
         wr0, bank0, addr0, mask0, data0 = lw_ports[0]
@@ -1641,8 +1669,10 @@ class Core(wiring.Component):
                 dif = Signal(signed(TB + 1), name=f"i_ld_dif{i}")
                 ld_ge = [None] + [Signal(name=f"i_ld_ge{k}_{i}") for k in (1, 2)]
                 # dif + step - pass, the sums formed beside the step and the pass
-                m.d.sync += dif.eq(Mux(run, Mux(lw_step[i], Mux(pas, dif, dif + 1),
-                                                    Mux(pas, dif - 1, dif)), 0))
+                # (kept in front of the step's choice, which comes late)
+                d_up = kept(m, Mux(pas, dif, dif + 1), f"i_ld_dup{i}")
+                d_st = kept(m, Mux(pas, dif - 1, dif), f"i_ld_dst{i}")
+                m.d.sync += dif.eq(Mux(run, Mux(lw_step[i], d_up, d_st), 0))
                 # the compares and the pass's choices kept in front of the step's
                 # (a late signal), which chooses last
                 cmp_ = [kept(m, dif >= k, f"i_ld_c{k}_{i}") for k in range(4)]
@@ -1731,13 +1761,22 @@ class Core(wiring.Component):
                 m.d.comb += third.eq(Mux(hit1, wd[0], Mux(hit2, wd[1], from_mem)))
                 # the arrival flags go the same way: the head's (s_head) and the next
                 # entry's (s_hf1) are registers, and the one at head + 2 comes from the
-                # arrival vector read at the copies' positions two cycles ago (read,
-                # then held: s_fa, s_fb) and from the same two cycles' writes, so no
-                # flag indexes the vector in the cycle it is needed (cycle-neutral)
-                fa = [Signal(name=f"s_fa{k}_{i}") for k in range(3)]
+                # arrival vector read at the copies' positions two cycles ago and from
+                # the same two cycles' writes, so no flag indexes the vector in the
+                # cycle it is needed (cycle-neutral).  The read takes both cycles: a
+                # group's bit by the position's low bits into registers (s_fa), then
+                # the group by its high bits (s_fb)
+                lb = ((SF - 1).bit_length() + 1) // 2
+                groups = [Cat(*(s_arr[i][j] if j < SF else Const(0, 1)
+                                for j in range(g << lb, (g + 1) << lb)))
+                          for g in range(-(-SF >> lb))]
                 fb = [Signal(name=f"s_fb{k}_{i}") for k in range(3)]
-                m.d.sync += [fa[k].eq(run & s_arr[i].bit_select(hq[k], 1)) for k in range(3)]
-                m.d.sync += [fb[k].eq(fa[k]) for k in range(3)]
+                for k in range(3):
+                    fa = Signal(len(groups), name=f"s_fa{k}_{i}")
+                    fh = Signal(range(len(groups)), name=f"s_fh{k}_{i}")
+                    m.d.sync += [fa.eq(Cat(*(run & g.bit_select(hq[k][:lb], 1)
+                                             for g in groups))),
+                                 fh.eq(hq[k][lb:]), fb[k].eq(fa.bit_select(fh, 1))]
                 arr2 = (hit1 | hit2 | (sel[0] & fb[0]) | (sel[1] & fb[1])
                         | (sel[2] & fb[2]))
                 hf1 = Signal(name=f"s_hf1{i}")
@@ -1926,7 +1965,7 @@ class Core(wiring.Component):
                                       start0 & try_if[0][0]))
         if LAG:
             self._load_checks(m, issue_next, own_okr, bc_okr, lw_walk, lw_tile, lw_step,
-                              cur, running, HW, TB)
+                              lw_fin, lwa[0]("bc"), cur, running, HW, TB)
         for h in range(2):
             m.d.comb += any_last[h].eq(Cat(*lasts[h]).any())
             if LAG:
