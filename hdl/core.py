@@ -546,16 +546,24 @@ class Core(wiring.Component):
                            Mux(rn_if[0], Mux(fire, cand(1, 0), cand(0, 0)), 0)),
                        Mux((prime == 1) & (nb != 0), idle, 0))
 
-        def dep_reg(name, step, now, after, idle, okf, depf, run):
+        def dep_reg(name, step, now, after, idle, okf, depf, run, late_step=False):
             """Under a request lag, a register holding ``dep_ok`` of the record a walker
             holds (fields ``okf``, ``depf``): next cycle the record ``after`` if it
             steps, else ``now`` (getters), both for the writeback's grant side by side
             and chosen last; while idle, of the record ``idle`` in cycle 0 (no phase
-            done).  Cycle-neutral: the lag-0 netlist looks the phase up in the cycle."""
+            done).  ``late_step``: the step comes later than the grant (the load
+            writer's), so all four outcomes are kept and the step chooses last.
+            Cycle-neutral: the lag-0 netlist looks the phase up in the cycle."""
             reg = Signal(name=name)
 
             def dn(rec, x):
                 return dep_ok_n(rec(okf), rec(depf), x, run=run)
+            if late_step:
+                c = {(st, x): kept(m, Mux(run, dn(after if st else now, x), ~idle(okf)),
+                                   f"{name}_if{st}{x}") for st in range(2) for x in range(2)}
+                m.d.sync += reg.eq(Mux(step, Mux(wb_fire, c[1, 1], c[1, 0]),
+                                       Mux(wb_fire, c[0, 1], c[0, 0])))
+                return reg
             # for each outcome of the writeback's grant (which reaches every lane late)
             # kept in front of it, so that it chooses last
             cand = [kept(m, Mux(run, Mux(step, dn(after, x), dn(now, x)), ~idle(okf)),
@@ -1074,7 +1082,6 @@ class Core(wiring.Component):
             nx = Signal(name=f"f_nx{i}")
             if LAG:
                 # formed for both outcomes of adv as well, from registers (cycle-neutral)
-                m.d.comb += nx.eq(live0_n & live1_n)
                 run_addr = elem_addr_lag("f", i, mv, adv, fa, fb, f_ptr[i], f_last[i],
                                          f_atend[i], (f_live0[i], f_live1[i], f_live2[i]))
             else:
@@ -1083,7 +1090,11 @@ class Core(wiring.Component):
                              ea1.eq(Mux(last_el & nx, nrs0_n, pe1)),
                              ea0.eq(Mux(Mux(enter, ~fb("ne"), f_atend[i]) & nx, nrs0_n, pe_))]
                 run_addr = Mux(mv, ea1, ea0)
+            # while idle: the address of cycle 0, with the idle values of nx and nrs0_n
+            # written out under a lag, so the move is not in its cone (cycle-neutral)
             el = port(f"lane_elem{i}", Mux(run, run_addr,
+                                           Mux(~fa("ne") & nt_gt[0] & nt_gt[1], fa("nrs0"),
+                                               fa("rs0")) if LAG else
                                            Mux(~fa("ne") & nx, nrs0_n, fa("rs0"))))
             if LAG:
                 # the request: the refused one again, else the element taken; d registers
@@ -1469,17 +1480,20 @@ class Core(wiring.Component):
             t, cnt, step = lw_tile[i], lw_cnt[i], lw_step[i]
             live = Signal(name=f"lw_live{i}")
             m.d.sync += live.eq(Mux(run, Mux(step, t + 1 < nt, t < nt), nt_gt[0]))
-            dep = dep_reg(f"lw_dep{i}", step, ra_, rb_, na_, "d_dep_ok", "d_dep", run)
+            dep = dep_reg(f"lw_dep{i}", step, ra_, rb_, na_, "d_dep_ok", "d_dep", run,
+                          late_step=True)
             # cnt + k >= the end of record b (k = 0..2) and of a (k = 2; 0 and 1 are at_end)
             gb = [Signal(name=f"lw_gb{k}_{i}") for k in range(3)]
             g2a = Signal(name=f"lw_ga2_{i}")
             m.d.comb += [g.eq(cnt + k >= rb_("ld_end")) for k, g in enumerate(gb)]
             m.d.comb += g2a.eq(cnt + 2 >= ra_("ld_end"))
             ga = [at_end[0], at_end[1], g2a]
+            # the write's choices kept in front of the step's, which comes last
             for k in range(2):
-                m.d.sync += at_end[k].eq(Mux(
-                    run, Mux(step, Mux(wr, gb[k + 1], gb[k]), Mux(wr, ga[k + 1], ga[k])),
-                    k >= na_("ld_end")))
+                u = kept(m, Mux(wr, gb[k + 1], gb[k]), f"lw_end_s{k}_{i}")
+                v = kept(m, Mux(run, Mux(wr, ga[k + 1], ga[k]), k >= na_("ld_end")),
+                         f"lw_end_h{k}_{i}")
+                m.d.sync += at_end[k].eq(Mux(run & step, u, v))
             return live, dep
         lw_ports = []
         for i in range(R):
@@ -1652,7 +1666,7 @@ class Core(wiring.Component):
             m.d.comb += ce.eq(cur[i] + pas)
             cur_n = Signal(TB, name=f"cur_n{i}")
             cur_next.append(cur_n)
-            ia, ib, tr, inx, ird = tile_walk("lane_itile", i, cur[i], pas, run=run)
+            ia, ib, tr, _, ird = tile_walk("lane_itile", i, cur[i], pas, run=run)
             enter = Signal(name=f"i_enter{i}")
             m.d.comb += enter.eq(pas & i_live1[i])
             re_ = Signal(EB, name=f"rem_e{i}")
@@ -1682,12 +1696,20 @@ class Core(wiring.Component):
                     m.d.sync += ld_ge[k].eq(run & Mux(lw_step[i], up, st))
                 m.d.comb += ld_ok.eq(Mux(pas, ld_ge[2], ld_ge[1]))
                 hf = [Signal(name=f"i_half_ok{x}_{i}") for x in ("a", "b")]
-                for reg, rec in zip(hf, inx):
-                    # wb_blk + 1 > wbprev as wb_blk >= wbprev (no adder in front of the
-                    # compare), both kept in front of the block end's choice
-                    cand = [kept(m, ~rec("wbprev_ok") | (run & cmp), f"{reg.name}_if{f}")
-                            for f, cmp in enumerate((wb_blk > rec("wbprev"),
-                                                     wb_blk >= rec("wbprev")))]
+                # each compares the record it takes next cycle (a: a, or b after a pass;
+                # b: b, or the port's record after a pass) with the block count for both
+                # outcomes of the block's end: wb_blk + 1 > wbprev as wb_blk >= wbprev
+                # (no adder in front of the compare); the compares are made on the
+                # records themselves and kept, then chosen by the pass, then by the
+                # block's end (late)
+                for reg, (keep_, moved) in zip(hf, ((ia, ib), (ib, ird))):
+                    cand = []
+                    for f in range(2):
+                        hc = [kept(m, ~rec("wbprev_ok") | (run & (
+                            wb_blk >= rec("wbprev") if f else wb_blk > rec("wbprev"))),
+                            f"{reg.name}_c{f}{k}") for k, rec in enumerate((keep_, moved))]
+                        cand.append(kept(m, Mux(run & ~pas, hc[0], hc[1]),
+                                         f"{reg.name}_if{f}"))
                     m.d.sync += reg.eq(Mux(run & wb_fin, cand[1], cand[0]))
                 half_ok = Mux(pas, hf[1], hf[0])
             else:
@@ -1800,7 +1822,6 @@ class Core(wiring.Component):
             nx = Signal(name=f"i_nx{i}")
             if LAG:
                 # formed for both outcomes of the pass as well, from registers (cycle-neutral)
-                m.d.comb += nx.eq(live0_n & live1_n)
                 run_addr = elem_addr_lag("i", i, iss, pas, ia, ib, h_ptr[i], rem[i] == 1,
                                          i_zero[i], (i_live0[i], i_live1[i], i_live2[i]))
             else:
@@ -1811,6 +1832,8 @@ class Core(wiring.Component):
                              ia0.eq(Mux(Mux(enter, ~ib("ne"), i_zero[i]) & nx, nrs0_n, he))]
                 run_addr = Mux(iss, ia1, ia0)
             el = port(f"lane_elem{i}", Mux(run, run_addr,
+                                           Mux(~ia("ne") & nt_gt[0] & nt_gt[1], ia("nrs0"),
+                                               ia("rs0")) if LAG else
                                            Mux(~ia("ne") & nx, nrs0_n, ia("rs0"))))
             fl = el("flags")
             # the tile's requantization is split around the issue register: the value is
