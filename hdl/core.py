@@ -238,9 +238,10 @@ class Core(wiring.Component):
 
         t0 = lw_tile[0]
         for i in range(R):
-            ra, rb = Signal(name=f"lw_own_a{i}"), Signal(name=f"lw_own_b{i}")
+            # kept in front of the lane's step, which chooses last
             rec_a, rec_b = lw_walk[i][:2]
-            m.d.comb += [ra.eq(own(i, rec_a)), rb.eq(own(i, rec_b))]
+            ra, rb = (kept(m, own(i, rec), f"lw_own_{x}{i}") for x, rec in
+                      (("a", rec_a), ("b", rec_b)))
             # the first cycle of a run: every walker at tile 0, the checks false unless
             # there is no prev (done_next is 0 then)
             m.d.sync += own_okr[i].eq(Mux(running & lw_step[i], rb, ra))
@@ -249,8 +250,8 @@ class Core(wiring.Component):
             ti = lw_tile[i]
             e0, ep, em = ti == t0, (ti + 1)[:TB] == t0, ti == (t0 + 1)[:TB]
             r0a, r0b = lw_walk[0][:2]
-            ca, cb = Signal(name=f"lw_bc_a{i}"), Signal(name=f"lw_bc_b{i}")
-            m.d.comb += [ca.eq(own(i, r0a)), cb.eq(own(i, r0b))]
+            ca, cb = (kept(m, own(i, rec), f"lw_bc_{x}{i}") for x, rec in
+                      (("a", r0a), ("b", r0b)))
             cand = []
             for y in range(2):
                 si = (lw_fin[i] | (bc0 & y)) if i else Const(y, 1)
