@@ -30,6 +30,7 @@ class Array(wiring.Component):
         write of bank b of row i's local memories (column j gets ``lw_data[i][b][j]``
         if bit j of ``lw_mask[i][b]`` is set)
     wb_half[i], wb_addr[i] : In; wb_data[i][j] : Out   output-bank read (data next cycle)
+    wb_zero[i] : In             in the data's cycle: row i's data 0
     """
 
     def __init__(self, config: HardwareConfig, lut_multipliers: int = 0,
@@ -46,6 +47,7 @@ class Array(wiring.Component):
             "lw_en": In(1).array(R, 2), "lw_addr": In(config.lmem_addr_bits).array(R, 2),
             "lw_data": In(signed(W)).array(R, 2, C), "lw_mask": In(C).array(R, 2),
             "wb_half": In(1).array(R), "wb_addr": In(config.slot_bits).array(R),
+            "wb_zero": In(1).array(R),
             "wb_data": Out(signed(W)).array(R, C),
             # with lmem_read_cycles 2 each row's values come apart from its elements
             **({"v": In(signed(W)).array(R)} if config.lmem_read_cycles > 1 else {}),
@@ -71,6 +73,7 @@ class Array(wiring.Component):
                              [pe.lw_addr[b].eq(self.lw_addr[i][b]) for b in range(2)],
                              [pe.lw_data[b].eq(self.lw_data[i][b][j]) for b in range(2)],
                              pe.wb_half.eq(self.wb_half[i]), pe.wb_addr.eq(self.wb_addr[i]),
+                             pe.wb_zero.eq(self.wb_zero[i]),
                              self.wb_data[i][j].eq(pe.wb_data)]
                 prev = pe.eo
                 if prev_v is not None:

@@ -1257,11 +1257,13 @@ class Core(wiring.Component):
         any_merge = Signal()
         m.d.comb += any_merge.eq(Cat(*[sr(f"merge{i}") for i in range(R)]).any())
         direct = p.wb_direct
+        # a lane whose kind is not SLOT gives 0: the PE's output select takes it in
+        m.d.comb += [arr.wb_zero[i].eq(sr(f"kind{i}") != KIND_SLOT) for i in range(R)]
         for j in range(C):
             lane_v = []
             for i in range(R):
                 v = Signal(signed(W), name=f"wb_v{i}_{j}")
-                m.d.comb += v.eq(Mux(sr(f"kind{i}") == KIND_SLOT, arr.wb_data[i][j], 0))
+                m.d.comb += v.eq(arr.wb_data[i][j])     # 0 unless the lane's kind is SLOT
                 if direct:
                     m.d.comb += self.wr_data[i][j].eq(rq(v))
                 lane_v.append(v)

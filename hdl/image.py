@@ -21,7 +21,7 @@ __all__ = ["HdlError", "Fields", "CoreParams", "Image", "pack", "layouts", "CYCL
            "step_chain",
            "AllBut", "copy_fields",
            "table_depth", "DSP_PRIMITIVES", "check_multipliers", "ecp5_lmem_outreg",
-           "DP16KD_DEPTH", "DP16KD_WIDTH", "ecp5_fifo_outreg"]
+           "DP16KD_DEPTH", "DP16KD_WIDTH", "ecp5_fifo_outreg", "out_bank_async"]
 
 #: Width of the core's cycle counter and of every stored cycle number.
 CYCLE_BITS = 32
@@ -319,6 +319,16 @@ def table_async(config, kind: str, depth: int, width: int) -> bool:
     return kind != "lane_itile" and fifo_async(config, depth, width)
 
 
+def out_bank_async(config) -> bool:
+    """Whether each half of a PE's output bank is read asynchronously at a register that
+    takes the read address (the slot of a merge or of the writeback), instead of
+    synchronously: for a bank in distributed RAM.  The write of the addressing cycle has
+    then landed when the read is made, so the PE forwards only the merge written in the
+    read's own cycle (the synchronous read also forwards the one of the addressing cycle,
+    for a merge and for the writeback).  Same data, same cycles."""
+    return ram_style(config.out_bank_depth, config.acc_bits) == "distributed"
+
+
 def stream_fifo_copies(config) -> int:
     """Copies of each stream FIFO: three under a request lag for a block-RAM FIFO (the
     core keeps the head and the entry after it in registers, and reads the three entries
@@ -344,7 +354,9 @@ def mem_attrs(depth: int, width: int, *, sync: bool = True,
     value being written to its address in the same cycle (``read_during_write``), Yosys's
     ``no_rw_check``, so synthesis builds no bypass logic for such collisions (a block RAM
     reading the address the other port writes gives undefined data).  The core only
-    leaves it out where it relies on it: the FIFOs' transparent reads."""
+    leaves it out where it relies on it: the FIFOs' transparent reads, and the PE's
+    output banks read at a registered address (:func:`out_bank_async`), whose
+    asynchronous read Yosys may turn into a synchronous one."""
     attrs = {"ram_style": ram_style(depth, width, sync)}
     if not read_during_write:
         attrs["no_rw_check"] = 1
@@ -416,7 +428,7 @@ def core_memories(p: CoreParams) -> list[dict]:
     R, C, W, P = c.rows, c.cols, c.acc_bits, c.pes
     L = layouts(p)
     rows = [("lmem", 2 * P, c.lmem_depth, W, True),
-            ("out_bank", 2 * P, c.out_bank_depth, W, True),
+            ("out_bank", 2 * P, c.out_bank_depth, W, not out_bank_async(c)),
             ("stream_fifo", R * stream_fifo_copies(c), c.stream_fifo_depth, W,
              not fifo_async(c, c.stream_fifo_depth, W)),
             ("load_fifo", R, c.load_fifo_depth, W * C,

@@ -41,7 +41,7 @@ from amaranth.lib.wiring import In, Out
 from accel.config import HardwareConfig
 
 from .image import (DP16KD_WIDTH, HdlError, check_multipliers, ecp5_lmem_outreg,
-                    mem_attrs)
+                    mem_attrs, out_bank_async)
 
 __all__ = ["PE", "MULTIPLIERS", "element_layout", "ecp5_dp16kd"]
 
@@ -135,6 +135,7 @@ class PE(wiring.Component):
     eo : Out(element_layout)    the same element one cycle later, to the right
     lw_en[b], lw_addr[b], lw_data[b] : In   write of local-memory bank b (lands a cycle later)
     wb_half, wb_addr : In       output-bank read for writeback (data next cycle)
+    wb_zero : In                in the data's cycle: 0 in the place of the data
     wb_data : Out(signed(acc_bits))
     vi : In(signed(acc_bits)), vo : Out   with ``lmem_read_cycles`` 2 only: the value, two
         cycles after its element (``ei.value`` is unused), and the same a cycle later
@@ -156,7 +157,7 @@ class PE(wiring.Component):
             "eo": Out(element_layout(config)),
             "lw_en": In(1).array(2), "lw_addr": In(config.lmem_addr_bits).array(2),
             "lw_data": In(signed(W)).array(2),
-            "wb_half": In(1), "wb_addr": In(config.slot_bits),
+            "wb_half": In(1), "wb_addr": In(config.slot_bits), "wb_zero": In(1),
             "wb_data": Out(signed(W)),
             **({"vi": In(signed(W)), "vo": Out(signed(W))}
                if config.lmem_read_cycles > 1 else {}),
@@ -317,43 +318,59 @@ class PE(wiring.Component):
             m.d.sync += accb.eq(total)
         e5 = stage(e4, "e5")
         e6 = stage(e5, "e6")
-        # output bank: one memory per half.  The two merges that may still be in flight
-        # when a slot is read are forwarded: the one written in the read cycle
-        # (registered then: `fwd2`, `wv2`) and the one written the cycle after (`fwd`),
-        # so the memory's own read-during-write data is never used.  Writeback may read
-        # a slot in the cycle of its last merge (the read for the step of cycle c is
-        # addressed in c - 1): that merge is forwarded too (`fwb`).
+        # output bank: one memory per half, read where its slot was addressed a cycle
+        # before.  A merge may still be in flight when its slot is read: the one written
+        # in the read's cycle (`fwd`, forwarded), and, when the read is synchronous, the
+        # one written in the addressing cycle (registered then: `fwd2`, `wv2`) and, for a
+        # writeback's read, the last merge of its slot written then (`fwb`), so the
+        # memory's own read-during-write data is never used.  A bank in distributed RAM
+        # is read asynchronously at a registered address instead: the write of the
+        # addressing cycle has landed when the read is made, and only `fwd` is needed.
         acc6 = Signal(signed(W))
         m.d.sync += acc6.eq(acc)
         rdq = Signal(signed(W))     # 0 for a FRESH merge: wval = acc6
         wval = Signal(signed(W))
         m.d.comb += wval.eq(rdq + acc6)
         wen = e6.valid & e6.last
+        late = out_bank_async(cfg)
         rd = []
         for h in range(2):
             bank = Memory(shape=signed(W), depth=cfg.out_bank_depth, init=[],
-                          attrs=mem_attrs(cfg.out_bank_depth, W))
+                          attrs=mem_attrs(cfg.out_bank_depth, W, sync=not late,
+                                          read_during_write=late))
             m.submodules[f"bank{h}"] = bank
             wp = bank.write_port()
-            rp = bank.read_port()
             rmw = e4.valid & e4.last & (e4.half == h)
-            m.d.comb += rp.addr.eq(Mux(rmw, e4.slot, self.wb_addr))
+            addr = Mux(rmw, e4.slot, self.wb_addr)
+            if late:
+                rp = bank.read_port(domain="comb")
+                addr_q = Signal.like(e4.slot, name=f"bank{h}_addr_q")
+                m.d.sync += addr_q.eq(addr)
+                m.d.comb += rp.addr.eq(addr_q)
+            else:
+                rp = bank.read_port()
+                m.d.comb += rp.addr.eq(addr)
             m.d.comb += [wp.addr.eq(e6.slot), wp.data.eq(wval),
                          wp.en.eq(wen & (e6.half == h))]
             rd.append(rp.data)
-        fwd2 = Signal()
-        wv2 = Signal(signed(W))
-        m.d.sync += [fwd2.eq(wen & (e6.half == e4.half) & (e6.slot == e4.slot)),
-                     wv2.eq(wval)]
         # x+5: the bank data of e5's slot
         fwd = wen & (e6.half == e5.half) & (e6.slot == e5.slot)
+        half_q = Signal()
+        m.d.sync += half_q.eq(self.wb_half)
+        bank_rd = Mux(e5.half, rd[1], rd[0])
+        wb_rd = Mux(half_q, rd[1], rd[0])
+        if not late:
+            fwd2 = Signal()
+            wv2 = Signal(signed(W))
+            fwb = Signal()
+            m.d.sync += [fwd2.eq(wen & (e6.half == e4.half) & (e6.slot == e4.slot)),
+                         wv2.eq(wval),
+                         fwb.eq(wen & (e6.half == self.wb_half) & (e6.slot == self.wb_addr))]
+            bank_rd = Mux(fwd2, wv2, bank_rd)
+            wb_rd = Mux(fwb, wv2, wb_rd)
         with m.If(e5.fresh):
             m.d.sync += rdq.eq(0)
         with m.Else():
-            m.d.sync += rdq.eq(Mux(fwd, wval, Mux(fwd2, wv2, Mux(e5.half, rd[1], rd[0]))))
-        half_q = Signal()
-        fwb = Signal()
-        m.d.sync += [half_q.eq(self.wb_half),
-                     fwb.eq(wen & (e6.half == self.wb_half) & (e6.slot == self.wb_addr))]
-        m.d.comb += self.wb_data.eq(Mux(fwb, wv2, Mux(half_q, rd[1], rd[0])))
+            m.d.sync += rdq.eq(Mux(fwd, wval, bank_rd))
+        m.d.comb += self.wb_data.eq(Mux(self.wb_zero, 0, wb_rd))
         return m

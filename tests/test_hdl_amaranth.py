@@ -22,7 +22,7 @@ from accel.config import HardwareConfig
 from accel.program import Program
 from hdl.core import (Core, requantize, rq_bound, rq_clamp, rq_round, rq_scale,
                       rq_scale_amount)
-from hdl.image import CoreParams, HdlError, pack, stream_fifo_copies
+from hdl.image import CoreParams, HdlError, out_bank_async, pack, stream_fifo_copies
 from hdl.pe import PE
 from hdl.array import Array
 from hdl.simulate import LmemCollision, lmem_monitor, run_amaranth
@@ -332,10 +332,13 @@ _PE_CASES = [  # (operand_bits, acc_bits, multiplier): one, two and four 18×18 
 @pytest.mark.parametrize("read", [1, 2])
 @pytest.mark.parametrize("gap", [0, 1, 3])
 @pytest.mark.parametrize("nbits,wbits,mult", _PE_CASES)
-def test_pe_against_naive_model(gap, nbits, wbits, mult, read):
-    # read: lmem_read_cycles (2: the value comes on vi two cycles after its element)
+@pytest.mark.parametrize("banks", [3, 128])
+def test_pe_against_naive_model(gap, nbits, wbits, mult, read, banks):
+    # read: lmem_read_cycles (2: the value comes on vi two cycles after its element);
+    # banks: out_bank_depth, 3 read at a registered address, 128 (block RAM) synchronously
     cfg = HardwareConfig(rows=1, cols=1, operand_bits=nbits, acc_bits=wbits, lmem_depth=4,
-                         out_bank_depth=3, lmem_read_cycles=read)
+                         out_bank_depth=banks, lmem_read_cycles=read)
+    assert out_bank_async(cfg) == (banks == 3)
     rng = np.random.default_rng(gap + wbits)
     wmax, nmax = 1 << (wbits - 1), 1 << (nbits - 1)
     # extremes included: the most negative values exercise every slice's sign handling
@@ -356,7 +359,7 @@ def test_pe_against_naive_model(gap, nbits, wbits, mult, read):
     init = [(0, 1, 0, 0, s, h, True, True, True) for s in range(3) for h in range(2)]
     ops = init + ops
     pe = PE(cfg, multiplier=mult)
-    got = {}
+    got, zeroed = {}, []
 
     async def bench(ctx):
         for b in range(2):
@@ -384,6 +387,9 @@ def test_pe_against_naive_model(gap, nbits, wbits, mult, read):
                 ctx.set(pe.wb_half, h); ctx.set(pe.wb_addr, s)
                 await ctx.tick()
                 got[h, s] = ctx.get(pe.wb_data)
+                ctx.set(pe.wb_zero, 1)      # in the data's cycle: 0 instead
+                zeroed.append(ctx.get(pe.wb_data))
+                ctx.set(pe.wb_zero, 0)
 
     sim = Simulator(pe)
     sim.add_clock(1e-6)
@@ -391,6 +397,7 @@ def test_pe_against_naive_model(gap, nbits, wbits, mult, read):
     sim.run()
     want = _pe_model(cfg, ops, lmem)
     assert got == {k: want[k] for k in got}, (got, want)
+    assert zeroed == [0] * 6 and any(got.values())
 
 
 def _check_requantizer(build, W, shifts):
