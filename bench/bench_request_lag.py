@@ -7,7 +7,9 @@ machine pays for it where a request waits on a grant it does not know yet.  A cr
 (grants decided against the credit of the cycle before) lets it register the grants; the
 machine pays for it where the bandwidth binds.  For each built-in workload's first
 problem, bandwidth and memory-stall rate, simulates lags 0..4 and lags 3 and 4 with the
-credit lag ("3c", "4c"), and lags 0 and 4c with ``lmem_read_cycles`` 2 ("0r", "4cr"), on
+credit lag ("3c", "4c"), and lags 0, 4c, 6c and 7c with ``lmem_read_cycles`` 2 ("0r",
+"4cr", "6cr", "7cr": the lags a writeback pipelined down the request's stages would
+need, docs/rtl.md *Session 20*), on
 the default 8×8 configuration (and on one with 8-entry FIFOs,
 whose round trip the lag lengthens) and prints one JSON line per case: the cycles per
 lag, and the ratio to lag 0; then the largest and smallest ratio per lag and FIFO depth.
@@ -33,7 +35,8 @@ from sim import simulate  # noqa: E402
 WORKLOADS = ("gcn-cora-like", "gat-cora-like", "resnet18-conv2_1a")
 # name: (request_lag_cycles, credit_lag_cycles, lmem_read_cycles)
 LAGS = {"0": (0, 0, 1), "1": (1, 0, 1), "2": (2, 0, 1), "3": (3, 0, 1), "4": (4, 0, 1),
-        "3c": (3, 1, 1), "4c": (4, 1, 1), "0r": (0, 0, 2), "4cr": (4, 1, 2)}
+        "3c": (3, 1, 1), "4c": (4, 1, 1), "0r": (0, 0, 2), "4cr": (4, 1, 2),
+        "6cr": (6, 1, 2), "7cr": (7, 1, 2)}
 
 
 def main(argv=None) -> int:
