@@ -323,8 +323,8 @@ def logic_depth(netlist: dict, top: str, target: str = "ecp5", over: int = 4,
     its path, from the endpoint back).  ``outputs`` and ``inputs`` are the paths through
     ``top``'s ports, which an out-of-context placement does not time: per output port
     (digits written ``#``) the levels from a clocked output or an input port to it, and
-    per input port (the clock's excepted) the most levels from it to an endpoint, deepest
-    first."""
+    per input port (the clock and the reset excepted, which no port register takes) the most
+    levels from it to an endpoint, deepest first."""
     mods = netlist.get("modules", {}) if isinstance(netlist, dict) else {}
     if top not in mods:
         raise SynthError(f"netlist has no module {top!r}")
