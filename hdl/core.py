@@ -23,7 +23,8 @@ from amaranth.lib.wiring import In, Out
 from .array import Array as PEArray
 from .image import (CYCLE_BITS, KIND_NONE, KIND_SLOT, CoreParams, Fields, HdlError, Image,
                     copy_fields, ecp5_fifo_outreg, fifo_async, layouts, mem_attrs,
-                    stream_fifo_copies, table_async, table_depth, table_reads, step_chain)
+                    stream_fifo_copies, table_async, table_depth, table_reads, step_chain,
+                    WB_CUTS, wb_registers)
 from .pe import ecp5_dp16kd, element_layout
 
 __all__ = ["Core", "table_ids", "LANE_TABLES", "PRIME", "prime_cycles"]
@@ -1139,6 +1140,7 @@ class Core(wiring.Component):
         # the block's record and the step's byte count in registers (read one ahead); the
         # step's other fields from its port, with the slots of the step after it
         br, bnx, bnx_of = ahead_pair("block", wb_blk, wb_fin)
+        WREG = 0
         if not LAG:
             sr = port("step", wb_cur_n)
             srr, sr1 = ahead("step", Mux(wb_fire, wb_cur + 2, wb_cur + 1), wb_fire)
@@ -1160,6 +1162,9 @@ class Core(wiring.Component):
             # before the grant (slots, for the bank read, and bytes) and one before (the
             # rest, for the write)
             wb_next = Signal.like(wb_cur)
+            # the writeback's data path gets WREG registers: the banks are read at stage WA
+            WREG = wb_registers(CLAG, LAG)
+            WA = LAG - WREG
             wref_v, wref_step = Signal(name="wb_ref_v"), Signal.like(wb_cur, name="wb_ref_step")
             ask = Signal(name="wb_ask")
             m.d.comb += ask.eq(running & ~wref_v & wb_ready & (wb_next < br("s1")))
@@ -1172,7 +1177,7 @@ class Core(wiring.Component):
                 # (cycle-neutral: the stages are 0 while idle, so by cycle 0 each register
                 # but the grant stage's holds step 0's record; the grant stage holds no
                 # request in cycle 0, and its record is used only with a grant)
-                first = LAG - 2 if CLAG else LAG - 1
+                first = min(LAG - 2 if CLAG else LAG - 1, WA - 1)
                 sdata, sf = table_read("step", stages[first - 2][1])
                 chain = {}
                 for k in range(first, LAG + 1):
@@ -1245,47 +1250,116 @@ class Core(wiring.Component):
         with m.If(running & wb_fin & br("last_of_phase") if LAG
                   else Mux(wb_fire, pe_if[1], pe_if[0])):
             m.d.sync += ph_done.eq(ph_done | (Const(1, p.max_phases) << br("phase"))[:p.max_phases])
-        # bank reads for the next cycle's step: the step after this one if this one fires
-        # (with a lag: the step one register before the grant)
+        # bank reads: with the data path registered (wb_registers) the step of request stage
+        # WA - 1 addresses the banks and its data come out at stage WA; otherwise the next
+        # cycle's step: the step after this one if this one fires (with a lag: the step one
+        # register before the grant)
         for i in range(R):
-            m.d.comb += [arr.wb_addr[i].eq(sra(f"slot{i}") if LAG else
+            m.d.comb += [arr.wb_addr[i].eq(srec(WA - 1)(f"slot{i}") if WREG else
+                                           sra(f"slot{i}") if LAG else
                                            Mux(wb_fire, sr1(f"slot{i}"), srr(f"slot{i}"))),
                          arr.wb_half[i].eq(wb_blk_n[0])]
-        # merge adder and requantization
-        msum = [Const(0, signed(W))] * C
-        rq = requantizer(m, br("rq_shift"), br("rq_bits"), W)
-        any_merge = Signal()
-        m.d.comb += any_merge.eq(Cat(*[sr(f"merge{i}") for i in range(R)]).any())
-        direct = p.wb_direct
-        # a lane whose kind is not SLOT gives 0: the PE's output select takes it in
-        m.d.comb += [arr.wb_zero[i].eq(sr(f"kind{i}") != KIND_SLOT) for i in range(R)]
-        for j in range(C):
-            lane_v = []
+        # the data path: the banks' data (a lane whose kind is not SLOT gives 0: the PE's
+        # output select takes it in), the merge of the lanes summed into one row, each output
+        # vector's source, the requantizer.  With WREG registers (hdl.image.wb_registers)
+        # it is cut at the first WREG of WB_CUTS, the values moving down one request stage a
+        # register (cycle-neutral: rule 3 decides a block's requests only after its last
+        # merge has landed, and the bank half is not written again before its last grant,
+        # so a request reads the same data at any stage, and a refused one again; every
+        # request in the stages is of block wb_blk, so br holds its requantization)
+        cuts = set(WB_CUTS[:WREG])
+        at = [WA if WREG else LAG]      # the request stage the values are at
+
+        def rec(field):
+            return (srec(at[0]) if WREG else sr)(field)
+
+        def cut(tag, values):
+            """``values`` (lists of signals), registered if ``tag`` is a cut."""
+            if tag not in cuts:
+                return values
+            at[0] += 1
+            regs = [[Signal.like(v, name=f"wb_{tag}{a}_{b}") for b, v in enumerate(row)]
+                    for a, row in enumerate(values)]
+            m.d.sync += [r.eq(v) for rr, vv in zip(regs, values) for r, v in zip(rr, vv)]
+            return regs
+
+        if WREG:
+            # the lanes' zero flags from the stage before, in registers
             for i in range(R):
-                v = Signal(signed(W), name=f"wb_v{i}_{j}")
-                m.d.comb += v.eq(arr.wb_data[i][j])     # 0 unless the lane's kind is SLOT
-                if direct:
-                    m.d.comb += self.wr_data[i][j].eq(rq(v))
-                lane_v.append(v)
-                # a signal per stage: an expression naming the previous stage twice would
-                # be copied into both arms by Amaranth's netlist builder, 2**R copies in all
-                acc = Signal(signed(W), name=f"wb_msum{j}_{i}")
-                m.d.comb += acc.eq(Mux(sr(f"merge{i}"), (msum[j] + v)[:W].as_signed(), msum[j]))
-                msum[j] = acc
-            ms = Signal(signed(W), name=f"wb_msum{j}")
-            m.d.comb += ms.eq(msum[j])
-            if direct:
-                m.d.comb += self.wr_data[R][j].eq(rq(ms))
-            else:
-                # each output vector selects its lane (or the merged row) before its
-                # requantizer: WV requantizers instead of R + 1
-                srcs = Array(lane_v + [ms])
-                for v in range(WV):
-                    sel = Signal(signed(W), name=f"wb_sel{v}_{j}")
-                    m.d.comb += [sel.eq(srcs[sr(f"src{v}")]), self.wr_data[v][j].eq(rq(sel))]
+                z = Signal(name=f"wb_zero{i}")
+                m.d.sync += z.eq(srec(WA - 1)(f"kind{i}") != KIND_SLOT)
+                m.d.comb += arr.wb_zero[i].eq(z)
+        else:
+            m.d.comb += [arr.wb_zero[i].eq(sr(f"kind{i}") != KIND_SLOT) for i in range(R)]
+        lanes = cut("v", [[arr.wb_data[i][j] for j in range(C)] for i in range(R)])
+        # the merge: the lanes that take part, summed as a tree (wrapping adds: exact in
+        # any order)
+        terms = []
+        for i in range(R):
+            mi = Signal(name=f"wb_mg{i}")
+            m.d.comb += mi.eq(rec(f"merge{i}"))
+            terms.append([Mux(mi, lanes[i][j], 0) for j in range(C)])
+        lvl = 0
+        while len(terms) > 1:
+            nxt = []
+            for a in range(0, len(terms) - 1, 2):
+                s = [Signal(signed(W), name=f"wb_msum{lvl}_{a // 2}_{j}") for j in range(C)]
+                m.d.comb += [s[j].eq((terms[a][j] + terms[a + 1][j])[:W].as_signed())
+                             for j in range(C)]
+                nxt.append(s)
+            if len(terms) % 2:
+                nxt.append(terms[-1])
+            terms, lvl = nxt, lvl + 1
+        ms = [Signal(signed(W), name=f"wb_msum{j}") for j in range(C)]
+        m.d.comb += [ms[j].eq(terms[0][j]) for j in range(C)]
+        direct = p.wb_direct
+        if direct:
+            vecs = cut("m", lanes + [ms])
+        else:
+            # each output vector chooses its lane beside the merge, then the merged row or
+            # that lane: WV requantizers instead of R + 1
+            srcs = [Signal(range(R + 1), name=f"wb_src{v}") for v in range(WV)]
+            m.d.comb += [srcs[v].eq(rec(f"src{v}")) for v in range(WV)]
+            lsel = []
+            for v in range(WV):
+                row = []
+                for j in range(C):
+                    x = Signal(signed(W), name=f"wb_lsel{v}_{j}")
+                    m.d.comb += x.eq(Array(lanes[i][j] for i in range(R))[
+                        srcs[v][:max(1, (R - 1).bit_length())]] if R > 1 else lanes[0][j])
+                    row.append(x)
+                lsel.append(row)
+            mrg = [[Signal(name=f"wb_ism{v}") for v in range(WV)]]
+            m.d.comb += [mrg[0][v].eq(srcs[v] == R) for v in range(WV)]
+            got = cut("m", [ms] + lsel + mrg)
+            vecs = []
+            for v in range(WV):
+                row = []
+                for j in range(C):
+                    x = Signal(signed(W), name=f"wb_sel{v}_{j}")
+                    m.d.comb += x.eq(Mux(got[-1][v], got[0][j], got[1 + v][j]))
+                    row.append(x)
+                vecs.append(row)
+        # the requantizer: what depends on the block's shift and bits only in registers
+        # when the path is (br holds them from before the block's first request)
+        s_amt = rq_scale_amount(m, br("rq_shift"), br("rq_bits"), W)
+        hi, on = rq_bound(m, br("rq_bits"), W)
+        if WREG:
+            q = [Signal.like(x, name=f"wb_rq_{n}") for x, n in ((s_amt, "s"), (hi, "hi"), (on, "on"))]
+            m.d.sync += [a.eq(b) for a, b in zip(q, (s_amt, hi, on))]
+            s_amt, hi, on = q
+        scaled = cut("u", [[rq_scale(m, x, s_amt, W) for x in row] for row in vecs])
+        rounded = cut("r", [[rq_round(m, x, W) for x in row] for row in scaled])
+        out = cut("o", [[rq_clamp(m, x, hi, on, W) for x in row] for row in rounded])
+        assert at[0] == LAG, (at[0], LAG)
+        for v, row in enumerate(out):
+            m.d.comb += [self.wr_data[v][j].eq(row[j]) for j in range(C)]
+        for j in range(C):
             m.d.comb += self.wr_col[j].eq(br(f"col{j}"))
         m.d.comb += self.wr_ncols.eq(br("ncols"))
         if direct:
+            any_merge = Signal()
+            m.d.comb += any_merge.eq(Cat(*[sr(f"merge{i}") for i in range(R)]).any())
             for i in range(R):
                 m.d.comb += [self.wr_valid[i].eq(wb_grant & (sr(f"kind{i}") != KIND_NONE)
                                                  & ~sr(f"merge{i}")),

@@ -18,7 +18,7 @@ from accel.program import Program
 
 __all__ = ["HdlError", "Fields", "CoreParams", "Image", "pack", "layouts", "CYCLE_BITS",
            "LUTRAM_MAX_BITS", "BRAM_MIN_DEPTH", "ram_style", "mem_attrs", "core_memories", "table_reads",
-           "step_chain",
+           "step_chain", "WB_CUTS", "wb_registers",
            "AllBut", "copy_fields",
            "table_depth", "DSP_PRIMITIVES", "check_multipliers", "ecp5_lmem_outreg",
            "DP16KD_DEPTH", "DP16KD_WIDTH", "ecp5_fifo_outreg", "out_bank_async"]
@@ -391,6 +391,23 @@ def step_chain(credit_lag: int, lag: int) -> bool:
     request: a block RAM's output then feeds only a register.  It needs a request
     ``lag`` of 3, or 4 with the credit lag."""
     return lag >= (4 if credit_lag else 3)
+
+
+# where the writeback's data path is registered, in the order the registers are added:
+# the output (`wr_data`), the banks' data, the scaled value, the merge (with each vector's
+# lane chosen beside it), the rounded value
+WB_CUTS = ("o", "v", "u", "m", "r")
+
+
+def wb_registers(credit_lag: int, lag: int) -> int:
+    """How many registers the writeback's data path gets under a request ``lag``: the
+    stages between the bank read and the grant.  With :func:`step_chain` the step table is
+    read at request stage 0 at the earliest, its record is in a register at stage 2 and
+    addresses the banks, whose data come out at stage 3; so ``lag - 3``, at most one per
+    :data:`WB_CUTS` (0: the data path is combinational in the grant's cycle)."""
+    if not step_chain(credit_lag, lag):
+        return 0
+    return max(0, min(len(WB_CUTS), lag - 3))
 
 
 class AllBut(tuple):

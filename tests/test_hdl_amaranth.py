@@ -19,10 +19,12 @@ from hypothesis import given, settings
 import sim.engine as engine
 from accel.compiler import build_memory, compile_problem
 from accel.config import HardwareConfig
+from accel.problem import make_problem
 from accel.program import Program
 from hdl.core import (Core, requantize, rq_bound, rq_clamp, rq_round, rq_scale,
                       rq_scale_amount)
-from hdl.image import CoreParams, HdlError, out_bank_async, pack, stream_fifo_copies
+from hdl.image import (WB_CUTS, CoreParams, HdlError, out_bank_async, pack, stream_fifo_copies,
+                       wb_registers)
 from hdl.pe import PE
 from hdl.array import Array
 from hdl.simulate import LmemCollision, lmem_monitor, run_amaranth
@@ -116,6 +118,52 @@ class TestAmaranthLevelLmemRead2(TestAmaranthLevel):
 
 
 _keep_only(TestAmaranthLevelLmemRead2, _PART)
+
+
+class TestAmaranthLevelWritebackRegisters(TestAmaranthLevel):
+    """Part of the suite on the core whose writeback data path has every register of
+    ``hdl.image.WB_CUTS`` (``request_lag_cycles`` 8 with the credit lag: the banks read
+    five request stages before the grant, the merge, the vectors' sources and the
+    requantizer carried down the stages): cycles equal sim.simulate's at that lag."""
+
+    def run(self, problem, config, order, **kw):
+        return amaranth_run(problem, config.with_(request_lag_cycles=8, credit_lag_cycles=1),
+                            order, **kw)
+
+
+_keep_only(TestAmaranthLevelWritebackRegisters,
+           {"test_random_problems_int8", "test_writeback_steps_of_few_vectors",
+            "test_long_row_is_split_across_pe_rows", "test_memory_stalls_change_time_not_results",
+            "test_conv2d_int8_requantizes_the_intermediate"})
+
+
+@pytest.mark.parametrize("lags", [(4, 0), (5, 1), (6, 0), (7, 1)])
+def test_writeback_registers_under_each_lag(lags):
+    # each count of the writeback's data-path registers (wb_registers 1 to 4): split rows
+    # merged from several lanes, two output vectors chosen among them, requantized, with
+    # refused steps asked again; bits and cycles equal the simulator's at that lag
+    lag, credit_lag = lags
+    assert wb_registers(credit_lag, lag) == lag - 3
+    rng = np.random.default_rng(lag)
+    o, n = 17, 60
+    a = np.where(rng.random((o, n)) < 0.1, rng.integers(-128, 128, (o, n)), 0)
+    a[5, :] = rng.integers(-128, 128, n) | 1
+    problem = make_problem(a, rng.integers(-128, 128, (n, 4)), rng.integers(-128, 128, (4, 3)),
+                           make_contract("int8", 8, 32, 5, 6), "wbr")
+    cfg = HardwareConfig(rows=3, cols=3, lmem_depth=64, out_bank_depth=8, stream_fifo_depth=4,
+                         load_fifo_depth=4, dram_bytes_per_cycle=8, dram_latency_cycles=2,
+                         wb_vectors=2, request_lag_cycles=lag, credit_lag_cycles=credit_lag)
+    prog = compile_problem(problem, cfg, "a(xw)")
+    assert prog.arrays["wb_merge"].any(), "no split row: weak test"
+    amaranth_run(problem, cfg, "a(xw)", stall_permille=300)
+
+
+def test_wb_registers():
+    # none without the step chain (lag 3 with the credit lag, lag 2, lag 0), lag - 3 after,
+    # at most one per cut
+    assert [wb_registers(1, d) for d in (0, 3, 4, 5, 8, 9, 20)] == [0, 0, 1, 2, 5, 5, 5]
+    assert [wb_registers(0, d) for d in (0, 2, 3, 4, 8)] == [0, 0, 0, 1, 5]
+    assert len(WB_CUTS) == 5 and WB_CUTS[0] == "o"
 
 
 @pytest.mark.parametrize("lags", [(0, 0), (4, 1)])

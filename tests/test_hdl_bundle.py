@@ -318,7 +318,8 @@ def test_accel_hdl_writes_the_ecp5_netlist_with_its_model(tmp_path):
 
 
 @pytest.mark.parametrize("lags", [{}, {"request_lag_cycles": 2},
-                                  {"request_lag_cycles": 3, "credit_lag_cycles": 1}])
+                                  {"request_lag_cycles": 3, "credit_lag_cycles": 1},
+                                  {"request_lag_cycles": 8, "credit_lag_cycles": 1}])
 def test_core_lints_clean_with_the_documented_waivers(tmp_path, lags):
     need_tool("verilator")
     cfg = HardwareConfig(rows=2, cols=3, lmem_depth=16, out_bank_depth=8, **lags)

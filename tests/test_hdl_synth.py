@@ -318,13 +318,18 @@ def test_utilisation_counts_and_fit():
 
 
 def test_synthesize_ecp5_pack_only(yowasp, tmp_path):
-    params = CoreParams(TINY, **TINY_CAPACITIES)
-    res = synthesize(tmp_path, TINY, "ecp5", params=params, place=False)
+    # under a request lag of 8 the writeback's data path has every register of
+    # hdl.image.WB_CUTS, the last one at the wr_data ports (lag 0: see the test above)
+    cfg = TINY.with_(request_lag_cycles=8, credit_lag_cycles=1)
+    params = CoreParams(cfg, **TINY_CAPACITIES)
+    res = synthesize(tmp_path, cfg, "ecp5", params=params, place=False)
     assert json.loads((tmp_path / "synth.json").read_text()) == res
     assert (res["placed"], res["packed"], res["fits"]) == (False, True, True)
     assert res["fmax_mhz"] is None and res["seeds"] == []
     assert res["lut"] > 0 and res["ff"] > 0 and 0 < res["dsp"] <= 2 * TINY.pes
     assert "nextpnr_pack.log" in res["logs"] and res["wall_s"]["nextpnr_pack"] > 0
+    outs = {d["port"]: d["levels"] for d in res["logic_depth"]["outputs"]}
+    assert outs["wr_data__#__#"] == 0
 
 
 def test_synthesize_rejects_a_primitive_of_another_target(tmp_path):
