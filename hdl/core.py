@@ -231,7 +231,9 @@ class Core(wiring.Component):
             past = Mux(pas, c >= tile, c > tile)                     # cur + pas > tile
             before_cur = Mux(pas, tile <= c, tile < c)               # tile < cur + pas
             w_any_n = (old_any | iss) if HW else Const(0, 1)
-            before_w = Mux(old_any, tile < old_tile, before_cur)     # tile < w_tile next
+            # tile < w_tile next (a window of one entry has no older one: a compare with a
+            # constant 0 would be Verilator's UNSIGNED warning)
+            before_w = Mux(old_any, tile < old_tile, before_cur) if HW > 1 else before_cur
             return running & past & (~w_any_n | before_w)
 
         def own(i, rec):

@@ -208,6 +208,17 @@ def test_verilator_with_a_request_lag(tmp_path):
     _check(_run_verilator(tmp_path), tmp_path, prog, want.cycles, y)
 
 
+def test_verilator_with_the_writeback_registered_and_two_columns(tmp_path):
+    # request lag 7 with the credit lag: the writeback's data path with four registers
+    # (hdl.image.wb_registers); two columns: an issue window of one entry, whose
+    # read-done check once compared a tile with a constant 0 (Verilator's UNSIGNED)
+    build, cfg, order, kw = CASES["empty-rows"]
+    cfg = cfg.with_(request_lag_cycles=7, credit_lag_cycles=1)
+    assert cfg.cols == 2
+    prog, want, y = _bundle(tmp_path, build(), cfg, order, stall_permille=250, **kw)
+    _check(_run_verilator(tmp_path), tmp_path, prog, want.cycles, y)
+
+
 def test_accel_hdl_matches_accel_run(tmp_path, capsys):
     rng = np.random.default_rng(0)
     a = np.where(rng.random((9, 7)) < 0.4, rng.integers(-128, 128, (9, 7)), 0)
