@@ -1174,7 +1174,8 @@ class Core(wiring.Component):
             stages = [d0] + lag_pipe("wb_req", d0, [1, len(wb_cur)])
             if step_chain(CLAG, LAG):
                 # one port, two stages before the earliest stage read (the stage before
-                # the grant, or two before with the credit lag): its record lands in a
+                # the grant, or two before with the credit lag, or with WREG the stage
+                # before the bank read, WA - 1): its record lands in a
                 # register and moves down one stage a cycle, as the request does
                 # (cycle-neutral: the stages are 0 while idle, so by cycle 0 each register
                 # but the grant stage's holds step 0's record; the grant stage holds no

@@ -387,7 +387,8 @@ def table_reads(rows: int, credit_lag: int = 0, lag: int = 0) -> dict:
 def step_chain(credit_lag: int, lag: int) -> bool:
     """Whether the writeback reads its steps from one port two request stages before the
     earliest stage whose record it uses (the stage before the grant, or two before with
-    ``credit_lag``), the record landing in a register and moving down the stages with its
+    ``credit_lag``, or the stage before the bank read with :func:`wb_registers`), the
+    record landing in a register and moving down the stages with its
     request: a block RAM's output then feeds only a register.  It needs a request
     ``lag`` of 3, or 4 with the credit lag."""
     return lag >= (4 if credit_lag else 3)
