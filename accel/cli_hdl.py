@@ -65,6 +65,10 @@ def add_hdl_arguments(p: argparse.ArgumentParser) -> None:
                    "the same with its cuts chosen for the mean logic level rather than the "
                    "deepest (abc-mean, ECP5 only) or ABC9 as the synth script runs it (abc9, "
                    "the iCE40 default)")
+    g.add_argument("--synth-placer", choices=("heap", "static", "sa"), default="heap",
+                   help="nextpnr's placer (default heap, nextpnr's own default)")
+    g.add_argument("--synth-router", choices=("router1", "router2"), default="router1",
+                   help="nextpnr's router (default router1, nextpnr's own default)")
     g.add_argument("--synth-pack-only", action="store_true",
                    help="stop after nextpnr's packing: LUT/FF/DSP/BRAM counts and whether "
                    "they fit, no placement and no fmax (minutes instead of tens of minutes)")
@@ -102,7 +106,9 @@ def cmd_hdl(args) -> int:
     for flag, on in (("--synth-pack-only", args.synth_pack_only),
                      ("--synth-top", args.synth_top != "core"),
                      ("--synth-widelut", args.synth_widelut),
-                     ("--synth-mapper", args.synth_mapper is not None)):
+                     ("--synth-mapper", args.synth_mapper is not None),
+                     ("--synth-placer", args.synth_placer != "heap"),
+                     ("--synth-router", args.synth_router != "router1")):
         if on and not args.synth:
             raise AxwError(f"{flag} needs --synth ecp5|ice40")
     cfg = _hardware(args)
@@ -138,7 +144,8 @@ def cmd_hdl(args) -> int:
         params = synth_params(cfg, args.lut_multipliers, prim, **dict(args.synth_capacity))
         res = synthesize(out, cfg, args.synth, device=args.device, seeds=args.synth_seeds,
                          params=params, place=not args.synth_pack_only, top=args.synth_top,
-                         widelut=args.synth_widelut, lut_mapper=args.synth_mapper)
+                         widelut=args.synth_widelut, lut_mapper=args.synth_mapper,
+                         placer=args.synth_placer, router=args.synth_router)
         caps = ", ".join(f"{k} {v}" for k, v in res["capacities"].items())
         timing = (f"fmax {res['fmax_mhz']:.1f} MHz (min of seeds "
                   f"{','.join(map(str, res['seeds']))})" if res["placed"] else

@@ -41,7 +41,8 @@ from .image import CoreParams
 __all__ = ["synthesize", "synth_params", "bram_outputs", "logic_depth", "lut_cones",
            "port_registers",
            "DEVICES",
-           "DEFAULT_LUT_MAPPER", "LUT_MAPPERS", "SYNTH_CAPACITIES", "SynthError", "TOPS"]
+           "DEFAULT_LUT_MAPPER", "LUT_MAPPERS", "PLACERS", "ROUTERS", "SYNTH_CAPACITIES",
+           "SynthError", "TOPS"]
 
 
 class SynthError(AxwError):
@@ -75,6 +76,13 @@ ABC_SCRIPTS = {"abc": None,
 #: logic levels and faster placements than ABC9's, docs/rtl.md *LUT mapping*), and
 #: synth_ice40's own ABC9 on iCE40.
 DEFAULT_LUT_MAPPER = {"ecp5": "abc", "ice40": "abc9"}
+
+#: nextpnr's placers and routers (``synthesize(placer=..., router=...)``), its defaults
+#: first.  On the 8×8 core at 80 % of the LFE5U-85F's LUTs the default heap placer and
+#: router1 left 160k of 283k arcs unrouted after an hour, and router2 on that placement
+#: stopped improving at 41.8k overused wires (docs/rtl.md, *Session 22*)
+PLACERS = ("heap", "static", "sa")
+ROUTERS = ("router1", "router2")
 
 #: nextpnr's out-of-context option per target: nextpnr-ice40 has none, so there every
 #: port of the core becomes an IO (far more than an UP5K's pins: it cannot be placed,
@@ -541,7 +549,8 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
                seeds=(1, 2, 3), freq_mhz: float | None = None,
                params: CoreParams | None = None, place: bool = True,
                top: str = "core", widelut: bool = False,
-               lut_mapper: str | None = None) -> dict:
+               lut_mapper: str | None = None, placer: str = "heap",
+               router: str = "router1") -> dict:
     """Synthesize the core for ``config`` (with ``params``, default
     :func:`synth_params`) and place and route it with each seed; return and write
     ``synth.json``.  If the netlist does not fit the device, ``synth.json`` still records
@@ -568,7 +577,11 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
     mapping had fewer logic levels (at most 8 against 11) and placed faster.
     ``"abc-mean"`` (ECP5 only) runs the classic mapping with the script of
     :data:`ABC_SCRIPTS`: its cuts chosen for the mean logic level, not the deepest;
-    :data:`LUT_MAPPERS`."""
+    :data:`LUT_MAPPERS`.
+
+    ``placer`` and ``router``: nextpnr's placement and routing algorithms
+    (:data:`PLACERS`, :data:`ROUTERS`; its defaults ``"heap"`` and ``"router1"``), recorded
+    in ``synth.json``."""
     if target not in DEVICES:
         raise SynthError(f"unknown synthesis target {target!r}; known: {', '.join(DEVICES)}")
     if top not in TOPS:
@@ -587,6 +600,10 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
         raise SynthError(f"unknown LUT mapper {lut_mapper!r}; known: {', '.join(LUT_MAPPERS)}")
     if lut_mapper != "abc9" and target != "ecp5":
         raise SynthError(f"lut_mapper {lut_mapper!r} is an ECP5 option, not one for {target!r}")
+    if placer not in PLACERS:
+        raise SynthError(f"unknown placer {placer!r}; known: {', '.join(PLACERS)}")
+    if router not in ROUTERS:
+        raise SynthError(f"unknown router {router!r}; known: {', '.join(ROUTERS)}")
     if device is not None:
         # a user device: nextpnr's own option, e.g. "--25k --package CABGA256"
         pnr_args, dev_name = device.split(), device
@@ -612,6 +629,7 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
         "lut_multipliers": params.lut_multipliers,
         "dsp_primitive": params.dsp_primitive,
         "widelut": widelut, "lut_mapper": lut_mapper, "synth_command": synth_cmd,
+        "placer": placer, "router": router,
         "seeds": list(seeds), "tools": {"yosys": _version(yosys), "nextpnr": _version(nextpnr)},
         "wall_s": {},
     }
@@ -644,8 +662,8 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
     for seed in seeds:
         rep = f"report_seed{seed}.json"
         log = work / f"nextpnr_seed{seed}.log"
-        cmd = [nextpnr, *pnr_args, "--json", netlist, *_OOC[target], "--freq", str(freq),
-               "--seed", str(seed), "--report", rep, "--timing-allow-fail"]
+        cmd = _place_command(nextpnr, pnr_args, netlist, target, freq, seed, rep, placer,
+                             router)
         text, res["wall_s"][f"nextpnr_seed{seed}"], code = _run(cmd, log, work)
         if code != 0:
             # a netlist that does not fit fails the same way with every seed: record what
@@ -665,6 +683,14 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
                logs=_logs(work))
     _write(out, res)
     return res
+
+
+def _place_command(nextpnr: str, pnr_args, netlist: str, target: str, freq: float,
+                   seed: int, report: str, placer: str, router: str) -> list[str]:
+    """nextpnr's command line for one placement seed."""
+    return [nextpnr, *pnr_args, "--json", netlist, *_OOC[target], "--freq", str(freq),
+            "--seed", str(seed), "--report", report, "--timing-allow-fail",
+            "--placer", placer, "--router", router]
 
 
 def _pack_only(out: Path, res: dict, nextpnr: str, pnr_args, netlist: str, work: Path,

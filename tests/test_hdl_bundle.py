@@ -313,6 +313,8 @@ def test_verilog_leaves_out_all_zero_memory_contents():
      "--synth-mapper abc is an ECP5 option, not one for ice40"),
     (["--synth-mapper", "abc-mean", "--synth", "ice40"],
      "--synth-mapper abc-mean is an ECP5 option, not one for ice40"),
+    (["--synth-placer", "static"], "--synth-placer needs --synth ecp5|ice40"),
+    (["--synth-router", "router2"], "--synth-router needs --synth ecp5|ice40"),
 ])
 def test_accel_hdl_rejects_bad_synthesis_options(tmp_path, capsys, args, message):
     out = tmp_path / "b"

