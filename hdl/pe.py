@@ -6,7 +6,8 @@ element leaves to the right at ``x+1``):
 
 ====  ================================================================================
 x     local-memory read (address from the element)
-x+1   bank select, narrow/wide operand select → operand registers
+x+1   bank select, narrow/wide operand select (none when ``acc_bits`` <= 18:
+      :func:`whole_operands`) → operand registers
 x+2   partial products (one 18 × 18 multiplier per slice of the wide operand, or the
       LUT multiplier's two half sums) → registers
 x+3   sum of the partial products → product register
@@ -43,7 +44,7 @@ from accel.config import HardwareConfig
 from .image import (DP16KD_WIDTH, HdlError, check_multipliers, ecp5_lmem_outreg,
                     mem_attrs, out_bank_async)
 
-__all__ = ["PE", "MULTIPLIERS", "element_layout", "ecp5_dp16kd"]
+__all__ = ["PE", "MULTIPLIERS", "element_layout", "ecp5_dp16kd", "whole_operands"]
 
 
 def element_layout(config: HardwareConfig) -> data.StructLayout:
@@ -104,6 +105,16 @@ def ecp5_dp16kd(m, name, wen, waddr, wdata, raddr, qname):
         p_GSR="DISABLED", p_RESETMODE="SYNC", **ports)
     q = rdata[:W]
     return q.as_signed() if wdata.shape().signed else q
+
+
+def whole_operands(config: HardwareConfig, multiplier: str) -> bool:
+    """Whether a PE's multiplier takes both operands whole: a ``"dsp"`` one whose wide
+    operand is one slice (``acc_bits`` <= 18, :attr:`HardwareConfig.wide_chunks`), so the
+    local memory's value and the streamed one both fit an 18 × 18 multiplier's ports and
+    need no select of which is narrow.  The product is the same as the narrow one's low
+    ``operand_bits`` times the wide one because the narrow one is in that range
+    (``hdl.image.pack`` chooses ``sel`` so, and the simulator multiplies them whole)."""
+    return multiplier == "dsp" and len(config.wide_chunks) == 1
 
 
 def _slice(wide, off: int, width: int, is_signed: bool):
@@ -176,7 +187,6 @@ class PE(wiring.Component):
         input registers (the operand registers) and output register (the partial product
         register): the same bits and cycles as :meth:`_partials`."""
         cfg = self._config
-        N = cfg.operand_bits
         out = []
         for k, chunk in enumerate(cfg.wide_chunks):
             a = Signal(signed(18), name=f"dsp{k}_a")
@@ -195,7 +205,7 @@ class PE(wiring.Component):
             m.submodules[f"mult{k}"] = Instance(
                 "MULT18X18D", p_REG_INPUTA_CLK="CLK0", p_REG_INPUTB_CLK="CLK0",
                 p_REG_OUTPUT_CLK="CLK0", p_GSR="DISABLED", p_RESETMODE="SYNC", **ports)
-            out.append((chunk[0], p[:N + len(piece)].as_signed()))
+            out.append((chunk[0], p[:len(narrow_d) + len(piece)].as_signed()))
         return out
 
     def _partials(self, m, narrow, wide):
@@ -206,7 +216,7 @@ class PE(wiring.Component):
         if self._multiplier == "dsp":
             for k, chunk in enumerate(cfg.wide_chunks):
                 piece = _slice(wide, *chunk)
-                pp = Signal(signed(N + len(piece)), name=f"pp{k}")
+                pp = Signal(signed(len(narrow) + len(piece)), name=f"pp{k}")
                 m.d.sync += pp.eq(narrow * piece)
                 out.append((chunk[0], pp))
             return out
@@ -281,16 +291,22 @@ class PE(wiring.Component):
 
         # x+1: operands (registered here, or by the multiplier blocks' input registers)
         lval = Mux(e1.bank, lr[1], lr[0])
-        narrow_d = Signal(signed(N))
-        wide_d = Signal(signed(W))
-        m.d.comb += [narrow_d.eq(Mux(e1.sel, value[:N], lval[:N]).as_signed()),
-                     wide_d.eq(Mux(e1.sel, lval, value))]
+        if whole_operands(cfg, self._multiplier):
+            # one 18 × 18 multiplier takes both operands whole: no select in front of it
+            # (the narrow one is in its range, hdl.image.pack's ``sel``)
+            narrow_d, wide_d = Signal(signed(W)), Signal(signed(W))
+            m.d.comb += [narrow_d.eq(lval), wide_d.eq(value)]
+        else:
+            narrow_d = Signal(signed(N))
+            wide_d = Signal(signed(W))
+            m.d.comb += [narrow_d.eq(Mux(e1.sel, value[:N], lval[:N]).as_signed()),
+                         wide_d.eq(Mux(e1.sel, lval, value))]
         e2 = stage(e1, "e2")
         # x+2: partial products; x+3: product
         if self._multiplier == "dsp" and self._primitive == "ecp5":
             parts = self._ecp5_partials(m, narrow_d, wide_d)
         else:
-            narrow = Signal(signed(N))
+            narrow = Signal.like(narrow_d)
             wide = Signal(signed(W))
             m.d.sync += [narrow.eq(narrow_d), wide.eq(wide_d)]
             parts = self._partials(m, narrow, wide)

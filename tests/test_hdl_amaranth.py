@@ -21,11 +21,12 @@ from accel.compiler import build_memory, compile_problem
 from accel.config import HardwareConfig
 from accel.problem import make_problem
 from accel.program import Program
+from accel.reference import reference
 from hdl.core import (Core, requantize, rq_bound, rq_clamp, rq_round, rq_scale,
                       rq_scale_amount)
-from hdl.image import (WB_CUTS, CoreParams, HdlError, out_bank_async, pack, stream_fifo_copies,
-                       wb_registers)
-from hdl.pe import PE
+from hdl.image import (WB_CUTS, CoreParams, HdlError, layouts, out_bank_async, pack,
+                       stream_fifo_copies, wb_registers)
+from hdl.pe import PE, whole_operands
 from hdl.array import Array
 from hdl.simulate import LmemCollision, lmem_monitor, run_amaranth
 from contract_suite import (ContractSuite, _cfg, cases, make_contract, random_problem,
@@ -318,6 +319,28 @@ def test_lut_multipliers_change_neither_bits_nor_cycles(lut):
     np.testing.assert_array_equal(out[prog.tensor_id("Y")], want.memory[prog.tensor_id("Y")])
 
 
+@pytest.mark.parametrize("order", ["(ax)w", "a(xw)"])
+def test_whole_operands_at_16_bit_accumulators(order):
+    # acc_bits 16: every PE's one 18 × 18 multiplier takes both operands whole (no select
+    # of the narrow one, hdl.pe.whole_operands); both orders, so that the streamed value
+    # is the narrow operand in one phase and the wide one in another; extreme values
+    problem = random_problem(12, 9, 8, 5, 6, acc_bits=16, mode="extreme")
+    cfg = _cfg(acc_bits=16)
+    assert whole_operands(cfg, "dsp") and not whole_operands(_cfg(), "dsp")
+    prog = compile_problem(problem, cfg, order)
+    mem = build_memory(problem, prog)
+    image = pack(prog, mem)
+    lay = layouts(image.params)["lane_itile"]
+    sels = {lay.unpack(int(v))["sel"] for i in range(cfg.rows)
+            for v in image.tables[f"lane_itile{i}"]}
+    assert sels == ({0, 1} if order == "(ax)w" else {1})
+    out, cycles = run_amaranth(prog, mem)
+    want = engine.simulate(prog, mem)
+    assert cycles == want.cycles
+    np.testing.assert_array_equal(out[prog.tensor_id("Y")], want.memory[prog.tensor_id("Y")])
+    np.testing.assert_array_equal(out[prog.tensor_id("Y")], reference(problem, order))
+
+
 def test_lut_multipliers_are_checked():
     with pytest.raises(HdlError, match=r"^lut_multipliers must be an integer in 0\.\.12 "
                                        r"\(the PEs\), got 13$"):
@@ -359,14 +382,15 @@ def test_core_memories_lists_every_memory_of_the_core(lags):
 
 # ------------------------------------------------------------------- PE against a naive model
 
-def _pe_model(cfg, ops, lmem):
-    """Per element (value, sel, addr, bank, slot, half, first, last, fresh): the bank."""
+def _pe_model(cfg, ops, lmem, whole=False):
+    """Per element (value, sel, addr, bank, slot, half, first, last, fresh): the bank.
+    ``whole``: the multiplier takes both operands whole (hdl.pe.whole_operands)."""
     W, N = cfg.acc_bits, cfg.operand_bits
     acc, bank = 0, {}
     for v, sel, addr, bk, slot, half, first, last, fresh in ops:
         loc = lmem[bk][addr]
         narrow, wide = (v, loc) if sel else (loc, v)   # the narrow one keeps its low N bits
-        prod = wrap_int(wrap_int(narrow, N) * wide, W)
+        prod = wrap_int((narrow if whole else wrap_int(narrow, N)) * wide, W)
         acc = prod if first else wrap_int(acc + prod, W)
         if last:
             bank[half, slot] = acc if fresh else wrap_int(bank.get((half, slot), 0) + acc, W)
@@ -443,8 +467,13 @@ def test_pe_against_naive_model(gap, nbits, wbits, mult, read, banks):
     sim.add_clock(1e-6)
     sim.add_testbench(bench)
     sim.run()
-    want = _pe_model(cfg, ops, lmem)
+    whole = whole_operands(cfg, mult)
+    assert whole == (mult == "dsp" and wbits <= 18)
+    want = _pe_model(cfg, ops, lmem, whole)
     assert got == {k: want[k] for k in got}, (got, want)
+    if whole:
+        # local-memory values out of the narrow range (sel 0) are multiplied whole
+        assert want != _pe_model(cfg, ops, lmem), "the case does not tell the two apart"
     assert zeroed == [0] * 6 and any(got.values())
 
 

@@ -124,6 +124,20 @@ def test_bundle_with_ecp5_multiplier_blocks_and_lut_multipliers(tmp_path, run):
     _check(run(tmp_path), tmp_path, prog, want.cycles, y)
 
 
+def test_icarus_with_ecp5_multiplier_blocks_taking_whole_operands(tmp_path):
+    # acc_bits 16: each MULT18X18D takes the local memory's value and the streamed one
+    # whole (hdl.pe.whole_operands); the last 2 PEs multiply in logic; both operand roles
+    problem = random_problem(22, 12, 10, 7, 6, acc_bits=16, mode="extreme")
+    cfg = _cfg(rows=3, cols=3, acc_bits=16)
+    prog = compile_problem(problem, cfg, "(ax)w")
+    mem = build_memory(problem, prog)
+    want = simulate(prog, mem)
+    y = reference(problem, "(ax)w")
+    write_bundle(tmp_path, cfg, prog, mem, y, lut_multipliers=2, dsp_primitive="ecp5")
+    assert (tmp_path / "axw_core.v").read_text().count("MULT18X18D #(") == 7
+    _check(_run_icarus(tmp_path), tmp_path, prog, want.cycles, y)
+
+
 def test_icarus_with_memory_stalls_and_latency_zero(tmp_path):
     problem = random_problem(15, 12, 10, 6, 5, dens_a=0.3)
     cfg = _cfg(rows=3, cols=2, dram_latency_cycles=0)
