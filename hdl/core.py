@@ -1306,7 +1306,12 @@ class Core(wiring.Component):
         while len(terms) > 1:
             nxt = []
             for a in range(0, len(terms) - 1, 2):
-                s = [Signal(signed(W), name=f"wb_msum{lvl}_{a // 2}_{j}") for j in range(C)]
+                # with the path registered, each add kept as its own carry chain: Yosys
+                # would otherwise gather the tree into one multi-operand add and build
+                # it as a chain of LUT compressors (7 levels on the 8×8, against 3
+                # carry chains)
+                s = [Signal(signed(W), name=f"wb_msum{lvl}_{a // 2}_{j}",
+                            attrs={"keep": 1} if WREG else {}) for j in range(C)]
                 m.d.comb += [s[j].eq((terms[a][j] + terms[a + 1][j])[:W].as_signed())
                              for j in range(C)]
                 nxt.append(s)
