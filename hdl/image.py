@@ -21,7 +21,8 @@ __all__ = ["HdlError", "Fields", "CoreParams", "Image", "pack", "layouts", "CYCL
            "step_chain", "WB_CUTS", "wb_registers",
            "AllBut", "copy_fields",
            "table_depth", "DSP_PRIMITIVES", "check_multipliers", "ecp5_lmem_outreg",
-           "DP16KD_DEPTH", "DP16KD_WIDTH", "ecp5_fifo_outreg", "out_bank_async"]
+           "DP16KD_DEPTH", "DP16KD_WIDTH", "ecp5_fifo_outreg", "out_bank_async",
+           "out_bank_unified"]
 
 #: Width of the core's cycle counter and of every stored cycle number.
 CYCLE_BITS = 32
@@ -329,6 +330,17 @@ def out_bank_async(config) -> bool:
     return ram_style(config.out_bank_depth, config.acc_bits) == "distributed"
 
 
+def out_bank_unified(config) -> bool:
+    """Whether a PE's output bank is one memory addressed by half and slot, in two copies
+    written alike, one read by the merge and one by the writeback, instead of one memory
+    per half read by either: for a bank read asynchronously (:func:`out_bank_async`)
+    whose two halves fit one distributed RAM's 16 entries (``out_bank_depth`` <= 8).
+    The same distributed RAM either way (each half alone fills one as much), and no
+    choice of half or address in front of the reads or after them.  Same data, same
+    cycles: the writeback never reads the half a merge writes."""
+    return out_bank_async(config) and 2 << (config.slot_bits) <= 16
+
+
 def stream_fifo_copies(config) -> int:
     """Copies of each stream FIFO: three under a request lag for a block-RAM FIFO (the
     core keeps the head and the entry after it in registers, and reads the three entries
@@ -446,7 +458,8 @@ def core_memories(p: CoreParams) -> list[dict]:
     R, C, W, P = c.rows, c.cols, c.acc_bits, c.pes
     L = layouts(p)
     rows = [("lmem", 2 * P, c.lmem_depth, W, True),
-            ("out_bank", 2 * P, c.out_bank_depth, W, not out_bank_async(c)),
+            (("out_bank", 2 * P, 2 << c.slot_bits, W, False) if out_bank_unified(c) else
+             ("out_bank", 2 * P, c.out_bank_depth, W, not out_bank_async(c))),
             ("stream_fifo", R * stream_fifo_copies(c), c.stream_fifo_depth, W,
              not fifo_async(c, c.stream_fifo_depth, W)),
             ("load_fifo", R, c.load_fifo_depth, W * C,

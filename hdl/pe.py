@@ -42,7 +42,7 @@ from amaranth.lib.wiring import In, Out
 from accel.config import HardwareConfig
 
 from .image import (DP16KD_WIDTH, HdlError, check_multipliers, ecp5_lmem_outreg,
-                    mem_attrs, out_bank_async)
+                    mem_attrs, out_bank_async, out_bank_unified)
 
 __all__ = ["PE", "MULTIPLIERS", "element_layout", "ecp5_dp16kd", "whole_operands"]
 
@@ -349,6 +349,30 @@ class PE(wiring.Component):
         m.d.comb += wval.eq(rdq + acc6)
         wen = e6.valid & e6.last
         late = out_bank_async(cfg)
+        if out_bank_unified(cfg):
+            # one memory addressed by half and slot, in two copies written alike: one
+            # read for the merges at e4's slot, one for the writeback (hdl.image)
+            rd = []
+            for name, addr in (("bank", Cat(e4.slot, e4.half)),
+                               ("bank_wb", Cat(self.wb_addr, self.wb_half))):
+                bank = Memory(shape=signed(W), depth=2 << cfg.slot_bits, init=[],
+                              attrs=mem_attrs(2 << cfg.slot_bits, W, sync=False,
+                                              read_during_write=True))
+                m.submodules[name] = bank
+                wp = bank.write_port()
+                rp = bank.read_port(domain="comb")
+                addr_q = Signal(len(addr), name=f"{name}_addr_q")
+                m.d.sync += addr_q.eq(addr)
+                m.d.comb += [rp.addr.eq(addr_q), wp.addr.eq(Cat(e6.slot, e6.half)),
+                             wp.data.eq(wval), wp.en.eq(wen)]
+                rd.append(rp.data)
+            fwd = wen & (e6.half == e5.half) & (e6.slot == e5.slot)
+            with m.If(e5.fresh):
+                m.d.sync += rdq.eq(0)
+            with m.Else():
+                m.d.sync += rdq.eq(Mux(fwd, wval, rd[0]))
+            m.d.comb += self.wb_data.eq(Mux(self.wb_zero, 0, rd[1]))
+            return m
         rd = []
         for h in range(2):
             bank = Memory(shape=signed(W), depth=cfg.out_bank_depth, init=[],
