@@ -742,8 +742,6 @@ class Core(wiring.Component):
             PW = p.grant_bits
             pos = position_sums(early2, rot_next2_sel, False)
             N = len(pos)
-            r1 = [Signal(PW, name=f"arb_rs{q}") for q in range(N)]
-            r2 = [Signal(signed(PW + 1), name=f"arb_rrm{q}") for q in range(N)]
 
             def fit_reg(sum_, fit, tag):
                 """``fit`` (a register) takes whether ``sum_`` fits next cycle: both
@@ -754,22 +752,35 @@ class Core(wiring.Component):
                              fb_.eq(sum_le(sum_, wneed, kb_, f"arb_{tag}w"))]
                 m.d.sync += fit.eq(fc_ & Mux(wb_take, fb_, fa_))
 
-            fit = [Signal(name=f"arb_fit{q}") for q in range(N)]
-            for q, (_, _, _, tot, _) in enumerate(pos):
-                m.d.sync += [r1[q].eq(tot), r2[q].eq(r1[q] - B)]
-                fit_reg(r1[q], fit[q], f"f{q}")
+            # the positions' own sums and fits only where no lane's stand for them: each
+            # class's first position (what follows the last lane of the class before:
+            # registers, not a selection by the rotation in the grant's cycle) and the
+            # lone requester's
+            fit, r2, first = {}, {}, {}
+            for q, (k, rq, _, tot, _) in enumerate(pos):
+                if rq not in (None, 0):
+                    continue
+                first[k] = q
+                r1 = Signal(PW, name=f"arb_rs{q}")
+                fit[q] = Signal(name=f"arb_fit{q}")
+                m.d.sync += r1.eq(tot)
+                fit_reg(r1, fit[q], f"f{q}")
+                if rq is None:
+                    r2[q] = Signal(signed(PW + 1), name=f"arb_rrm{q}")
+                    m.d.sync += r2[q].eq(r1 - B)
             grants, add, close = lane_grants(classes, True)
             # a rotating class's grants by lane, each from two registers: the sum up to
             # the lane's position and its want, picked from the positions in the cycle
             # the sums are made (the rotation of the grant's cycle), and the sum's
-            # compares beside those of the positions (the same limits), registered as the
-            # lane's fit; the positions' fits give the credit's update, and the grant of
-            # the class of one requester (cycle-neutral: a lane's grant is the fit and
-            # want of its position)
+            # compares, registered as the lane's fit; the lanes' fits and sums give the
+            # credit's update too (cycle-neutral: a lane's grant is the fit and want of
+            # its position, and its fit and sum are its position's)
+            lasts = []
             for k, (wants, _, rotating) in enumerate(classes):
                 if not rotating:
                     continue
                 ps = [(rq, w, tot) for kk, rq, w, tot, _ in pos if kk == k]
+                lfits = []
                 for i in range(len(wants)):
                     sv, wv = 0, 0
                     for rq, w, tot in ps:
@@ -778,10 +789,21 @@ class Core(wiring.Component):
                     ls = Signal(PW, name=f"arb_ls{k}_{i}")
                     lw = [Signal(name=f"arb_lw{k}_{i}_{x}") for x in range(2)]
                     lf = Signal(name=f"arb_lfit{k}_{i}")
-                    m.d.sync += [ls.eq(sv), lw[0].eq(wv), lw[1].eq(lw[0])]
+                    lr2 = Signal(signed(PW + 1), name=f"arb_lrm{k}_{i}")
+                    m.d.sync += [ls.eq(sv), lw[0].eq(wv), lw[1].eq(lw[0]), lr2.eq(ls - B)]
                     fit_reg(ls, lf, f"lf{k}_{i}")
                     m.d.comb += grants[k][i].eq(lw[1] & lf)
-            lasts = []
+                    lfits.append((lf, lr2))
+                # the sums rise with the position: the last that fits is what the granted
+                # take.  Lane i's position is followed by lane i + 1's, or, at the class's
+                # last position, by the next class's first
+                nxt = first.get(k + 1)
+                after = fit[nxt] if nxt is not None else Const(0, 1)
+                for i, (lf, lr2) in enumerate(lfits):
+                    last = Signal(name=f"arb_llast{k}_{i}")
+                    succ = Mux(rot_sel[R - 1][i], after, lfits[(i + 1) % R][0])
+                    m.d.comb += last.eq(lf & ~succ)
+                    lasts.append((last, lr2))
             for q, (k, rq, *_) in enumerate(pos):
                 if rq is None:     # its want two registers on, and its fit
                     w = pos[q][2]
@@ -790,10 +812,10 @@ class Core(wiring.Component):
                     g = Signal(name=f"arb_g{q}")
                     m.d.comb += g.eq(w2 & fit[q])
                     add(k, rq, g)
-                # the sums rise with q: the last that fits is what the granted take
-                last = Signal(name=f"arb_last{q}")
-                m.d.comb += last.eq(fit[q] & ~fit[q + 1] if q + 1 < N else fit[q])
-                lasts.append((last, r2[q]))
+                    last = Signal(name=f"arb_last{q}")
+                    m.d.comb += last.eq(fit[q] & ~fit[first[k + 1]] if k + 1 in first
+                                        else fit[q])
+                    lasts.append((last, r2[q]))
             close()
             return grants, ~fit[0], lasts
 
