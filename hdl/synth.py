@@ -79,8 +79,9 @@ DEFAULT_LUT_MAPPER = {"ecp5": "abc", "ice40": "abc9"}
 
 #: nextpnr's placers and routers (``synthesize(placer=..., router=...)``), its defaults
 #: first.  On the 8×8 core at 80 % of the LFE5U-85F's LUTs the default heap placer and
-#: router1 left 160k of 283k arcs unrouted after an hour, and router2 on that placement
-#: stopped improving at 41.8k overused wires (docs/rtl.md, *Session 22*)
+#: router1 left 160k of 283k arcs unrouted after an hour, router2 on that placement
+#: stopped improving at 41.8k overused wires, and on the static placer's at 11.0k
+#: (docs/rtl.md, *Session 22*)
 PLACERS = ("heap", "static", "sa")
 ROUTERS = ("router1", "router2")
 
