@@ -741,7 +741,6 @@ class Core(wiring.Component):
             from these side by side)."""
             PW = p.grant_bits
             pos = position_sums(early2, rot_next2_sel, False)
-            N = len(pos)
 
             def fit_reg(sum_, fit, tag):
                 """``fit`` (a register) takes whether ``sum_`` fits next cycle: both
