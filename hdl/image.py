@@ -22,7 +22,7 @@ __all__ = ["HdlError", "Fields", "CoreParams", "Image", "pack", "layouts", "CYCL
            "AllBut", "copy_fields",
            "table_depth", "DSP_PRIMITIVES", "check_multipliers", "ecp5_lmem_outreg",
            "DP16KD_DEPTH", "DP16KD_WIDTH", "ecp5_fifo_outreg", "out_bank_async",
-           "out_bank_unified"]
+           "out_bank_unified", "out_bank_unified_depth"]
 
 #: Width of the core's cycle counter and of every stored cycle number.
 CYCLE_BITS = 32
@@ -338,7 +338,13 @@ def out_bank_unified(config) -> bool:
     The same distributed RAM either way (each half alone fills one as much), and no
     choice of half or address in front of the reads or after them.  Same data, same
     cycles: the writeback never reads the half a merge writes."""
-    return out_bank_async(config) and 2 << (config.slot_bits) <= 16
+    return out_bank_async(config) and out_bank_unified_depth(config) <= 16
+
+
+def out_bank_unified_depth(config) -> int:
+    """Entries of a unified output bank (:func:`out_bank_unified`): both halves, the half
+    the top address bit above the slot."""
+    return 2 << config.slot_bits
 
 
 def stream_fifo_copies(config) -> int:
@@ -458,7 +464,7 @@ def core_memories(p: CoreParams) -> list[dict]:
     R, C, W, P = c.rows, c.cols, c.acc_bits, c.pes
     L = layouts(p)
     rows = [("lmem", 2 * P, c.lmem_depth, W, True),
-            (("out_bank", 2 * P, 2 << c.slot_bits, W, False) if out_bank_unified(c) else
+            (("out_bank", 2 * P, out_bank_unified_depth(c), W, False) if out_bank_unified(c) else
              ("out_bank", 2 * P, c.out_bank_depth, W, not out_bank_async(c))),
             ("stream_fifo", R * stream_fifo_copies(c), c.stream_fifo_depth, W,
              not fifo_async(c, c.stream_fifo_depth, W)),

@@ -42,7 +42,7 @@ from amaranth.lib.wiring import In, Out
 from accel.config import HardwareConfig
 
 from .image import (DP16KD_WIDTH, HdlError, check_multipliers, ecp5_lmem_outreg,
-                    mem_attrs, out_bank_async, out_bank_unified)
+                    mem_attrs, out_bank_async, out_bank_unified, out_bank_unified_depth)
 
 __all__ = ["PE", "MULTIPLIERS", "element_layout", "ecp5_dp16kd", "whole_operands"]
 
@@ -352,12 +352,12 @@ class PE(wiring.Component):
         if out_bank_unified(cfg):
             # one memory addressed by half and slot, in two copies written alike: one
             # read for the merges at e4's slot, one for the writeback (hdl.image)
+            depth = out_bank_unified_depth(cfg)
             rd = []
             for name, addr in (("bank", Cat(e4.slot, e4.half)),
                                ("bank_wb", Cat(self.wb_addr, self.wb_half))):
-                bank = Memory(shape=signed(W), depth=2 << cfg.slot_bits, init=[],
-                              attrs=mem_attrs(2 << cfg.slot_bits, W, sync=False,
-                                              read_during_write=True))
+                bank = Memory(shape=signed(W), depth=depth, init=[],
+                              attrs=mem_attrs(depth, W, sync=False, read_during_write=True))
                 m.submodules[name] = bank
                 wp = bank.write_port()
                 rp = bank.read_port(domain="comb")
@@ -366,39 +366,34 @@ class PE(wiring.Component):
                 m.d.comb += [rp.addr.eq(addr_q), wp.addr.eq(Cat(e6.slot, e6.half)),
                              wp.data.eq(wval), wp.en.eq(wen)]
                 rd.append(rp.data)
-            fwd = wen & (e6.half == e5.half) & (e6.slot == e5.slot)
-            with m.If(e5.fresh):
-                m.d.sync += rdq.eq(0)
-            with m.Else():
-                m.d.sync += rdq.eq(Mux(fwd, wval, rd[0]))
-            m.d.comb += self.wb_data.eq(Mux(self.wb_zero, 0, rd[1]))
-            return m
-        rd = []
-        for h in range(2):
-            bank = Memory(shape=signed(W), depth=cfg.out_bank_depth, init=[],
-                          attrs=mem_attrs(cfg.out_bank_depth, W, sync=not late,
-                                          read_during_write=late))
-            m.submodules[f"bank{h}"] = bank
-            wp = bank.write_port()
-            rmw = e4.valid & e4.last & (e4.half == h)
-            addr = Mux(rmw, e4.slot, self.wb_addr)
-            if late:
-                rp = bank.read_port(domain="comb")
-                addr_q = Signal.like(e4.slot, name=f"bank{h}_addr_q")
-                m.d.sync += addr_q.eq(addr)
-                m.d.comb += rp.addr.eq(addr_q)
-            else:
-                rp = bank.read_port()
-                m.d.comb += rp.addr.eq(addr)
-            m.d.comb += [wp.addr.eq(e6.slot), wp.data.eq(wval),
-                         wp.en.eq(wen & (e6.half == h))]
-            rd.append(rp.data)
+            bank_rd, wb_rd = rd
+        else:
+            rd = []
+            for h in range(2):
+                bank = Memory(shape=signed(W), depth=cfg.out_bank_depth, init=[],
+                              attrs=mem_attrs(cfg.out_bank_depth, W, sync=not late,
+                                              read_during_write=late))
+                m.submodules[f"bank{h}"] = bank
+                wp = bank.write_port()
+                rmw = e4.valid & e4.last & (e4.half == h)
+                addr = Mux(rmw, e4.slot, self.wb_addr)
+                if late:
+                    rp = bank.read_port(domain="comb")
+                    addr_q = Signal.like(e4.slot, name=f"bank{h}_addr_q")
+                    m.d.sync += addr_q.eq(addr)
+                    m.d.comb += rp.addr.eq(addr_q)
+                else:
+                    rp = bank.read_port()
+                    m.d.comb += rp.addr.eq(addr)
+                m.d.comb += [wp.addr.eq(e6.slot), wp.data.eq(wval),
+                             wp.en.eq(wen & (e6.half == h))]
+                rd.append(rp.data)
+            half_q = Signal()
+            m.d.sync += half_q.eq(self.wb_half)
+            bank_rd = Mux(e5.half, rd[1], rd[0])
+            wb_rd = Mux(half_q, rd[1], rd[0])
         # x+5: the bank data of e5's slot
         fwd = wen & (e6.half == e5.half) & (e6.slot == e5.slot)
-        half_q = Signal()
-        m.d.sync += half_q.eq(self.wb_half)
-        bank_rd = Mux(e5.half, rd[1], rd[0])
-        wb_rd = Mux(half_q, rd[1], rd[0])
         if not late:
             fwd2 = Signal()
             wv2 = Signal(signed(W))
