@@ -1316,10 +1316,17 @@ class Core(wiring.Component):
         else:
             m.d.comb += [arr.wb_zero[i].eq(sr(f"kind{i}") != KIND_SLOT) for i in range(R)]
         lanes = cut("v", [[arr.wb_data[i][j] for j in range(C)] for i in range(R)])
+        direct = p.wb_direct
+        # the merge takes every lane ungated (hdl.image.CoreParams.wb_sum_all) and the
+        # lane written beside the merged row is taken off after the tree (below)
+        every = p.wb_sum_all
         # the merge: the lanes that take part, summed as a tree (wrapping adds: exact in
         # any order)
         terms = []
         for i in range(R):
+            if every:
+                terms.append(list(lanes[i]))
+                continue
             mi = Signal(name=f"wb_mg{i}")
             m.d.comb += mi.eq(rec(f"merge{i}"))
             terms.append([Mux(mi, lanes[i][j], 0) for j in range(C)])
@@ -1341,7 +1348,6 @@ class Core(wiring.Component):
             terms, lvl = nxt, lvl + 1
         ms = [Signal(signed(W), name=f"wb_msum{j}") for j in range(C)]
         m.d.comb += [ms[j].eq(terms[0][j]) for j in range(C)]
-        direct = p.wb_direct
         if direct:
             vecs = cut("m", lanes + [ms])
         else:
@@ -1360,13 +1366,24 @@ class Core(wiring.Component):
                 lsel.append(row)
             mrg = [[Signal(name=f"wb_ism{v}") for v in range(WV)]]
             m.d.comb += [mrg[0][v].eq(srcs[v] == R) for v in range(WV)]
-            got = cut("m", [ms] + lsel + mrg)
+            # the merged row of each vector: the tree's sum, or, ungated (every), the sum
+            # less the lanes of the vectors before it.  hdl.image.pack puts the merged row
+            # after a step's direct lanes, every lane it reads is merged or direct, and a
+            # lane it does not read gives 0 (wb_zero), so the sum of every lane less the
+            # direct ones is the merge (wrapping: exact)
+            merged = [ms]
+            if every and WV == 2:
+                d = [Signal(signed(W), name=f"wb_mless{j}") for j in range(C)]
+                m.d.comb += [d[j].eq((ms[j] - lsel[0][j])[:W].as_signed()) for j in range(C)]
+                merged.append(d)
+            got = cut("m", merged + lsel + mrg)
+            M = len(merged)
             vecs = []
             for v in range(WV):
                 row = []
                 for j in range(C):
                     x = Signal(signed(W), name=f"wb_sel{v}_{j}")
-                    m.d.comb += x.eq(Mux(got[-1][v], got[0][j], got[1 + v][j]))
+                    m.d.comb += x.eq(Mux(got[-1][v], got[min(v, M - 1)][j], got[M + v][j]))
                     row.append(x)
                 vecs.append(row)
         # the requantizer: what depends on the block's shift and bits only in registers

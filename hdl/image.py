@@ -149,6 +149,14 @@ class CoreParams:
         return self.config.writeback_vectors == self.config.rows + 1
 
     @property
+    def wb_sum_all(self) -> bool:
+        """The writeback's merge sums every lane's bank data, none chosen by a merge flag:
+        with at most two output vectors (and not :attr:`wb_direct`), where the merged row
+        is that sum less the lane written beside it (``hdl.core``).  Its steps then
+        carry no merge flags."""
+        return not self.wb_direct and self.config.writeback_vectors <= 2
+
+    @property
     def step_bits(self) -> int:
         return _bits(self.max_steps)
 
@@ -218,7 +226,9 @@ def _step_fields(p: CoreParams) -> list:
     c = p.config
     R, slot = c.rows, c.slot_bits
     need = min(32, p.credit_bits)       # a transfer is at most the cap
-    lane = [lambda i: (f"kind{i}", 2), lambda i: (f"slot{i}", slot), lambda i: (f"merge{i}", 1)]
+    lane = [lambda i: (f"kind{i}", 2), lambda i: (f"slot{i}", slot)]
+    if not p.wb_sum_all:
+        lane.append(lambda i: (f"merge{i}", 1))
     if p.wb_direct:
         lane.append(lambda i: (f"row{i}", p.addr_bits))
         return [("need", need), ("mrow", p.addr_bits)] + [f(i) for i in range(R) for f in lane]

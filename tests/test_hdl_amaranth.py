@@ -159,6 +159,38 @@ def test_writeback_registers_under_each_lag(lags):
     amaranth_run(problem, cfg, "a(xw)", stall_permille=300)
 
 
+@pytest.mark.parametrize("vectors,lags", [(2, (0, 0)), (2, (7, 1)), (1, (7, 1))])
+def test_merged_row_beside_a_lane_written_as_it_is(vectors, lags):
+    # with one or two output vectors the merge sums every lane (CoreParams.wb_sum_all)
+    # and takes off the lane written beside the merged row: a step merging three lanes
+    # with the fourth written as it is, exact contract (no saturation to hide a wrong
+    # sum), both rows not zero
+    lag, credit_lag = lags
+    rng = np.random.default_rng(9)
+    o, n = 26, 120
+    a = np.zeros((o, n), np.int64)
+    for r in range(o):
+        if r % 5 != 2:
+            a[r, rng.choice(n, 3, replace=False)] = rng.integers(-128, 128, 3) | 1
+    a[11, :] = rng.integers(-128, 128, n) | 1
+    problem = make_problem(a, rng.integers(-128, 128, (n, 4)), rng.integers(-128, 128, (4, 5)),
+                           make_contract("exact"), "wbsum")
+    cfg = _cfg(rows=4, cols=3, lmem_depth=128, wb_vectors=vectors, request_lag_cycles=lag,
+               credit_lag_cycles=credit_lag)
+    assert CoreParams(cfg).wb_sum_all
+    prog = compile_problem(problem, cfg, "a(xw)")
+    ar = prog.arrays
+    used = ar["wb_slot"] != -1
+    merged = (ar["wb_merge"] != 0) & used
+    y = reference(problem, "a(xw)")
+    beside = [(st, int(ar["wb_row"][st][i])) for st in np.nonzero(merged.any(axis=1))[0]
+              for i in np.nonzero(used[st] & ~merged[st])[0] if ar["wb_slot"][st][i] >= 0]
+    if vectors == 2:
+        assert any(y[row].any() for _, row in beside), "no lane beside a merged row: weak test"
+    assert y[ar["wb_mrow"][merged.any(axis=1)]].any(), "merged rows all zero: weak test"
+    amaranth_run(problem, cfg, "a(xw)", stall_permille=200)
+
+
 def test_wb_registers():
     # none without the step chain (lag 3 with the credit lag, lag 2, lag 0), lag - 3 after,
     # at most one per cut
