@@ -26,9 +26,9 @@ class Array(wiring.Component):
     e[i] : In(element_layout)   element issued to PE(i, 0)
     v[i] : In(signed(acc_bits)) with ``lmem_read_cycles`` 2 only: the value of the element
         issued two cycles before (its ``e[i].value`` is then unused)
-    lw_en[i][b], lw_addr[i][b] : In; lw_data[i][b][j], lw_mask[i][b] : In
-        write of bank b of row i's local memories (column j gets ``lw_data[i][b][j]``
-        if bit j of ``lw_mask[i][b]`` is set)
+    lw_en[i], lw_bank[i], lw_addr[i] : In; lw_data[i][j], lw_mask[i] : In
+        write of bank ``lw_bank[i]`` of row i's local memories (column j gets
+        ``lw_data[i][j]`` if bit j of ``lw_mask[i]`` is set)
     wb_half[i], wb_addr[i] : In; wb_data[i][j] : Out   output-bank read (data next cycle)
     wb_zero[i] : In             in the data's cycle: row i's data 0
     """
@@ -44,8 +44,9 @@ class Array(wiring.Component):
         R, C, W = config.rows, config.cols, config.acc_bits
         super().__init__({
             "e": In(element_layout(config)).array(R),
-            "lw_en": In(1).array(R, 2), "lw_addr": In(config.lmem_addr_bits).array(R, 2),
-            "lw_data": In(signed(W)).array(R, 2, C), "lw_mask": In(C).array(R, 2),
+            "lw_en": In(1).array(R), "lw_bank": In(1).array(R),
+            "lw_addr": In(config.lmem_addr_bits).array(R),
+            "lw_data": In(signed(W)).array(R, C), "lw_mask": In(C).array(R),
             "wb_half": In(1).array(R), "wb_addr": In(config.slot_bits).array(R),
             "wb_zero": In(1).array(R),
             "wb_data": Out(signed(W)).array(R, C),
@@ -68,10 +69,9 @@ class Array(wiring.Component):
                 pe = PE(cfg, multiplier="lut" if lut else "dsp", primitive=self._primitive)
                 m.submodules[f"pe_{i}_{j}"] = pe
                 m.d.comb += [pe.ei.eq(prev),
-                             [pe.lw_en[b].eq(self.lw_en[i][b] & self.lw_mask[i][b][j])
-                              for b in range(2)],
-                             [pe.lw_addr[b].eq(self.lw_addr[i][b]) for b in range(2)],
-                             [pe.lw_data[b].eq(self.lw_data[i][b][j]) for b in range(2)],
+                             pe.lw_en.eq(self.lw_en[i] & self.lw_mask[i][j]),
+                             pe.lw_bank.eq(self.lw_bank[i]), pe.lw_addr.eq(self.lw_addr[i]),
+                             pe.lw_data.eq(self.lw_data[i][j]),
                              pe.wb_half.eq(self.wb_half[i]), pe.wb_addr.eq(self.wb_addr[i]),
                              pe.wb_zero.eq(self.wb_zero[i]),
                              self.wb_data[i][j].eq(pe.wb_data)]

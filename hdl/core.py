@@ -1584,7 +1584,6 @@ class Core(wiring.Component):
             ok = Signal(name=f"bc_rd_ok{i}")
             m.d.comb += ok.eq((lw_tile[i] == t0) & (~tr0("prev_ok") | read_done(i, tr0("prev"))))
             bc_rd_ok.append(ok)
-        lw_en = [[Signal(name=f"lw_en{i}_{b}") for b in range(2)] for i in range(R)]
         lw_go_bc = Signal()
         lw_fin = []
 
@@ -1665,11 +1664,7 @@ class Core(wiring.Component):
             m.d.comb += mask.eq((Const(1, C + 1) << ld("ncols"))[:C + 1] - 1)
             if i == 0:
                 m.d.comb += [bc_fin.eq(fin & tr("bc")), lw_go_bc.eq(wr & tr("bc"))]
-            bank = tr("bank")
-            # own write
-            for b in range(2):
-                m.d.comb += lw_en[i][b].eq(wr & (bank == b) & (~tr("bc") if i == 0 else 1))
-            lw_ports.append((wr, bank, ld("addr"), mask, lfifo[i]))
+            lw_ports.append((wr, tr("bank"), ld("addr"), mask, lfifo[i]))
             m.d.comb += [lw_cnt_n[i].eq(Mux(run, lw_cnt[i] + wr, 0)),
                          l_wpos_n[i].eq(Mux(run & wr, inc(l_wpos[i], LF),
                                             Mux(run, l_wpos[i], 0))),
@@ -1707,27 +1702,26 @@ class Core(wiring.Component):
             else:
                 m.d.sync += l_head[i].eq(head_next(l_arr[i], l_apos[i], self.lrsp_valid[i],
                                                    l_wpos[i], LF, wr, run=run))
-        # local-memory write ports of the array: a broadcast write from lane 0 goes to every
-        # lane; a lane's own write to a tile of the other bank can share the cycle
+        # the local-memory write of each row of the array: a broadcast write from lane 0
+        # goes to every lane.  One a cycle: a lane at a broadcast tile writes nothing of
+        # its own (lw_active) and lane 0 writes one only while every lane is at it, so the
+        # enable is either, and the bank the lane's own tile's (the broadcast tile's then)
         wr0, bank0, addr0, mask0, data0 = lw_ports[0]
         for i in range(R):
             wr, bank, addr, mask, data = lw_ports[i]
-            for b in range(2):
-                bc_here = lw_go_bc & (bank0 == b)
-                # under a lag the address, mask and data are chosen by lane i's own tile
-                # record, a register, instead of by the broadcast's write decision: lane 0
-                # writes a broadcast tile only while every lane is at it, and a lane at a
-                # broadcast tile writes nothing of its own, so only the enable needs the
-                # decision (cycle-neutral; the lag-0 netlist keeps its form)
-                pick = bc_here if not LAG or i == 0 else lwa[i]("bc")
-                m.d.comb += [
-                    arr.lw_en[i][b].eq(bc_here | lw_en[i][b]),
-                    arr.lw_addr[i][b].eq(Mux(pick, addr0, addr)),
-                    arr.lw_mask[i][b].eq(Mux(pick, mask0, mask)),
-                ]
-                for j in range(C):
-                    m.d.comb += arr.lw_data[i][b][j].eq(
-                        Mux(pick, data0[j * W:(j + 1) * W], data[j * W:(j + 1) * W]).as_signed())
+            # under a lag the address, mask and data are chosen by lane i's own tile
+            # record, a register, instead of by the broadcast's write decision
+            # (cycle-neutral; the lag-0 netlist keeps its form); lane 0's are its own
+            pick = 0 if i == 0 else lwa[i]("bc") if LAG else lw_go_bc
+            m.d.comb += [
+                arr.lw_en[i].eq(wr if i == 0 else lw_go_bc | wr),
+                arr.lw_bank[i].eq(bank),
+                arr.lw_addr[i].eq(Mux(pick, addr0, addr)),
+                arr.lw_mask[i].eq(Mux(pick, mask0, mask)),
+            ]
+            for j in range(C):
+                m.d.comb += arr.lw_data[i][j].eq(
+                    Mux(pick, data0[j * W:(j + 1) * W], data[j * W:(j + 1) * W]).as_signed())
 
         # ---------------------------------------------------------- 4. issue
         any_last = [Signal(name=f"any_last{h}") for h in range(2)]

@@ -21,6 +21,7 @@ __all__ = ["HdlError", "Fields", "CoreParams", "Image", "pack", "layouts", "CYCL
            "step_chain", "WB_CUTS", "wb_registers",
            "AllBut", "copy_fields",
            "table_depth", "DSP_PRIMITIVES", "check_multipliers", "ecp5_lmem_outreg",
+           "lmem_unified", "lmem_unified_depth",
            "DP16KD_DEPTH", "DP16KD_WIDTH", "ecp5_fifo_outreg", "out_bank_async",
            "out_bank_unified", "out_bank_unified_depth"]
 
@@ -299,11 +300,29 @@ def ecp5_lmem_outreg(config: HardwareConfig) -> bool:
     """Whether a PE built for ECP5 (``primitive="ecp5"``) makes each local-memory bank a
     ``DP16KD`` whose output register is the bank's read register: with
     ``lmem_read_cycles`` 2 (the register exists) and a bank the core puts in block RAM
-    (``hdl.image.ram_style``) that fits one in its 512 × 36 mode.  Otherwise the bank is
-    a memory Yosys maps (the same cycles)."""
+    (``hdl.image.ram_style``) that fits one in its 512 × 36 mode (both banks in one when
+    they fit it together: :func:`lmem_unified`).  Otherwise the bank is a memory Yosys
+    maps (the same cycles)."""
     D, W = config.lmem_depth, config.acc_bits
     return (config.lmem_read_cycles == 2 and ram_style(D, W) == "block"
             and D <= DP16KD_DEPTH and W <= DP16KD_WIDTH)
+
+
+def lmem_unified_depth(config: HardwareConfig) -> int:
+    """Entries of a local memory holding both banks, addressed by bank (the top bit) and
+    address: ``2 << lmem_addr_bits``."""
+    return 2 << config.lmem_addr_bits
+
+
+def lmem_unified(config: HardwareConfig, primitive: str | None) -> bool:
+    """Whether a PE's two local-memory banks are one memory of :func:`lmem_unified_depth`
+    entries addressed by bank and address, read with no choice of bank after it: one
+    ``DP16KD`` with its output register (:func:`ecp5_lmem_outreg`) when both banks fit
+    it together.  Otherwise one memory per bank.  Either way the PE has one write port:
+    the machine writes a PE's local memory at most once a cycle (docs/machine.md,
+    rule 2: a lane writes its own entries only at a tile lane 0 does not broadcast)."""
+    return (primitive == "ecp5" and ecp5_lmem_outreg(config)
+            and lmem_unified_depth(config) <= DP16KD_DEPTH)
 
 
 def fifo_async(config, depth: int, width: int) -> bool:
@@ -473,7 +492,9 @@ def core_memories(p: CoreParams) -> list[dict]:
     c = p.config
     R, C, W, P = c.rows, c.cols, c.acc_bits, c.pes
     L = layouts(p)
-    rows = [("lmem", 2 * P, c.lmem_depth, W, True),
+    lmem = (("lmem", P, lmem_unified_depth(c), W, True) if lmem_unified(c, p.dsp_primitive)
+            else ("lmem", 2 * P, c.lmem_depth, W, True))
+    rows = [lmem,
             (("out_bank", 2 * P, out_bank_unified_depth(c), W, False) if out_bank_unified(c) else
              ("out_bank", 2 * P, c.out_bank_depth, W, not out_bank_async(c))),
             ("stream_fifo", R * stream_fifo_copies(c), c.stream_fifo_depth, W,

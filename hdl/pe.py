@@ -5,9 +5,10 @@ Timing (cycle numbers relative to the cycle ``x`` an element is at the PE's inpu
 element leaves to the right at ``x+1``):
 
 ====  ================================================================================
-x     local-memory read (address from the element)
-x+1   bank select, narrow/wide operand select (none when ``acc_bits`` <= 18:
-      :func:`whole_operands`) → operand registers
+x     local-memory read (address and bank from the element)
+x+1   bank select (none with both banks in one memory: ``hdl.image.lmem_unified``),
+      narrow/wide operand select (none when ``acc_bits`` <= 18: :func:`whole_operands`)
+      → operand registers
 x+2   partial products (one 18 × 18 multiplier per slice of the wide operand, or the
       LUT multiplier's two half sums) → registers
 x+3   sum of the partial products → product register
@@ -23,8 +24,9 @@ from x+1 on is a cycle later: ``pe_latency_cycles`` is 6.  The element's value t
 comes apart from it, on ``vi`` two cycles after the element (in x+2, when the operands
 are selected), and leaves on ``vo`` a cycle later: the issue has a cycle more for it
 (its requantization's rounding and saturation each end in a register).  For ECP5
-(``primitive="ecp5"``) that register is the block RAM's own output register: each bank is a
-``DP16KD`` instance in its 512 × 36 mode with its output registers (``"OUTREG"``)
+(``primitive="ecp5"``) that register is the block RAM's own output register: the local
+memory is a ``DP16KD`` instance per bank (one for both when they fit it) in its 512 × 36
+mode with its output registers (``"OUTREG"``)
 (``hdl.image.ecp5_lmem_outreg``; Yosys maps a memory's read port, never the register
 after it, and the output register takes the block RAM's clock-to-output delay off the path).
 
@@ -42,7 +44,8 @@ from amaranth.lib.wiring import In, Out
 from accel.config import HardwareConfig
 
 from .image import (DP16KD_WIDTH, HdlError, check_multipliers, ecp5_lmem_outreg,
-                    mem_attrs, out_bank_async, out_bank_unified, out_bank_unified_depth)
+                    lmem_unified, mem_attrs, out_bank_async,
+                    out_bank_unified, out_bank_unified_depth)
 
 __all__ = ["PE", "MULTIPLIERS", "element_layout", "ecp5_dp16kd", "whole_operands"]
 
@@ -144,7 +147,8 @@ class PE(wiring.Component):
     -------
     ei : In(element_layout)     element from the left (or the row's issue register)
     eo : Out(element_layout)    the same element one cycle later, to the right
-    lw_en[b], lw_addr[b], lw_data[b] : In   write of local-memory bank b (lands a cycle later)
+    lw_en, lw_bank, lw_addr, lw_data : In   write of the local memory's bank ``lw_bank``
+        (lands a cycle later; at most one a cycle: :func:`hdl.image.lmem_unified`)
     wb_half, wb_addr : In       output-bank read for writeback (data next cycle)
     wb_zero : In                in the data's cycle: 0 in the place of the data
     wb_data : Out(signed(acc_bits))
@@ -166,8 +170,8 @@ class PE(wiring.Component):
         super().__init__({
             "ei": In(element_layout(config)),
             "eo": Out(element_layout(config)),
-            "lw_en": In(1).array(2), "lw_addr": In(config.lmem_addr_bits).array(2),
-            "lw_data": In(signed(W)).array(2),
+            "lw_en": In(1), "lw_bank": In(1), "lw_addr": In(config.lmem_addr_bits),
+            "lw_data": In(signed(W)),
             "wb_half": In(1), "wb_addr": In(config.slot_bits), "wb_zero": In(1),
             "wb_data": Out(signed(W)),
             **({"vi": In(signed(W)), "vo": Out(signed(W))}
@@ -239,33 +243,40 @@ class PE(wiring.Component):
         cfg = self._config
         W, N = cfg.acc_bits, cfg.operand_bits
         m = Module()
-        # x: one memory per local-memory bank, so a broadcast write to one bank and a
-        # lane's own write to the other can happen in the same cycle (rule 2 allows it).
-        # Writes are registered: one issued in cycle w lands at the end of w+1.  The rules
-        # then keep every read away from a write of the same cycle: a tile's loads end
-        # at w, its first element is issued at w+1 at the earliest and reaches PE(i, 0)
-        # at w+2; a bank is rewritten from cycle `last issue + C` of the tile it held,
-        # whose last read, in PE(i, C-1), is in that cycle, before the write lands.
+        # x: the local memory, one write port (the machine writes a PE's local memory at
+        # most once a cycle), both banks in one memory addressed by bank and address
+        # (hdl.image.lmem_unified) or one memory per bank.  Writes are registered: one
+        # issued in cycle w lands at the end of w+1.  The rules then keep every read away
+        # from a write of the same cycle: a tile's loads end at w, its first element is
+        # issued at w+1 at the earliest and reaches PE(i, 0) at w+2; a bank is rewritten
+        # from cycle `last issue + C` of the tile it held, whose last read, in
+        # PE(i, C-1), is in that cycle, before the write lands.
         outreg = self._primitive == "ecp5" and ecp5_lmem_outreg(cfg)
-        lr = []
-        for b in range(2):
-            en_q = Signal(name=f"lw_en_q{b}")
-            addr_q = Signal.like(self.lw_addr[b], name=f"lw_addr_q{b}")
-            data_q = Signal(signed(W), name=f"lw_data_q{b}")
-            m.d.sync += [en_q.eq(self.lw_en[b]), addr_q.eq(self.lw_addr[b]),
-                         data_q.eq(self.lw_data[b])]
-            if outreg:
-                lr.append(ecp5_dp16kd(m, f"lmem{b}", en_q, addr_q, data_q, self.ei.addr,
-                                      f"lr_q0_{b}"))
-                continue
-            mem = Memory(shape=signed(W), depth=cfg.lmem_depth, init=[],
-                         attrs=mem_attrs(cfg.lmem_depth, W))
-            m.submodules[f"lmem{b}"] = mem
-            wp = mem.write_port()
-            rp = mem.read_port()
-            m.d.comb += [wp.addr.eq(addr_q), wp.data.eq(data_q),
-                         wp.en.eq(en_q), rp.addr.eq(self.ei.addr)]
-            lr.append(rp.data)
+        en_q = Signal(name="lw_en_q")
+        bank_q = Signal(name="lw_bank_q")
+        addr_q = Signal.like(self.lw_addr, name="lw_addr_q")
+        data_q = Signal(signed(W), name="lw_data_q")
+        m.d.sync += [en_q.eq(self.lw_en), bank_q.eq(self.lw_bank), addr_q.eq(self.lw_addr),
+                     data_q.eq(self.lw_data)]
+        if lmem_unified(cfg, self._primitive):
+            lr = [ecp5_dp16kd(m, "lmem", en_q, Cat(addr_q, bank_q), data_q,
+                              Cat(self.ei.addr, self.ei.bank), "lr_q0")]
+        else:
+            lr = []
+            for b in range(2):
+                en_b = en_q & (bank_q == b)
+                if outreg:
+                    lr.append(ecp5_dp16kd(m, f"lmem{b}", en_b, addr_q, data_q, self.ei.addr,
+                                          f"lr_q0_{b}"))
+                    continue
+                mem = Memory(shape=signed(W), depth=cfg.lmem_depth, init=[],
+                             attrs=mem_attrs(cfg.lmem_depth, W))
+                m.submodules[f"lmem{b}"] = mem
+                wp = mem.write_port()
+                rp = mem.read_port()
+                m.d.comb += [wp.addr.eq(addr_q), wp.data.eq(data_q), wp.en.eq(en_b),
+                             rp.addr.eq(self.ei.addr)]
+                lr.append(rp.data)
         m.d.sync += self.eo.eq(self.ei)
         e1 = self.eo
         value = e1.value
@@ -290,7 +301,7 @@ class PE(wiring.Component):
             return s
 
         # x+1: operands (registered here, or by the multiplier blocks' input registers)
-        lval = Mux(e1.bank, lr[1], lr[0])
+        lval = Mux(e1.bank, lr[1], lr[0]) if len(lr) == 2 else lr[0]
         if whole_operands(cfg, self._multiplier):
             # one 18 × 18 multiplier takes both operands whole: no select in front of it
             # (the narrow one is in its range, hdl.image.pack's ``sel``)

@@ -160,8 +160,7 @@ def lmem_monitor(arr, cfg):
     """A simulator process raising :class:`LmemCollision` (see :func:`run_amaranth`)."""
     R, C = cfg.rows, cfg.cols
     els = [(arr.e[i].valid, arr.e[i].bank, arr.e[i].addr) for i in range(R)]
-    wrs = [(arr.lw_en[i][b], arr.lw_addr[i][b], arr.lw_mask[i][b])
-           for i in range(R) for b in range(2)]
+    wrs = [(arr.lw_en[i], arr.lw_bank[i], arr.lw_addr[i], arr.lw_mask[i]) for i in range(R)]
     sigs = [s for t in els + wrs for s in t]
 
     async def monitor(ctx):
@@ -181,7 +180,7 @@ def lmem_monitor(arr, cfg):
                         raise LmemCollision(f"cycle {cycle}: PE({i}, {j}) reads bank {b} "
                                             f"address {a} as a write to it lands")
             w = vals[3 * R:]
-            landing = [(k // 2, k % 2, w[3 * k + 1], w[3 * k + 2])
-                       for k in range(2 * R) if w[3 * k]]
+            landing = [(i, w[4 * i + 1], w[4 * i + 2], w[4 * i + 3])
+                       for i in range(R) if w[4 * i]]
             cycle += 1
     return monitor

@@ -117,7 +117,10 @@ def _memories(cfg: HardwareConfig, k: dict) -> tuple[int, int]:
     counted), for the program capacities the coefficients were calibrated with (those of
     the lag-0 core for any ``request_lag_cycles`` or ``credit_lag_cycles``)."""
     lag0 = cfg.with_(request_lag_cycles=0, credit_lag_cycles=0)
-    params = CoreParams(lag0, **{**SYNTH_CAPACITIES, **k.get("capacities", {})})
+    # built as `accel hdl --synth ecp5` builds it, with the ECP5 primitives (a PE's two
+    # local-memory banks one DP16KD where they fit it: hdl.image.lmem_unified)
+    params = CoreParams(lag0, dsp_primitive="ecp5",
+                        **{**SYNTH_CAPACITIES, **k.get("capacities", {})})
     blocks = bits = 0
     for mem in core_memories(params):
         n = mem["count"] * mem["ports"]

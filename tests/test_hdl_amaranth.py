@@ -333,7 +333,7 @@ def test_signature_follows_the_config():
     assert len(core.wr_valid) == 4 and core.wr_data[0][0].shape() == signed(24)
     assert len(core.sreq_addr[0]) == 10
     pe = PE(cfg)
-    assert len(pe.lw_addr[0]) == cfg.lmem_addr_bits == 5 and len(pe.wb_addr) == 4
+    assert len(pe.lw_addr) == cfg.lmem_addr_bits == 5 and len(pe.wb_addr) == 4
 
 
 @pytest.mark.parametrize("lut", [5, 12])
@@ -468,9 +468,10 @@ def test_pe_against_naive_model(gap, nbits, wbits, mult, read, banks):
     async def bench(ctx):
         for b in range(2):
             for a in range(4):
-                ctx.set(pe.lw_en[b], 1); ctx.set(pe.lw_addr[b], a); ctx.set(pe.lw_data[b], lmem[b][a])
+                ctx.set(pe.lw_en, 1); ctx.set(pe.lw_bank, b); ctx.set(pe.lw_addr, a)
+                ctx.set(pe.lw_data, lmem[b][a])
                 await ctx.tick()
-            ctx.set(pe.lw_en[b], 0)
+        ctx.set(pe.lw_en, 0)
         # cycle by cycle: the element entering (None: none), its value on vi two cycles on
         cycles = [c for op in ops for c in [op] + [None] * gap] + [None] * 2
         for t, op in enumerate(cycles):
@@ -598,9 +599,10 @@ def test_lmem_monitor_sees_a_read_meeting_a_landing_write(collide):
         ctx.set(arr.e[1].addr, 5 if collide else 4)
         await ctx.tick()
         ctx.set(arr.e[1].valid, 0)
-        ctx.set(arr.lw_en[1][1], 1); ctx.set(arr.lw_addr[1][1], 5); ctx.set(arr.lw_mask[1][1], 0b101)
+        ctx.set(arr.lw_en[1], 1); ctx.set(arr.lw_bank[1], 1); ctx.set(arr.lw_addr[1], 5)
+        ctx.set(arr.lw_mask[1], 0b101)
         await ctx.tick()
-        ctx.set(arr.lw_en[1][1], 0)
+        ctx.set(arr.lw_en[1], 0)
         await ctx.tick().repeat(4)
 
     sim = Simulator(arr)

@@ -17,6 +17,7 @@ from accel.compiler import build_memory, compile_problem
 from accel.config import HardwareConfig
 from accel.reference import reference
 from hdl.bundle import LINT_WAIVERS, write_bundle
+from hdl.image import lmem_unified
 from sim import simulate
 from conftest import in_ci
 from contract_suite import _cfg, random_problem
@@ -197,19 +198,23 @@ def test_verilator_with_registered_local_memory_reads(tmp_path):
     _check(_run_verilator(tmp_path), tmp_path, prog, want.cycles, y)
 
 
+@pytest.mark.parametrize("lmem_depth,per_pe", [(64, 1), (512, 2)])
 @pytest.mark.parametrize("run", [_run_icarus, _run_verilator], ids=["icarus", "verilator"])
-def test_bundle_with_ecp5_block_rams_holding_the_read_register(tmp_path, run):
-    # lmem_read_cycles 2 and the ECP5 primitives: every local-memory bank a DP16KD with
+def test_bundle_with_ecp5_block_rams_holding_the_read_register(tmp_path, run, lmem_depth,
+                                                               per_pe):
+    # lmem_read_cycles 2 and the ECP5 primitives: each PE's local memory a DP16KD with
     # its output register (the model in axw_models.v, whose read of a word written in
-    # the same cycle is undefined), and so is each of the three copies of every lane's
+    # the same cycle is undefined), both banks in one when they fit it together
+    # (hdl.image.lmem_unified), else one per bank, and so is each of the three copies of every lane's
     # block-RAM stream FIFO under the lag; the multipliers MULT18X18D
     build, cfg, order, kw = CASES["split-long-row"]
     cfg = cfg.with_(request_lag_cycles=4, credit_lag_cycles=1, lmem_read_cycles=2,
-                    lmem_depth=64, stream_fifo_depth=64)
+                    lmem_depth=lmem_depth, stream_fifo_depth=64)
+    assert lmem_unified(cfg, "ecp5") == (per_pe == 1)
     prog, want, y = _bundle(tmp_path, build(), cfg, order, stall_permille=200,
                             dsp_primitive="ecp5", **kw)
     core = (tmp_path / "axw_core.v").read_text()
-    blocks = 2 * cfg.pes + 3 * cfg.rows
+    blocks = per_pe * cfg.pes + 3 * cfg.rows
     assert core.count("DP16KD #(") == blocks and core.count('"OUTREG"') == 2 * blocks
     assert all(f"sfifo{i}_2 (" in core for i in range(cfg.rows))
     _check(run(tmp_path), tmp_path, prog, want.cycles, y)
