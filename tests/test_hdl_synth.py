@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from accel.config import HardwareConfig
-from hdl.image import CoreParams, HdlError
+from hdl.image import CoreParams, HdlError, lmem_unified
 from hdl.synth import (PLACERS, ROUTERS, SYNTH_CAPACITIES, SynthError, _critical_path,
                        _place_command, _yosys_cells, bram_outputs, logic_depth, lut_cones,
                        port_registers, synth_params, synthesize)
@@ -448,25 +448,32 @@ def test_synthesize_ecp5_classic_lut_mapping(yowasp, tmp_path):
     assert mean["logic_depth"]["over"] < abc["logic_depth"]["over"]
 
 
-def test_synthesize_ecp5_local_memory_with_its_output_register(yowasp, tmp_path):
-    # lmem_read_cycles 2 with the ECP5 primitives: each bank a DP16KD whose output
-    # register is the bank's read register, so against the portable netlist the PEs
-    # have 2 acc_bits FFs fewer each than the multiplier blocks' registers alone save
-    # (lmem_read_cycles 1), and the same block RAMs (the grid alone)
+@pytest.mark.parametrize("lmem_depth,per_pe", [(64, 1), (512, 2)])
+def test_synthesize_ecp5_local_memory_with_its_output_register(yowasp, tmp_path, lmem_depth,
+                                                               per_pe):
+    # lmem_read_cycles 2 with the ECP5 primitives: the local memory in DP16KDs whose
+    # output register is the read register, both banks in one when they fit it
+    # (hdl.image.lmem_unified) and one per bank when not, so against the portable
+    # netlist (a block RAM per bank) the PEs have 2 acc_bits FFs fewer each than the
+    # multiplier blocks' registers alone save (lmem_read_cycles 1; the grid alone), and
+    # one more where the banks are one
     saved = {}
     for r in (1, 2):
-        cfg = TINY.with_(lmem_depth=64, lmem_read_cycles=r)
+        cfg = TINY.with_(lmem_depth=lmem_depth, lmem_read_cycles=r)
         base = CoreParams(cfg, **TINY_CAPACITIES)
         prim = synthesize(tmp_path / f"ecp5_{r}", cfg, "ecp5",
                           params=replace(base, dsp_primitive="ecp5"), place=False, top="array")
         plain = synthesize(tmp_path / f"plain_{r}", cfg, "ecp5", params=base, place=False,
                            top="array")
-        assert prim["bram"] == plain["bram"] == 2 * cfg.pes
+        assert plain["bram"] == 2 * cfg.pes
+        assert prim["bram"] == (per_pe if r == 2 else 2) * cfg.pes
+        assert lmem_unified(cfg, "ecp5") == (r == 2 and per_pe == 1)
         saved[r] = plain["ff"] - prim["ff"]
-    assert saved[2] - saved[1] == 2 * cfg.acc_bits * cfg.pes
+    # one DP16KD for both banks: no bank select, so no register of the element's bank
+    assert saved[2] - saved[1] == (2 * cfg.acc_bits + (per_pe == 1)) * cfg.pes
     banks = {k: v for k, v in prim["bram_outputs"].items() if ".lmem" in k}
-    assert len(banks) == 2 * cfg.pes and all(v.get("outreg") and v["ff"] == 0
-                                             for v in banks.values())
+    assert len(banks) == per_pe * cfg.pes and all(v.get("outreg") and v["ff"] == 0
+                                                  for v in banks.values())
     assert not any(v.get("outreg") for v in plain["bram_outputs"].values())
 
 
