@@ -1710,8 +1710,8 @@ class Core(wiring.Component):
         for i in range(R):
             wr, bank, addr, mask, data = lw_ports[i]
             # under a lag the address, mask and data are chosen by lane i's own tile
-            # record, a register, instead of by the broadcast's write decision
-            # (cycle-neutral; the lag-0 netlist keeps its form); lane 0's are its own
+            # record, a register, instead of by the broadcast's write decision (which
+            # chooses at lag 0; cycle-neutral); lane 0's are its own
             pick = 0 if i == 0 else lwa[i]("bc") if LAG else lw_go_bc
             m.d.comb += [
                 arr.lw_en[i].eq(wr if i == 0 else lw_go_bc | wr),

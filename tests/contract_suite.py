@@ -186,6 +186,21 @@ def cases(draw, contract_name: str = "exact", max_dim: int = 40):
 
 # ---------------------------------------------------------------- the suite
 
+def split_row_problem():
+    """26 × 120 A with 3 nonzeros a row, rows 2, 7, ... empty and row 11 full (split over
+    lanes and merged), exact contract: on 4 × 3 arrays writeback steps merge several
+    lanes beside plain and zero rows, with no saturation to hide a wrong sum."""
+    rng = np.random.default_rng(9)
+    o, n = 26, 120
+    a = np.zeros((o, n), np.int64)
+    for r in range(o):
+        if r % 5 != 2:                        # rows 2, 7, ... stay empty
+            a[r, rng.choice(n, 3, replace=False)] = rng.integers(-128, 128, 3) | 1
+    a[11, :] = rng.integers(-128, 128, n) | 1
+    return make_problem(a, rng.integers(-128, 128, (n, 4)),
+                        rng.integers(-128, 128, (4, 5)), make_contract("exact"), "wbv")
+
+
 def _cfg(bits: int = 8, acc_bits: int = 32, **kw) -> HardwareConfig:
     base = dict(rows=3, cols=4, lmem_depth=16, out_bank_depth=16, stream_fifo_depth=4,
                 load_fifo_depth=4, dram_bytes_per_cycle=16, dram_latency_cycles=5)
@@ -336,15 +351,7 @@ class ContractSuite:
         """``wb_vectors`` caps the output vectors of a writeback step: split rows (one
         merged vector from several lanes), zero rows and plain rows share the capped
         steps, so lanes' vectors reach the requantizers through the selection."""
-        rng = np.random.default_rng(9)
-        o, n = 26, 120
-        a = np.zeros((o, n), np.int64)
-        for r in range(o):
-            if r % 5 != 2:                        # rows 2, 7, ... stay empty
-                a[r, rng.choice(n, 3, replace=False)] = rng.integers(-128, 128, 3) | 1
-        a[11, :] = rng.integers(-128, 128, n) | 1
-        problem = make_problem(a, rng.integers(-128, 128, (n, 4)),
-                               rng.integers(-128, 128, (4, 5)), make_contract("exact"), "wbv")
+        problem = split_row_problem()
         cfg = _cfg(rows=4, cols=3, lmem_depth=128, wb_vectors=vectors)
         prog = compile_problem(problem, cfg, "a(xw)")
         used = prog.arrays["wb_slot"] != -1

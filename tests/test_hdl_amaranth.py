@@ -30,7 +30,7 @@ from hdl.pe import PE, whole_operands
 from hdl.array import Array
 from hdl.simulate import LmemCollision, lmem_monitor, run_amaranth
 from contract_suite import (ContractSuite, _cfg, cases, make_contract, random_problem,
-                            requant_int, wrap_int)
+                            requant_int, split_row_problem, wrap_int)
 
 
 def amaranth_run(problem, config, order, *, stall_permille=0, d_mode=None, row_blocks=None,
@@ -166,15 +166,7 @@ def test_merged_row_beside_a_lane_written_as_it_is(vectors, lags):
     # with the fourth written as it is, exact contract (no saturation to hide a wrong
     # sum), both rows not zero
     lag, credit_lag = lags
-    rng = np.random.default_rng(9)
-    o, n = 26, 120
-    a = np.zeros((o, n), np.int64)
-    for r in range(o):
-        if r % 5 != 2:
-            a[r, rng.choice(n, 3, replace=False)] = rng.integers(-128, 128, 3) | 1
-    a[11, :] = rng.integers(-128, 128, n) | 1
-    problem = make_problem(a, rng.integers(-128, 128, (n, 4)), rng.integers(-128, 128, (4, 5)),
-                           make_contract("exact"), "wbsum")
+    problem = split_row_problem()
     cfg = _cfg(rows=4, cols=3, lmem_depth=128, wb_vectors=vectors, request_lag_cycles=lag,
                credit_lag_cycles=credit_lag)
     assert CoreParams(cfg).wb_sum_all
