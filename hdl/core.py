@@ -36,11 +36,12 @@ PRIME = 2
 
 
 def prime_cycles(config) -> int:
-    """The PRIME cycles of the core of ``config``: one more under a request lag, whose
-    table walkers fill their second record register from the port first and the first
-    from the second (hdl.core ``tile_walk``), so the port's record of the cycle before
-    ``start`` (which may be the last cycle of the run before) reaches neither."""
-    return PRIME + 1 if config.request_lag_cycles else PRIME
+    """The PRIME cycles of the core of ``config``: two more under a request lag, whose
+    table walkers fill their last record register from the port first and each one
+    before it from the one after it (hdl.core ``tile_walk``; the fetch's and the issue's
+    with three), so that the record read in the cycle before ``start`` (which may be the
+    last cycle of the run before, or the program load's last write) reaches none."""
+    return PRIME + 2 if config.request_lag_cycles else PRIME
 
 #: Per-lane program tables, in table-number order.
 LANE_TABLES = ("lane_ftile", "lane_itile", "lane_ltile", "lane_elem", "lane_load")
@@ -899,10 +900,27 @@ class Core(wiring.Component):
             (kept) and chosen by ``took`` last."""
             ports = []
             for k in (1, 2):
-                data, f = table_read(name, Mux(running, pos + k, Mux(prime == 1, k, 0)))
+                # under a request lag each port's record is registered once more (a block
+                # RAM's output feeds only that register), so the record of an address
+                # comes two cycles after it; the ports read k in the last two PRIME cycles
+                primed = (prime == 1) | (prime == 2) if LAG else prime == 1
+                data, f = table_read(name, Mux(running, pos + k, Mux(primed, k, 0)))
+                if LAG:
+                    q = Signal(f.width, name=f"{name}_q{k}")
+                    m.d.sync += q.eq(data)
+                    data = q
                 ports.append(data)
             took = Signal(name=f"{name}_took")
             m.d.sync += took.eq(running & take)
+            if LAG:
+                # the ports' records are those of pos + 1 and pos + 2 two cycles ago; the
+                # walker moved since then in the cycle before (took) or the one before that
+                # (took2), not in both: under a lag a block's last step is granted at least
+                # LAG + 1 cycles after the one before it (its steps are asked for only once
+                # it is the current block)
+                took2 = Signal(name=f"{name}_took2")
+                m.d.sync += took2.eq(took)
+                took = took | took2
             nx = Signal(f.width, name=f"{name}_nx")
             r = Signal(f.width, name=f"{name}_r")
             m.d.comb += nx.eq(Mux(took, ports[1], ports[0]))
@@ -914,38 +932,55 @@ class Core(wiring.Component):
                 return Mux(took, vals[1], vals[0])
             return (lambda field: f.get(r, field)), (lambda field: f.get(nx, field)), nx_of
 
-        def tile_walk(name, i, pos, step, run=running, bits=None):
+        def tile_walk(name, i, pos, step, run=running, bits=None, third=False):
             """For a walker at tile ``pos`` that moves to ``pos + 1`` when ``step``: getters
             of the records of its tiles ``pos`` and ``pos + 1`` (``a`` and ``b``, both
             registers) and of tile ``pos + step``.  One read port, at ``pos + 2`` of the
             next cycle, refills ``b`` (a block RAM's output feeds only registers).  Any
             table walked one record at a time will do (``bits``: the positions' width, the
-            tile index's by default)."""
+            tile index's by default).  With ``third`` (under a lag) a third register
+            ``c`` holds tile ``pos + 2``, ``b`` takes it on a step and the port, at
+            ``pos + 3`` of the next cycle, refills it: the record ``b`` takes next (the
+            last getter) is then a register too, not the port's output."""
             bits = TB if bits is None else bits
             mem, f = table_copy(f"{name}{i}")
             ra = Signal(f.width, name=f"{name}_a{i}")
             rb = Signal(f.width, name=f"{name}_b{i}")
-            p2, p3 = Signal(bits, name=f"{name}_p2_{i}"), Signal(bits, name=f"{name}_p3_{i}")
-            m.d.comb += [p2.eq(pos + 2), p3.eq(pos + 3)]
-            rdata = read_next(mem, f, f"{name}{i}", Mux(run, Mux(step, p3, p2),
-                                                        Mux(prime == 2, 1,
-                                                            Mux(prime == 1, 2, 0))))
+            k0 = 3 if third else 2
+            pk = [Signal(bits, name=f"{name}_p{k}_{i}") for k in (k0, k0 + 1)]
+            m.d.comb += [pk[0].eq(pos + k0), pk[1].eq(pos + k0 + 1)]
+            # idle: the port reads records 1, 2 (and 3 with the third register) in the
+            # last PRIME cycles, record 0 before them
+            idle_addr = 0
+            for k in range(1, k0 + 1):
+                idle_addr = Mux(prime == k, k0 + 1 - k, idle_addr)
+            rdata = read_next(mem, f, f"{name}{i}", Mux(run, Mux(step, pk[1], pk[0]), idle_addr))
             # idle: a takes record 0 until the last PRIME cycle, b record 1 in it.  Under
             # a lag b takes the port's record and a takes b in every idle cycle, so the
             # port's output feeds only b, and only through its enable (cycle-neutral):
             # with prime_cycles' third cycle, b holds record 0 from the second PRIME
             # cycle on and a from the last (the port reads address 0 from the cycle of
-            # `start`, idle, on)
+            # `start`, idle, on).  With the third register the records move c → b → a
+            # in every idle cycle, c taking the port's: record 0 (read in the cycle of
+            # `start` and the first PRIME cycle) in the second and third, so a holds it
+            # from the last on (prime_cycles: four under a lag)
             na = Signal(f.width, name=f"{name}_a_n{i}")
             nb_ = Signal(f.width, name=f"{name}_b_n{i}")
+            if third:
+                assert LAG and PC == 4
+                rc = Signal(f.width, name=f"{name}_c{i}")
+                m.d.sync += rc.eq(Mux(run & ~step, rc, rdata))
+                fill = rc
+            else:
+                fill = rdata
             m.d.comb += [na.eq(Mux(run & ~step, ra, rb) if LAG else
                                Mux(run, Mux(step, rb, ra), Mux(prime == 1, ra, rdata))),
-                         nb_.eq(Mux(run, Mux(step, rdata, rb), rdata))]
+                         nb_.eq(Mux(run, Mux(step, fill, rb), fill))]
             m.d.sync += [ra.eq(na), rb.eq(nb_)]
             a = lambda field: f.get(ra, field)
             b = lambda field: f.get(rb, field)
             nxt = ((lambda field: f.get(na, field)), (lambda field: f.get(nb_, field)))
-            rd = lambda field: f.get(rdata, field)
+            rd = lambda field: f.get(fill, field)
             return a, b, (lambda field: Mux(step, b(field), a(field))), nxt, rd
 
         def elem_addr_lag(tag, i, move, step, ra, rb, ptr, last_, end_, live):
@@ -1019,7 +1054,7 @@ class Core(wiring.Component):
             te = Signal(TB, name=f"f_tile_e{i}")
             m.d.comb += te.eq(f_tile[i] + adv)
             ft_n = Signal(TB, name=f"f_tile_n{i}")
-            fwalk = tile_walk("lane_ftile", i, f_tile[i], adv, run=run)
+            fwalk = tile_walk("lane_ftile", i, f_tile[i], adv, run=run, third=bool(LAG))
             fa, fb, _, fnx, frd = fwalk
             enter = Signal(name=f"f_enter{i}")
             m.d.comb += enter.eq(adv & f_live1[i])
@@ -1783,7 +1818,7 @@ class Core(wiring.Component):
             m.d.comb += ce.eq(cur[i] + pas)
             cur_n = Signal(TB, name=f"cur_n{i}")
             cur_next.append(cur_n)
-            ia, ib, tr, _, ird = tile_walk("lane_itile", i, cur[i], pas, run=run)
+            ia, ib, tr, _, ird = tile_walk("lane_itile", i, cur[i], pas, run=run, third=bool(LAG))
             enter = Signal(name=f"i_enter{i}")
             m.d.comb += enter.eq(pas & i_live1[i])
             re_ = Signal(EB, name=f"rem_e{i}")

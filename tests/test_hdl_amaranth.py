@@ -635,19 +635,24 @@ def test_no_local_memory_read_meets_a_landing_write(cfg, order):
 # ------------------------------------------------------------------- writeback timing
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_blocks_whose_writebacks_end_in_consecutive_cycles(seed):
+@pytest.mark.parametrize("lag", [0, 2])
+def test_blocks_whose_writebacks_end_in_consecutive_cycles(seed, lag):
     # one output slot per lane, so every block is one writeback step; memory stalls let
-    # the credit fill while the next block completes, so some block's last step fires
-    # the cycle after the one before it: the block table's read-ahead (two copies, the
-    # previous cycle's move picking between them) must then hand over two records in a row
+    # the credit fill while the next block completes, so at lag 0 some block's last step
+    # fires the cycle after the one before it: the block table's read-ahead (two copies,
+    # the previous cycle's move picking between them) must then hand over two records in
+    # a row.  Under a lag a block's steps are asked for once it is the current block, so
+    # its last step comes LAG + 1 cycles after the block before it ends at the earliest:
+    # the read-ahead's records, registered once more there, rely on two cycles
     problem = random_problem(seed, 24, 10, 6, 3, dens_a=0.4)
-    cfg = _cfg(rows=2, cols=2, out_bank_depth=1, lmem_depth=16)
+    cfg = _cfg(rows=2, cols=2, out_bank_depth=1, lmem_depth=16, request_lag_cycles=lag)
     wp = compile_problem(problem, cfg, "a(xw)").arrays["wb_ptr"]
     steps = []
     amaranth_run(problem, cfg, "a(xw)", stall_permille=600, write_cycles=steps)  # equal to sim
     assert len(steps) == wp[-1]
     ends = [steps[wp[b + 1] - 1] for b in range(len(wp) - 1)]
-    assert any(e1 == e0 + 1 for e0, e1 in zip(ends, ends[1:])), "no two blocks end in a row"
+    gap = min(e1 - e0 for e0, e1 in zip(ends, ends[1:]))
+    assert gap == (1 if lag == 0 else lag + 1), f"closest block ends {gap} cycles apart"
 
 
 def test_pack_rejects_a_block_without_steps_under_a_request_lag():
