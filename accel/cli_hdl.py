@@ -45,6 +45,9 @@ def add_hdl_arguments(p: argparse.ArgumentParser) -> None:
                    "e.g. max_lane_elems=256 (repeatable)")
     g.add_argument("--synth-seeds", type=_seeds, default=(1, 2, 3), metavar="S,S,...",
                    help="nextpnr placement seeds; fmax is the minimum (default 1,2,3)")
+    g.add_argument("--synth-jobs", type=_jobs, default=1, metavar="N",
+                   help="place and route N seeds at once, one nextpnr process each "
+                   "(default 1)")
     g.add_argument("--synth-top", choices=("core", "array", "ports"), default="core",
                    help="what to synthesize: the whole core (default), only its grid of "
                    "PEs (the datapath without the controller), or the core with a register "
@@ -95,6 +98,16 @@ def _seeds(text: str) -> tuple[int, ...]:
     return seeds
 
 
+def _jobs(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return n
+
+
 def cmd_hdl(args) -> int:
     from .cli import EXIT_OK, _check_run_flags, _hardware, _problem
     from .compiler import build_memory, compile_problem
@@ -108,7 +121,8 @@ def cmd_hdl(args) -> int:
                      ("--synth-widelut", args.synth_widelut),
                      ("--synth-mapper", args.synth_mapper is not None),
                      ("--synth-placer", args.synth_placer != "heap"),
-                     ("--synth-router", args.synth_router != "router1")):
+                     ("--synth-router", args.synth_router != "router1"),
+                     ("--synth-jobs", args.synth_jobs != 1)):
         if on and not args.synth:
             raise AxwError(f"{flag} needs --synth ecp5|ice40")
     cfg = _hardware(args)
@@ -145,7 +159,8 @@ def cmd_hdl(args) -> int:
         res = synthesize(out, cfg, args.synth, device=args.device, seeds=args.synth_seeds,
                          params=params, place=not args.synth_pack_only, top=args.synth_top,
                          widelut=args.synth_widelut, lut_mapper=args.synth_mapper,
-                         placer=args.synth_placer, router=args.synth_router)
+                         placer=args.synth_placer, router=args.synth_router,
+                         jobs=args.synth_jobs)
         caps = ", ".join(f"{k} {v}" for k, v in res["capacities"].items())
         timing = (f"fmax {res['fmax_mhz']:.1f} MHz (min of seeds "
                   f"{','.join(map(str, res['seeds']))})" if res["placed"] else

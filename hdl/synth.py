@@ -29,6 +29,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from accel.config import HardwareConfig
@@ -551,7 +552,7 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
                params: CoreParams | None = None, place: bool = True,
                top: str = "core", widelut: bool = False,
                lut_mapper: str | None = None, placer: str = "heap",
-               router: str = "router1") -> dict:
+               router: str = "router1", jobs: int = 1) -> dict:
     """Synthesize the core for ``config`` (with ``params``, default
     :func:`synth_params`) and place and route it with each seed; return and write
     ``synth.json``.  If the netlist does not fit the device, ``synth.json`` still records
@@ -582,7 +583,10 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
 
     ``placer`` and ``router``: nextpnr's placement and routing algorithms
     (:data:`PLACERS`, :data:`ROUTERS`; its defaults ``"heap"`` and ``"router1"``), recorded
-    in ``synth.json``."""
+    in ``synth.json``.
+
+    ``jobs``: how many seeds are placed and routed at once (separate nextpnr processes,
+    each on one core); the results are the same as one at a time."""
     if target not in DEVICES:
         raise SynthError(f"unknown synthesis target {target!r}; known: {', '.join(DEVICES)}")
     if top not in TOPS:
@@ -590,6 +594,10 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
     seeds = tuple(seeds)
     if not seeds or any(isinstance(s, bool) or not isinstance(s, int) for s in seeds):
         raise SynthError(f"seeds must be a non-empty list of integers, got {seeds!r}")
+    if len(set(seeds)) != len(seeds):
+        raise SynthError(f"seeds must be distinct (each has its own log), got {seeds!r}")
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise SynthError(f"jobs must be a positive integer, got {jobs!r}")
     pnr_args, dev_name, synth_cmd = DEVICES[target]
     if widelut and target != "ecp5":
         raise SynthError(f"widelut is an ECP5 mapping option, not one for {target!r}")
@@ -660,12 +668,20 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
         return _pack_only(out, res, nextpnr, pnr_args, netlist, work, target)
     per_seed, paths = [], []
     counts = None
-    for seed in seeds:
+
+    def place_seed(seed):
         rep = f"report_seed{seed}.json"
         log = work / f"nextpnr_seed{seed}.log"
         cmd = _place_command(nextpnr, pnr_args, netlist, target, freq, seed, rep, placer,
                              router)
-        text, res["wall_s"][f"nextpnr_seed{seed}"], code = _run(cmd, log, work)
+        return (rep, log, cmd, *_run(cmd, log, work))
+
+    # the seeds' runs are independent processes: ``jobs`` of them at a time, their
+    # results taken in seed order
+    with ThreadPoolExecutor(max_workers=min(jobs, len(seeds))) as pool:
+        runs = list(pool.map(place_seed, seeds))
+    for seed, (rep, log, cmd, text, wall, code) in zip(seeds, runs):
+        res["wall_s"][f"nextpnr_seed{seed}"] = wall
         if code != 0:
             # a netlist that does not fit fails the same way with every seed: record what
             # Yosys counted, then fail

@@ -334,11 +334,24 @@ def test_verilog_leaves_out_all_zero_memory_contents():
      "--synth-mapper abc-mean is an ECP5 option, not one for ice40"),
     (["--synth-placer", "static"], "--synth-placer needs --synth ecp5|ice40"),
     (["--synth-router", "router2"], "--synth-router needs --synth ecp5|ice40"),
+    (["--synth-jobs", "2"], "--synth-jobs needs --synth ecp5|ice40"),
 ])
 def test_accel_hdl_rejects_bad_synthesis_options(tmp_path, capsys, args, message):
     out = tmp_path / "b"
     assert main(["hdl", "--rows", "2", "--cols", "2", *args, "--out", str(out)]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [f"accel: error: {message}"]
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("jobs", ["0", "two"])
+def test_accel_hdl_rejects_a_bad_job_count(tmp_path, capsys, jobs):
+    out = tmp_path / "b"
+    with pytest.raises(SystemExit) as exc:
+        main(["hdl", "--rows", "2", "--cols", "2", "--synth", "ecp5", "--synth-jobs", jobs,
+              "--out", str(out)])
+    assert exc.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"accel hdl: error: argument --synth-jobs: expected a positive integer, got {jobs!r}")
     assert not out.exists()
 
 

@@ -77,6 +77,10 @@ def test_synthesize_rejects_bad_arguments(tmp_path):
         synthesize(tmp_path, cfg, "xc7")
     with pytest.raises(SynthError, match="seeds must be a non-empty list of integers"):
         synthesize(tmp_path, cfg, "ecp5", seeds=())
+    with pytest.raises(SynthError, match=r"^seeds must be distinct \(each has its own log\), got \(1, 2, 1\)$"):
+        synthesize(tmp_path, cfg, "ecp5", seeds=(1, 2, 1))
+    with pytest.raises(SynthError, match="^jobs must be a positive integer, got 0$"):
+        synthesize(tmp_path, cfg, "ecp5", jobs=0)
     with pytest.raises(SynthError, match="params are for config"):
         synthesize(tmp_path, cfg, "ecp5", params=synth_params(cfg.with_(rows=4)))
     with pytest.raises(SynthError, match="widelut is an ECP5 mapping option, not one for 'ice40'"):
