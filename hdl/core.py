@@ -897,39 +897,37 @@ class Core(wiring.Component):
             is the one of the two that the previous cycle's ``take`` (registered) makes
             it.  Returns getters of the current record ``r`` and of the next, ``nx``, and
             ``nx_of(fn, name)``: ``fn`` of the next record formed on both ports' records
-            (kept) and chosen by ``took`` last."""
-            ports = []
-            for k in (1, 2):
-                # under a request lag each port's record is registered once more (a block
-                # RAM's output feeds only that register), so the record of an address
-                # comes two cycles after it; the ports read k in the last two PRIME cycles
-                primed = (prime == 1) | (prime == 2) if LAG else prime == 1
-                data, f = table_read(name, Mux(running, pos + k, Mux(primed, k, 0)))
-                if LAG:
-                    q = Signal(f.width, name=f"{name}_q{k}")
-                    m.d.sync += q.eq(data)
-                    data = q
-                ports.append(data)
-            took = Signal(name=f"{name}_took")
-            m.d.sync += took.eq(running & take)
+            (kept) and chosen by ``took`` last.
+
+            Under a request lag ``take`` (a block's last step granted) comes at least
+            LAG + 1 >= 3 cycles after the one before it, since a block's steps are asked
+            for only once it is the current block: so in a cycle of ``take`` the walker
+            has not moved in the two before, and one copy reading ``pos + 1``, its record
+            registered once more (two cycles from the address; a block RAM's output feeds
+            only that register), holds the next record then.  ``nx`` is used only with
+            ``take`` (its value in other cycles does not matter)."""
             if LAG:
-                # the ports' records are those of pos + 1 and pos + 2 two cycles ago; the
-                # walker moved since then in the cycle before (took) or the one before that
-                # (took2), not in both: under a lag a block's last step is granted at least
-                # LAG + 1 cycles after the one before it (its steps are asked for only once
-                # it is the current block)
-                took2 = Signal(name=f"{name}_took2")
-                m.d.sync += took2.eq(took)
-                took = took | took2
-            nx = Signal(f.width, name=f"{name}_nx")
+                data, f = table_read(name, Mux(running, pos + 1,
+                                               Mux((prime == 1) | (prime == 2), 1, 0)))
+                nx = Signal(f.width, name=f"{name}_nx")
+                m.d.sync += nx.eq(data)
+                ports = [nx]
+            else:
+                ports = []
+                for k in (1, 2):
+                    data, f = table_read(name, Mux(running, pos + k, Mux(prime == 1, k, 0)))
+                    ports.append(data)
+                took = Signal(name=f"{name}_took")
+                m.d.sync += took.eq(running & take)
+                nx = Signal(f.width, name=f"{name}_nx")
+                m.d.comb += nx.eq(Mux(took, ports[1], ports[0]))
             r = Signal(f.width, name=f"{name}_r")
-            m.d.comb += nx.eq(Mux(took, ports[1], ports[0]))
             m.d.sync += r.eq(Mux(running, Mux(take, nx, r), Mux(prime == 1, r, ports[0])))
 
             def nx_of(fn, tag):
                 vals = [kept(m, fn(lambda field, d=d: f.get(d, field)), f"{tag}_p{k}")
                         for k, d in enumerate(ports)]
-                return Mux(took, vals[1], vals[0])
+                return vals[0] if LAG else Mux(took, vals[1], vals[0])
             return (lambda field: f.get(r, field)), (lambda field: f.get(nx, field)), nx_of
 
         def tile_walk(name, i, pos, step, run=running, bits=None, third=False):

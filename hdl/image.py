@@ -423,7 +423,9 @@ def table_reads(rows: int, credit_lag: int = 0, lag: int = 0) -> dict:
         "lane_ltile": [None],
         "lane_elem": [("src",), ("addr", "slot", "flags")],
         "lane_load": [("row", "dep_ok", "dep", "bytes"), ("addr", "ncols")],
-        "block": [None, None],    # the block after the current one and the one after it
+        # the block after the current one and the one after it; under a lag the one
+        # after it (hdl.core ahead_pair)
+        "block": [None] if lag else [None, None],
         # the writeback's requests and bank reads use the step after the current one too:
         # its slots and byte count are read one ahead, the rest of the step is not
         "step": [None] if step_chain(credit_lag, lag) else
