@@ -1494,12 +1494,29 @@ class Core(wiring.Component):
         classes = [(s_want, s_need, True), (l_want, l_need, True),
                    ([wb_try], [Mux(wb_try, wb_need, 0)], False)]
 
-        def lanes_back(k):
+        def lanes_back(k, copy=False):
             """The stream and load lanes' classes from their k-th request register
             counted back from the grant's (k = 1: the arbitrated requests, k = 2: the
-            ones arbitrated a cycle later, ...)."""
-            return [([e[-k][0] for e in es], [e[-k][1] for e in es], True)
-                    for es in (s_early, l_early)]
+            ones arbitrated a cycle later, ...).  With ``copy`` (and a register before
+            that one) from a copy of it for the arbitration alone, gated by ``running``
+            rather than the lane's copy (so Yosys keeps it apart; the same values): the
+            lane's register stays by the lane, the copy goes by the arbiter, and the
+            way across the device between them is a register-to-register path."""
+            if not copy or k >= LAG:
+                return [([e[-k][0] for e in es], [e[-k][1] for e in es], True)
+                        for es in (s_early, l_early)]
+            out = []
+            for tag, es in (("s", s_early), ("l", l_early)):
+                wants, needs = [], []
+                for i, e in enumerate(es):
+                    w, n = e[-k - 1]
+                    wc = Signal(name=f"arb_cw{tag}{i}")
+                    nc = Signal(len(n), name=f"arb_cn{tag}{i}")
+                    m.d.sync += [wc.eq(running & w), nc.eq(Mux(running, n, 0))]
+                    wants.append(wc)
+                    needs.append(nc)
+                out.append((wants, needs, True))
+            return out
         if CLAG:
             # the credit at the start of this cycle, after its refill (below zero while
             # the stream and load grants of the cycle before overdraw it: never below
@@ -1515,7 +1532,7 @@ class Core(wiring.Component):
             capb = const_reg(2, "credit_capb", CR + 1, lambda v: v + B)
             bmc = const_reg(2, "credit_bmc", signed(CR + 2), lambda v: B - v)
             # the lanes' requests put in position order a stage before the sums (LAG >= 4)
-            lanes = ordered_ahead(lanes_back(4)) if LAG >= 4 else lanes_back(3)
+            lanes = ordered_ahead(lanes_back(4, copy=True)) if LAG >= 4 else lanes_back(3)
             early2 = lanes + [([w_early2], [Mux(w_early2, srb("need"), 0)], False)]
             (sg, l_grant, (wg,)), none, lasts = arbitrate_ahead(classes, early2, kb, wb_need,
                                                                 cap, wb_fire)
