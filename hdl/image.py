@@ -423,8 +423,8 @@ def table_reads(rows: int, credit_lag: int = 0, lag: int = 0) -> dict:
         "lane_ltile": [None],
         "lane_elem": [("src",), ("addr", "slot", "flags")],
         "lane_load": [("row", "dep_ok", "dep", "bytes"), ("addr", "ncols")],
-        # the block after the current one and the one after it; under a lag the one
-        # after it (hdl.core ahead_pair)
+        # the block after the current one and the one after it; under a lag only the
+        # block after the current one, read two cycles ahead (hdl.core ahead_pair)
         "block": [None] if lag else [None, None],
         # the writeback's requests and bank reads use the step after the current one too:
         # its slots and byte count are read one ahead, the rest of the step is not
