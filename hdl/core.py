@@ -596,6 +596,7 @@ class Core(wiring.Component):
         # and the one after (for sums made two cycles early)
         rot_next2_sel = [[rot_oh[(i - q - 2) % R] for i in range(R)] for q in range(R)]
         rot_next3_sel = [[rot_oh[(i - q - 3) % R] for i in range(R)] for q in range(R)]
+        rot_next4_sel = [[rot_oh[(i - q - 4) % R] for i in range(R)] for q in range(R)]
 
         def pick(values, q, sel=rot_sel):
             out = 0
@@ -694,22 +695,33 @@ class Core(wiring.Component):
                         m.d.comb += grants[k][i].eq(Cat(*ts).any())
             return grants, add, close
 
-        def ordered_ahead(lanes):
+        def ordered_ahead(lanes, early=False):
             """The lanes' classes ``lanes`` (the requests arbitrated three cycles on) put
             in the position order of that cycle, summed over spans of up to 4 (the first
             two levels of the prefix) and registered: the rotation's selection and those
-            levels get a stage of their own."""
+            levels get a stage of their own.  With ``early`` the classes are those a
+            stage before (arbitrated four cycles on) and the selection has a stage of its
+            own too: it is made in the cycle before, with the rotation of four cycles on,
+            and registered, 0 while idle as the lanes' next stage is."""
             out, S = [], min(R, 4)
+            sel = rot_next4_sel if early else rot_next3_sel
             for k, (wants, needs, _) in enumerate(lanes):
                 w_o = [Signal(name=f"arb_ow{k}_{q}") for q in range(R)]
                 n_o = [Signal(p.grant_bits, name=f"arb_on{k}_{q}") for q in range(R)]
-                picked = []
+                picked, pw = [], []
                 for q in range(R):
                     v = Signal(p.grant_bits, name=f"arb_pk{k}_{q}")
-                    m.d.comb += v.eq(pick(needs, q, rot_next3_sel))
+                    if early:
+                        x = Signal(name=f"arb_pw{k}_{q}")
+                        m.d.sync += [v.eq(Mux(running, pick(needs, q, sel), 0)),
+                                     x.eq(running & pick(wants, q, sel))]
+                    else:
+                        m.d.comb += v.eq(pick(needs, q, sel))
+                        x = pick(wants, q, sel)
                     picked.append(v)
+                    pw.append(x)
                 spans = prefix(picked, f"arb_op{k}", 1, S)
-                m.d.sync += [w_o[q].eq(pick(wants, q, rot_next3_sel)) for q in range(R)]
+                m.d.sync += [w_o[q].eq(pw[q]) for q in range(R)]
                 m.d.sync += [n_o[q].eq(spans[q]) for q in range(R)]
                 out.append((w_o, n_o, S))
             return out
@@ -1531,8 +1543,12 @@ class Core(wiring.Component):
             kc = Signal(signed(CR + 2), name="credit_kc")     # kb - B - cap
             capb = const_reg(2, "credit_capb", CR + 1, lambda v: v + B)
             bmc = const_reg(2, "credit_bmc", signed(CR + 2), lambda v: B - v)
-            # the lanes' requests put in position order a stage before the sums (LAG >= 4)
-            lanes = ordered_ahead(lanes_back(4, copy=True)) if LAG >= 4 else lanes_back(3)
+            # the lanes' requests put in position order a stage before the sums (LAG >= 4),
+            # the selection a stage before that (LAG >= 6)
+            if LAG >= 6:
+                lanes = ordered_ahead(lanes_back(5, copy=True), early=True)
+            else:
+                lanes = ordered_ahead(lanes_back(4, copy=True)) if LAG >= 4 else lanes_back(3)
             early2 = lanes + [([w_early2], [Mux(w_early2, srb("need"), 0)], False)]
             (sg, l_grant, (wg,)), none, lasts = arbitrate_ahead(classes, early2, kb, wb_need,
                                                                 cap, wb_fire)
