@@ -757,12 +757,15 @@ class Core(wiring.Component):
 
             def fit_reg(sum_, fit, tag):
                 """``fit`` (a register) takes whether ``sum_`` fits next cycle: both
-                outcomes of the writeback's grant compared, then chosen by it."""
+                outcomes of the writeback's grant compared, then chosen by it.  Returns
+                that choice, for copies of ``fit``."""
                 fa_, fb_ = Signal(name=f"arb_{tag}a"), Signal(name=f"arb_{tag}b")
                 fc_ = Signal(name=f"arb_{tag}c")
                 m.d.comb += [fc_.eq(sum_ <= cap_), fa_.eq(sum_ <= kb_),
                              fb_.eq(sum_le(sum_, wneed, kb_, f"arb_{tag}w"))]
-                m.d.sync += fit.eq(fc_ & Mux(wb_take, fb_, fa_))
+                chosen = fc_ & Mux(wb_take, fb_, fa_)
+                m.d.sync += fit.eq(chosen)
+                return chosen
 
             # the positions' own sums and fits only where no lane's stand for them: each
             # class's first position (what follows the last lane of the class before:
@@ -787,6 +790,11 @@ class Core(wiring.Component):
             # compares, registered as the lane's fit; the lanes' fits and sums give the
             # credit's update too (cycle-neutral: a lane's grant is the fit and want of
             # its position, and its fit and sum are its position's)
+            # The grant a lane reads is made of copies of the two registers, gated by the
+            # lane's copy of running (the same values: no request is pending when running
+            # changes; Yosys keeps them apart from the arbiter's), so that they stay by
+            # the lane: its fire, the refusal and the arrival queue it drives are the
+            # lane's own logic, and the way across the device ends in a register
             lasts = []
             for k, (wants, _, rotating) in enumerate(classes):
                 if not rotating:
@@ -801,10 +809,12 @@ class Core(wiring.Component):
                     ls = Signal(PW, name=f"arb_ls{k}_{i}")
                     lw = [Signal(name=f"arb_lw{k}_{i}_{x}") for x in range(2)]
                     lf = Signal(name=f"arb_lfit{k}_{i}")
+                    lfc = Signal(name=f"arb_lfitc{k}_{i}")     # the lane's copy of lf
                     lr2 = Signal(signed(PW + 1), name=f"arb_lrm{k}_{i}")
-                    m.d.sync += [ls.eq(sv), lw[0].eq(wv), lw[1].eq(lw[0]), lr2.eq(ls - B)]
-                    fit_reg(ls, lf, f"lf{k}_{i}")
-                    m.d.comb += grants[k][i].eq(lw[1] & lf)
+                    run = lane_run(i, "fl"[k])
+                    m.d.sync += [ls.eq(sv), lw[0].eq(wv), lw[1].eq(run & lw[0]),
+                                 lr2.eq(ls - B), lfc.eq(run & fit_reg(ls, lf, f"lf{k}_{i}"))]
+                    m.d.comb += grants[k][i].eq(lw[1] & lfc)
                     lfits.append((lf, lr2))
                 # the sums rise with the position: the last that fits is what the granted
                 # take.  Lane i's position is followed by lane i + 1's, or, at the class's
