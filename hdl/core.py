@@ -589,14 +589,12 @@ class Core(wiring.Component):
 
         # rotating priority: position q of a class's order is lane (c + q) mod R, that is
         # rot_oh (one-hot of c mod R, a register) turned by q: a selection by AND-OR
-        rot_sel = [[rot_oh[(i - q) % R] for i in range(R)] for q in range(R)]
-
-        # the next cycle's (the rotation register's next value), for sums made a cycle early
-        rot_next_sel = [[rot_oh[(i - q - 1) % R] for i in range(R)] for q in range(R)]
-        # and the one after (for sums made two cycles early)
-        rot_next2_sel = [[rot_oh[(i - q - 2) % R] for i in range(R)] for q in range(R)]
-        rot_next3_sel = [[rot_oh[(i - q - 3) % R] for i in range(R)] for q in range(R)]
-        rot_next4_sel = [[rot_oh[(i - q - 4) % R] for i in range(R)] for q in range(R)]
+        def rot_ahead(n):
+            """The rotation n cycles on (the register's value then, while running): for
+            sums and selections made n cycles before the grant's."""
+            return [[rot_oh[(i - q - n) % R] for i in range(R)] for q in range(R)]
+        rot_sel = rot_ahead(0)
+        rot_next_sel, rot_next2_sel, rot_next3_sel, rot_next4_sel = map(rot_ahead, (1, 2, 3, 4))
 
         def pick(values, q, sel=rot_sel):
             out = 0
