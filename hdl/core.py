@@ -504,18 +504,29 @@ class Core(wiring.Component):
             wptr = Signal(range(qd), name=f"{name}_qw")
             rptr = Signal(range(qd), name=f"{name}_qr")
             rnext = Signal(range(qd), name=f"{name}_qr_n")
-            # the queue's head is read for the next cycle and registered (the entry written
-            # in this cycle taken straight from the request): the position a response
-            # fills comes from a register, not from the queue's memory.  The head and the
-            # entry after it are read at registers (rptr and rptr1, two read ports) and
-            # this cycle's response chooses between them last (cycle-neutral)
+            # the queue's head is read for the next cycle and registered: the position a
+            # response fills comes from a register, not from the queue's memory.  The head
+            # and the entry after it are read at registers (rptr and rptr1, two read
+            # ports) and this cycle's response chooses between them last (cycle-neutral).
+            # A response comes L cycles after its request fired (docs/rtl.md, the memory
+            # interface): at latency 1 the entry written in this cycle is taken straight
+            # from the request; from latency 2 on it has landed in the queue by the cycle
+            # before its response, and from latency 3 on the queue is written a cycle
+            # after the fire, from registers, so no grant reaches the queue in its own
+            # cycle (cycle-neutral)
+            if cfg.dram_latency_cycles >= 3:
+                fire_q = Signal(name=f"{name}_fire_q")
+                pos_q = Signal.like(pos, name=f"{name}_wpos_q")
+                m.d.sync += [fire_q.eq(run & fire), pos_q.eq(pos)]
+                fire, pos = fire_q, pos_q
             rptr1 = Signal(range(qd), name=f"{name}_qr1")
             apos = Signal(range(depth), name=f"{name}_pos")
             cand = []
             for k, r_ in enumerate((rptr, rptr1)):
                 rp = q.read_port(domain="comb")
                 m.d.comb += rp.addr.eq(r_)
-                cand.append(kept(m, Mux(fire & (wptr == r_), pos, rp.data),
+                cand.append(kept(m, Mux(fire & (wptr == r_), pos, rp.data)
+                                 if cfg.dram_latency_cycles == 1 else rp.data,
                                  f"{name}_pos_if{k}"))
             m.d.comb += [wp.addr.eq(wptr), wp.data.eq(pos), wp.en.eq(fire),
                          rnext.eq(Mux(run, Mux(valid, rptr1, rptr), 0))]
