@@ -41,7 +41,7 @@ from .bundle import CORE, component_verilog, core_verilog
 from .image import CoreParams
 
 __all__ = ["synthesize", "synth_params", "bram_outputs", "logic_depth", "lut_cones",
-           "port_registers",
+           "endpoints_failing", "port_registers",
            "DEVICES",
            "DEFAULT_LUT_MAPPER", "LUT_MAPPERS", "PLACERS", "ROUTERS", "SYNTH_CAPACITIES",
            "SynthError", "TOPS"]
@@ -576,6 +576,16 @@ def _slack_histogram(log_text: str) -> dict:
     return {"unit": unit, "bins": bins,
             "failing": [sum(b[2] for b in bins if b[1] <= 0),
                         sum(b[3] for b in bins if b[0] < 0)]}
+
+
+def endpoints_failing(hist: dict, target_mhz: float, at_mhz: float) -> list[int]:
+    """How many endpoints of a :func:`_slack_histogram` taken against ``target_mhz``
+    would miss ``at_mhz``: between the bins wholly below the slack that clock leaves and
+    every bin that starts below it, each bin counted by its least and most."""
+    shift_ps = 1e6 / at_mhz - 1e6 / target_mhz      # the slack the other clock adds
+    bins = hist.get("bins", [])
+    return [sum(b[2] for b in bins if b[1] + shift_ps <= 0),
+            sum(b[3] for b in bins if b[0] + shift_ps < 0)]
 
 
 def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=None,

