@@ -27,7 +27,7 @@ _LIMITS = {
     "lmem_depth": (1, 1 << 20), "out_bank_depth": (1, 1 << 22),
     "stream_fifo_depth": (2, 1 << 16), "load_fifo_depth": (2, 1 << 16), "wb_vectors": (0, 257),
     "dram_bytes_per_cycle": (1, 1 << 20), "dram_latency_cycles": (0, 1 << 16),
-    "request_lag_cycles": (0, 16), "credit_lag_cycles": (0, 1), "lmem_read_cycles": (1, 2),
+    "request_lag_cycles": (0, 16), "credit_lag_cycles": (0, 1), "lmem_read_cycles": (1, 3),
 }
 
 #: Fields added after configurations were first written: left out of the id while at
@@ -67,11 +67,13 @@ class HardwareConfig:
         load grants are not yet counted (the credit may then go below zero, never below
         ``B − cap``); the hardware can register the grants and take the credit loop out
         of the arbitration's cycle.
-    lmem_read_cycles : 1 or 2, cycles from a PE's local-memory read to the operand
+    lmem_read_cycles : 1, 2 or 3, cycles from a PE's local-memory read to the operand
         registers.  With 1 the memory's output goes through the bank and operand selects
         into them; with 2 it is registered first, so a block RAM drives only a register
         (its 5.8 ns clock-to-output on the ECP5 leaves room for no logic at 125 MHz), and
-        ``pe_latency_cycles`` is one more.
+        ``pe_latency_cycles`` is one more; with 3 the bank's choice is registered once
+        more before the operand selects (a register between the block RAM and the
+        multiplier, which the placer may put apart), and ``pe_latency_cycles`` is two more.
     clock_mhz : clock used to turn cycles into seconds.
     """
 

@@ -2061,7 +2061,7 @@ class Core(wiring.Component):
             else:
                 hi_, on_ = rq_bound(m, tr("s_rq_bits"), W)
                 amt = rq_scale_amount(m, tr("s_rq_shift"), tr("s_rq_bits"), W)
-            if cfg.lmem_read_cycles == 2:
+            if cfg.lmem_read_cycles >= 2:
                 # the shift in two parts, the multiple of 8 here and the rest with the
                 # rounding in the next cycle: (2 v) >> s = ((2 v) >> 8 (s >> 3)) >> (s & 7)
                 e_fine = Signal(3, name=f"e_rq_fine{i}")

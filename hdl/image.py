@@ -299,12 +299,12 @@ DP16KD_DEPTH, DP16KD_WIDTH = 512, 36
 def ecp5_lmem_outreg(config: HardwareConfig) -> bool:
     """Whether a PE built for ECP5 (``primitive="ecp5"``) makes each local-memory bank a
     ``DP16KD`` whose output register is the bank's read register: with
-    ``lmem_read_cycles`` 2 (the register exists) and a bank the core puts in block RAM
+    ``lmem_read_cycles`` 2 or 3 (the register exists) and a bank the core puts in block RAM
     (``hdl.image.ram_style``) that fits one in its 512 × 36 mode (both banks in one when
     they fit it together: :func:`lmem_unified`).  Otherwise the bank is a memory Yosys
     maps (the same cycles)."""
     D, W = config.lmem_depth, config.acc_bits
-    return (config.lmem_read_cycles == 2 and ram_style(D, W) == "block"
+    return (config.lmem_read_cycles >= 2 and ram_style(D, W) == "block"
             and D <= DP16KD_DEPTH and W <= DP16KD_WIDTH)
 
 

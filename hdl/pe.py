@@ -30,6 +30,13 @@ mode with its output registers (``"OUTREG"``)
 (``hdl.image.ecp5_lmem_outreg``; Yosys maps a memory's read port, never the register
 after it, and the output register takes the block RAM's clock-to-output delay off the path).
 
+With ``lmem_read_cycles`` 3 the bank's choice (the local memory's data of the element's
+bank) and the element are registered once more before the operand selects, and every
+stage from there on is one more cycle later (``pe_latency_cycles`` 7); the value is then
+taken from ``vo``, ``vi`` registered.  On ECP5 this puts a register between the block
+RAM's output register and the multiplier's input registers, which the placer may put
+apart (in the 8×8 array at 2, their route was the critical path: docs/rtl.md).
+
 So the merge of a LAST element issued to its row at cycle ``i`` is written in PE column
 ``j`` at ``i + 1 + j + 6 = i + j + PE_LATENCY_CYCLES + MERGE_LATENCY_CYCLES``.
 """
@@ -152,8 +159,9 @@ class PE(wiring.Component):
     wb_half, wb_addr : In       output-bank read for writeback (data next cycle)
     wb_zero : In                in the data's cycle: 0 in the place of the data
     wb_data : Out(signed(acc_bits))
-    vi : In(signed(acc_bits)), vo : Out   with ``lmem_read_cycles`` 2 only: the value, two
-        cycles after its element (``ei.value`` is unused), and the same a cycle later
+    vi : In(signed(acc_bits)), vo : Out   with ``lmem_read_cycles`` 2 or 3 only: the
+        value, two cycles after its element (``ei.value`` is unused), and the same a
+        cycle later
     """
 
     def __init__(self, config: HardwareConfig, multiplier: str = "dsp",
@@ -280,7 +288,7 @@ class PE(wiring.Component):
         m.d.sync += self.eo.eq(self.ei)
         e1 = self.eo
         value = e1.value
-        if cfg.lmem_read_cycles == 2:
+        if cfg.lmem_read_cycles >= 2:
             # the memories' outputs and the element registered once more; the value comes
             # on its own port, in step with them (the block RAMs' output registers hold
             # the outputs already)
@@ -302,6 +310,15 @@ class PE(wiring.Component):
 
         # x+1: operands (registered here, or by the multiplier blocks' input registers)
         lval = Mux(e1.bank, lr[1], lr[0]) if len(lr) == 2 else lr[0]
+        if cfg.lmem_read_cycles == 3:
+            # the bank's choice registered once more, with the element, before the
+            # operand selects: the block RAM's output register and the multiplier's
+            # input registers need not sit side by side.  The value is ``vo`` (``vi``
+            # registered), in step with them
+            lval_q = Signal(signed(W), name="lval_q")
+            e_q1 = Signal(element_layout(cfg), name="e_q1")
+            m.d.sync += [lval_q.eq(lval), e_q1.eq(e1)]
+            lval, e1, value = lval_q, e_q1, self.vo
         if whole_operands(cfg, self._multiplier):
             # one 18 × 18 multiplier takes both operands whole: no select in front of it
             # (the narrow one is in its range, hdl.image.pack's ``sel``)

@@ -155,12 +155,15 @@ def read_register_bits(cfg: HardwareConfig) -> int:
     (``acc_bits`` each, every PE) are the block RAMs' output registers where
     ``hdl.image.ecp5_lmem_outreg`` holds, else flip-flops.  Measured (Yosys, lag 4 with
     the credit lag, the fit8 depths, output registers): 1×1 +111 FFs (this count: 110),
-    2×3 +218 (220)."""
+    2×3 +218 (220).  ``lmem_read_cycles`` 3 adds to those the bank's choice
+    (``acc_bits``, every PE) and, in every row, the last PE's element once more (its
+    ``sel``, slot, half and flags: the other columns' equal the next PE's)."""
     a = cfg.acc_bits
     if cfg.lmem_read_cycles == 1:
         return 0
     lmem = 0 if ecp5_lmem_outreg(cfg) else 2 * a * cfg.pes
-    return lmem + cfg.rows * (3 * a + cfg.slot_bits + 10)
+    third = (a * cfg.pes + cfg.rows * (cfg.slot_bits + 6)) if cfg.lmem_read_cycles == 3 else 0
+    return lmem + cfg.rows * (3 * a + cfg.slot_bits + 10) + third
 
 
 def _fmax_terms(cfg: HardwareConfig) -> dict:
@@ -174,7 +177,7 @@ def estimate_resources(cfg: HardwareConfig, coeffs: dict | None = None) -> dict:
     ``fmax_mhz`` is None
     (not calibrated), and the other figures are those of lag 0 (the lag adds d request
     registers and a position queue per lane, which the model does not count).  So is it
-    for ``lmem_read_cycles`` 2, whose FFs are those of 1 plus the registers it adds
+    for ``lmem_read_cycles`` 2 and 3, whose FFs are those of 1 plus the registers it adds
     (:func:`read_register_bits`)."""
     k = coeffs or _default()
     f = features(cfg, k)

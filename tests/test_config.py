@@ -102,8 +102,9 @@ def test_id_leaves_out_the_late_fields_at_their_defaults(late):
 def test_lmem_read_cycles_add_to_the_pe_latency():
     assert HardwareConfig().pe_latency_cycles == 5
     assert HardwareConfig(lmem_read_cycles=2).pe_latency_cycles == 6
-    for bad in (0, 3):
-        with pytest.raises(ConfigError, match=rf"^lmem_read_cycles must be in 1\.\.2, got {bad}$"):
+    assert HardwareConfig(lmem_read_cycles=3).pe_latency_cycles == 7
+    for bad in (0, 4):
+        with pytest.raises(ConfigError, match=rf"^lmem_read_cycles must be in 1\.\.3, got {bad}$"):
             HardwareConfig(lmem_read_cycles=bad)
 
 

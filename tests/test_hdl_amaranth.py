@@ -192,17 +192,17 @@ def test_wb_registers():
     assert len(WB_CUTS) == 5 and WB_CUTS[0] == "o"
 
 
-@pytest.mark.parametrize("lags", [(0, 0), (4, 1)])
-def test_lmem_read_cycles_change_the_cycles_as_the_simulator_does(lags):
-    # the extra PE stage delays the writeback of every block (rule 3's wait), alone and
+@pytest.mark.parametrize("lags, read", [((0, 0), 2), ((4, 1), 2), ((0, 0), 3), ((7, 1), 3)])
+def test_lmem_read_cycles_change_the_cycles_as_the_simulator_does(lags, read):
+    # the extra PE stages delay the writeback of every block (rule 3's wait), alone and
     # with the pipelined requests; the core must take exactly the simulator's cycles
     lag, credit_lag = lags
     problem = random_problem(7, 11, 9, 6, 5, dens_a=0.4)
     cfg = HardwareConfig(rows=3, cols=2, lmem_depth=8, out_bank_depth=4, stream_fifo_depth=8,
                          load_fifo_depth=8, dram_bytes_per_cycle=16, dram_latency_cycles=2,
                          request_lag_cycles=lag, credit_lag_cycles=credit_lag,
-                         lmem_read_cycles=2)
-    prog1 = compile_problem(problem, cfg.with_(lmem_read_cycles=1), "a(xw)")
+                         lmem_read_cycles=read)
+    prog1 = compile_problem(problem, cfg.with_(lmem_read_cycles=read - 1), "a(xw)")
     before = engine.simulate(prog1, build_memory(problem, prog1), stall_permille=200).cycles
     _, cycles = amaranth_run(problem, cfg, "a(xw)", stall_permille=200)
     assert cycles > before

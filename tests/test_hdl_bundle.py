@@ -198,17 +198,18 @@ def test_verilator_with_registered_local_memory_reads(tmp_path):
     _check(_run_verilator(tmp_path), tmp_path, prog, want.cycles, y)
 
 
-@pytest.mark.parametrize("lmem_depth,per_pe", [(64, 1), (512, 2)])
+@pytest.mark.parametrize("lmem_depth,per_pe,read", [(64, 1, 2), (512, 2, 2), (64, 1, 3)])
 @pytest.mark.parametrize("run", [_run_icarus, _run_verilator], ids=["icarus", "verilator"])
 def test_bundle_with_ecp5_block_rams_holding_the_read_register(tmp_path, run, lmem_depth,
-                                                               per_pe):
+                                                               per_pe, read):
     # lmem_read_cycles 2 and the ECP5 primitives: each PE's local memory a DP16KD with
     # its output register (the model in axw_models.v, whose read of a word written in
     # the same cycle is undefined), both banks in one when they fit it together
     # (hdl.image.lmem_unified), else one per bank, and so is each of the three copies of every lane's
-    # block-RAM stream FIFO under the lag; the multipliers MULT18X18D
+    # block-RAM stream FIFO under the lag; the multipliers MULT18X18D.  With 3 the
+    # chosen bank's data is registered once more in front of the multipliers
     build, cfg, order, kw = CASES["split-long-row"]
-    cfg = cfg.with_(request_lag_cycles=4, credit_lag_cycles=1, lmem_read_cycles=2,
+    cfg = cfg.with_(request_lag_cycles=4, credit_lag_cycles=1, lmem_read_cycles=read,
                     lmem_depth=lmem_depth, stream_fifo_depth=64)
     assert lmem_unified(cfg, "ecp5") == (per_pe == 1)
     prog, want, y = _bundle(tmp_path, build(), cfg, order, stall_permille=200,
@@ -217,6 +218,7 @@ def test_bundle_with_ecp5_block_rams_holding_the_read_register(tmp_path, run, lm
     blocks = per_pe * cfg.pes + 3 * cfg.rows
     assert core.count("DP16KD #(") == blocks and core.count('"OUTREG"') == 2 * blocks
     assert all(f"sfifo{i}_2 (" in core for i in range(cfg.rows))
+    assert ("lval_q" in core) == (read == 3)
     _check(run(tmp_path), tmp_path, prog, want.cycles, y)
 
 
