@@ -71,9 +71,9 @@ class HardwareConfig:
         registers.  With 1 the memory's output goes through the bank and operand selects
         into them; with 2 it is registered first, so a block RAM drives only a register
         (its 5.8 ns clock-to-output on the ECP5 leaves room for no logic at 125 MHz), and
-        ``pe_latency_cycles`` is one more; with 3 the bank's choice is registered once
-        more before the operand selects (a register between the block RAM and the
-        multiplier, which the placer may put apart), and ``pe_latency_cycles`` is two more.
+        ``pe_latency_cycles`` is one more; with 3 the selected operands are registered once
+        more (a register between the block RAM and the multiplier, which the placer may
+        put apart), and ``pe_latency_cycles`` is two more.
     clock_mhz : clock used to turn cycles into seconds.
     """
 

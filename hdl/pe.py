@@ -30,12 +30,11 @@ mode with its output registers (``"OUTREG"``)
 (``hdl.image.ecp5_lmem_outreg``; Yosys maps a memory's read port, never the register
 after it, and the output register takes the block RAM's clock-to-output delay off the path).
 
-With ``lmem_read_cycles`` 3 the bank's choice (the local memory's data of the element's
-bank) and the element are registered once more before the operand selects, and every
-stage from there on is one more cycle later (``pe_latency_cycles`` 7); the value is then
-taken from ``vo``, ``vi`` registered.  On ECP5 this puts a register between the block
-RAM's output register and the multiplier's input registers, which the placer may put
-apart (in the 8×8 array at 2, their route was the critical path: docs/rtl.md).
+With ``lmem_read_cycles`` 3 the selected operands and the element are registered once
+more after the operand selects, and every stage from there on is one more cycle later
+(``pe_latency_cycles`` 7).  On ECP5 this puts a register between the block RAM's output
+register and the multiplier's input registers, which the placer may put apart (in the
+8×8 array at 2, their route was the critical path: docs/rtl.md).
 
 So the merge of a LAST element issued to its row at cycle ``i`` is written in PE column
 ``j`` at ``i + 1 + j + 6 = i + j + PE_LATENCY_CYCLES + MERGE_LATENCY_CYCLES``.
@@ -310,15 +309,6 @@ class PE(wiring.Component):
 
         # x+1: operands (registered here, or by the multiplier blocks' input registers)
         lval = Mux(e1.bank, lr[1], lr[0]) if len(lr) == 2 else lr[0]
-        if cfg.lmem_read_cycles == 3:
-            # the bank's choice registered once more, with the element, before the
-            # operand selects: the block RAM's output register and the multiplier's
-            # input registers need not sit side by side.  The value is ``vo`` (``vi``
-            # registered), in step with them
-            lval_q = Signal(signed(W), name="lval_q")
-            e_q1 = Signal(element_layout(cfg), name="e_q1")
-            m.d.sync += [lval_q.eq(lval), e_q1.eq(e1)]
-            lval, e1, value = lval_q, e_q1, self.vo
         if whole_operands(cfg, self._multiplier):
             # one 18 × 18 multiplier takes both operands whole: no select in front of it
             # (the narrow one is in its range, hdl.image.pack's ``sel``)
@@ -329,6 +319,15 @@ class PE(wiring.Component):
             wide_d = Signal(signed(W))
             m.d.comb += [narrow_d.eq(Mux(e1.sel, value[:N], lval[:N]).as_signed()),
                          wide_d.eq(Mux(e1.sel, lval, value))]
+        if cfg.lmem_read_cycles == 3:
+            # the selected operands registered once more, with the element: between the
+            # block RAM's output register and the multipliers' input registers stand a
+            # select and this register, which the placer may put between them
+            narrow_q = Signal.like(narrow_d, name="op_narrow_q")
+            wide_q = Signal.like(wide_d, name="op_wide_q")
+            e_q1 = Signal(element_layout(cfg), name="e_q1")
+            m.d.sync += [narrow_q.eq(narrow_d), wide_q.eq(wide_d), e_q1.eq(e1)]
+            narrow_d, wide_d, e1 = narrow_q, wide_q, e_q1
         e2 = stage(e1, "e2")
         # x+2: partial products; x+3: product
         if self._multiplier == "dsp" and self._primitive == "ecp5":

@@ -155,14 +155,17 @@ def read_register_bits(cfg: HardwareConfig) -> int:
     (``acc_bits`` each, every PE) are the block RAMs' output registers where
     ``hdl.image.ecp5_lmem_outreg`` holds, else flip-flops.  Measured (Yosys, lag 4 with
     the credit lag, the fit8 depths, output registers): 1×1 +111 FFs (this count: 110),
-    2×3 +218 (220).  ``lmem_read_cycles`` 3 adds to those the bank's choice
-    (``acc_bits``, every PE) and, in every row, the last PE's element once more (its
-    ``sel``, slot, half and flags: the other columns' equal the next PE's)."""
+    2×3 +218 (220).  ``lmem_read_cycles`` 3 adds to those the selected operands (the
+    narrow one and the wide one, every PE) and, in every row, the last PE's element once
+    more (its slot, half and flags: the other columns' equal the next PE's)."""
     a = cfg.acc_bits
     if cfg.lmem_read_cycles == 1:
         return 0
     lmem = 0 if ecp5_lmem_outreg(cfg) else 2 * a * cfg.pes
-    third = (a * cfg.pes + cfg.rows * (cfg.slot_bits + 6)) if cfg.lmem_read_cycles == 3 else 0
+    # both operands whole when the wide one is one multiplier slice (hdl.pe.whole_operands)
+    narrow = a if len(cfg.wide_chunks) == 1 else cfg.operand_bits
+    third = (((a + narrow) * cfg.pes + cfg.rows * (cfg.slot_bits + 6))
+             if cfg.lmem_read_cycles == 3 else 0)
     return lmem + cfg.rows * (3 * a + cfg.slot_bits + 10) + third
 
 

@@ -207,7 +207,7 @@ def test_bundle_with_ecp5_block_rams_holding_the_read_register(tmp_path, run, lm
     # the same cycle is undefined), both banks in one when they fit it together
     # (hdl.image.lmem_unified), else one per bank, and so is each of the three copies of every lane's
     # block-RAM stream FIFO under the lag; the multipliers MULT18X18D.  With 3 the
-    # chosen bank's data is registered once more in front of the multipliers
+    # selected operands are registered once more in front of the multipliers
     build, cfg, order, kw = CASES["split-long-row"]
     cfg = cfg.with_(request_lag_cycles=4, credit_lag_cycles=1, lmem_read_cycles=read,
                     lmem_depth=lmem_depth, stream_fifo_depth=64)
@@ -218,7 +218,7 @@ def test_bundle_with_ecp5_block_rams_holding_the_read_register(tmp_path, run, lm
     blocks = per_pe * cfg.pes + 3 * cfg.rows
     assert core.count("DP16KD #(") == blocks and core.count('"OUTREG"') == 2 * blocks
     assert all(f"sfifo{i}_2 (" in core for i in range(cfg.rows))
-    assert ("lval_q" in core) == (read == 3)
+    assert ("op_wide_q" in core) == (read == 3)
     _check(run(tmp_path), tmp_path, prog, want.cycles, y)
 
 

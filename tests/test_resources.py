@@ -185,9 +185,10 @@ def test_lmem_read_cycles_add_the_pe_registers_and_no_fmax():
     assert rs.read_register_bits(HardwareConfig(rows=4, cols=2, lmem_read_cycles=2,
                                                 lmem_depth=512)) == 4 * (3 * 32 + 9 + 10)
     assert two["ff"] - base["ff"] in range(added - 1, added + 2)
-    # 3: the bank's choice in every PE and the last PE's element fields in every row
+    # 3: the selected operands in every PE (8 and 32 bits) and the last PE's element
+    # fields in every row
     three = HardwareConfig(rows=4, cols=2, lmem_read_cycles=3)
-    assert rs.read_register_bits(three) == added + 8 * 32 + 4 * (9 + 6)
+    assert rs.read_register_bits(three) == added + 8 * (32 + 8) + 4 * (9 + 6)
     assert rs.estimate_resources(three, k)["fmax_mhz"] is None
     assert {n: two[n] for n in ("lut", "dsp", "bram")} == \
         {n: base[n] for n in ("lut", "dsp", "bram")}
