@@ -573,19 +573,22 @@ def _slack_histogram(log_text: str) -> dict:
     for lo, hi, bar in re.findall(r"Info:\s*\[\s*(-?\d+),\s*(-?\d+)\)\s*\|([*+ ]*)", block):
         stars, plus = bar.count("*"), "+" in bar
         bins.append([int(lo), int(hi), stars * unit + plus, stars * unit + plus * (unit - 1)])
-    return {"unit": unit, "bins": bins,
-            "failing": [sum(b[2] for b in bins if b[1] <= 0),
-                        sum(b[3] for b in bins if b[0] < 0)]}
+    return {"unit": unit, "bins": bins, "failing": _below(bins, 0.0)}
+
+
+def _below(bins, shift_ps: float) -> list[int]:
+    """Endpoints of ``bins`` whose slack plus ``shift_ps`` is negative: the bins wholly
+    below (least) and every bin that starts below (most)."""
+    return [sum(b[2] for b in bins if b[1] + shift_ps <= 0),
+            sum(b[3] for b in bins if b[0] + shift_ps < 0)]
 
 
 def endpoints_failing(hist: dict, target_mhz: float, at_mhz: float) -> list[int]:
     """How many endpoints of a :func:`_slack_histogram` taken against ``target_mhz``
     would miss ``at_mhz``: between the bins wholly below the slack that clock leaves and
     every bin that starts below it, each bin counted by its least and most."""
-    shift_ps = 1e6 / at_mhz - 1e6 / target_mhz      # the slack the other clock adds
-    bins = hist.get("bins", [])
-    return [sum(b[2] for b in bins if b[1] + shift_ps <= 0),
-            sum(b[3] for b in bins if b[0] + shift_ps < 0)]
+    # the slack the other clock adds
+    return _below(hist.get("bins", []), 1e6 / at_mhz - 1e6 / target_mhz)
 
 
 def synthesize(out_dir, config: HardwareConfig, target: str = "ecp5", *, device=None,

@@ -56,6 +56,7 @@ from accel.config import HardwareConfig
 from accel.errors import AxwError
 from accel.fileio import read_toml
 from hdl.image import CoreParams, core_memories, ecp5_lmem_outreg, ram_style
+from hdl.pe import whole_operands
 from hdl.synth import SYNTH_CAPACITIES
 
 __all__ = ["ResourceModelError", "load_coefficients", "estimate_resources", "features",
@@ -157,13 +158,13 @@ def read_register_bits(cfg: HardwareConfig) -> int:
     the credit lag, the fit8 depths, output registers): 1×1 +111 FFs (this count: 110),
     2×3 +218 (220).  ``lmem_read_cycles`` 3 adds to those the selected operands (the
     narrow one and the wide one, every PE) and, in every row, the last PE's element once
-    more (its slot, half and flags: the other columns' equal the next PE's)."""
+    more (its slot, half and flags: the other columns' equal the next PE's); counted
+    from the RTL, not yet measured against Yosys."""
     a = cfg.acc_bits
     if cfg.lmem_read_cycles == 1:
         return 0
     lmem = 0 if ecp5_lmem_outreg(cfg) else 2 * a * cfg.pes
-    # both operands whole when the wide one is one multiplier slice (hdl.pe.whole_operands)
-    narrow = a if len(cfg.wide_chunks) == 1 else cfg.operand_bits
+    narrow = a if whole_operands(cfg, "dsp") else cfg.operand_bits
     third = (((a + narrow) * cfg.pes + cfg.rows * (cfg.slot_bits + 6))
              if cfg.lmem_read_cycles == 3 else 0)
     return lmem + cfg.rows * (3 * a + cfg.slot_bits + 10) + third
